@@ -1,0 +1,181 @@
+//! Wires the parts together: opens the store, builds the provider and the
+//! pipeline, binds both listeners, and shuts down gracefully.
+//!
+//! Shutdown: on the signal both listeners stop accepting, in-flight requests
+//! get `server.shutdown_grace_secs` to finish, then the store is flushed.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::Settings;
+use crate::domain::Tenant;
+use crate::http::{self, error::ApiError};
+use crate::outbound::Outbound;
+use crate::store::{SledStore, Store};
+use crate::upstream;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub tenants: Arc<[Arc<Tenant>]>,
+    pub store: Arc<dyn Store>,
+    pub outbound: Arc<Outbound>,
+}
+
+pub struct App {
+    state: AppState,
+    api: TcpListener,
+    public: TcpListener,
+}
+
+impl App {
+    /// Opens the store and binds both listeners (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let cfg = &settings.config;
+        if let Some(dir) = cfg
+            .storage
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let store: Arc<dyn Store> = Arc::new(
+            SledStore::open(&cfg.storage.path, cfg.storage.cache_mb)
+                .with_context(|| format!("opening the store at {}", cfg.storage.path.display()))?,
+        );
+        let provider = upstream::from_config(&cfg.upstream)?;
+        let outbound = Arc::new(Outbound {
+            store: store.clone(),
+            provider,
+            rules: Arc::new(settings.rules.clone()),
+            shortcodes: settings.shortcodes.clone(),
+            public_base_url: settings.public_base_url.clone(),
+            concurrency: cfg.upstream.concurrency,
+        });
+        let api = TcpListener::bind(settings.api_listen)
+            .await
+            .with_context(|| format!("binding the API listener on {}", settings.api_listen))?;
+        let public = TcpListener::bind(settings.public_listen)
+            .await
+            .with_context(|| {
+                format!("binding the public listener on {}", settings.public_listen)
+            })?;
+        let state = AppState {
+            tenants: settings.tenants.clone().into(),
+            settings: Arc::new(settings),
+            store,
+            outbound,
+        };
+        Ok(App { state, api, public })
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The store, for operator tooling and tests that seed state.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains and flushes.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let App { state, api, public } = self;
+        let grace = Duration::from_secs(state.settings.config.server.shutdown_grace_secs);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let api_router =
+            http::api::router(state.clone()).layer(CatchPanicLayer::custom(panic_response));
+        let public_router =
+            http::public::router(state.clone()).layer(CatchPanicLayer::custom(panic_response));
+        let api_server = tokio::spawn(
+            axum::serve(api, api_router)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+        );
+        let public_server = tokio::spawn(
+            axum::serve(
+                public,
+                public_router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx))
+            .into_future(),
+        );
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(grace, async {
+            let _ = api_server.await;
+            let _ = public_server.await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests did not finish in time"
+            );
+        }
+        state
+            .store
+            .durable()
+            .await
+            .context("final flush of the store")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::error!("a request handler panicked");
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "internal error",
+    )
+    .into_response()
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

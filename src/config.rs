@@ -1,0 +1,603 @@
+//! Configuration: a TOML file, then `STOPGATE_...` environment overrides,
+//! then validation into [`Settings`], the checked form the app runs on.
+//!
+//! Environment keys are the TOML path in upper case with `__` between
+//! levels: `STOPGATE_SERVER__API_LISTEN=0.0.0.0:8080`,
+//! `STOPGATE_UPSTREAM__TOKEN=...`.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{ApiKeyHash, Country, ShortCode, Tenant, TenantId};
+use crate::inbound::keywords::normalize;
+use crate::outbound::segments::is_gsm7;
+use crate::rules::{check_footer, Method, RuleSet};
+
+/// A configuration problem: which key, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A string that never prints: tokens, secrets, API keys.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub upstream: UpstreamConfig,
+    pub inbound: InboundConfig,
+    /// Country -> short code that routes STOP replies here.
+    pub shortcodes: BTreeMap<String, String>,
+    pub tenants: Vec<TenantConfig>,
+    pub rules: RulesConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Applications and admin; never expose publicly.
+    pub api_listen: String,
+    /// Link pages and provider webhooks.
+    pub public_listen: String,
+    /// Prefix of minted links, e.g. `https://stp.example`.
+    pub public_base_url: String,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            api_listen: "127.0.0.1:8080".into(),
+            public_listen: "127.0.0.1:8081".into(),
+            public_base_url: "http://127.0.0.1:8081".into(),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+    /// Upper bound of sled's page cache, in MiB.
+    pub cache_mb: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            path: PathBuf::from("data/stopgate"),
+            cache_mb: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamKind {
+    /// Dry run: log (masked) and accept.
+    #[default]
+    Log,
+    /// The generic JSON adapter.
+    Http,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    pub kind: UpstreamKind,
+    pub url: String,
+    pub token: Secret,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    /// Messages in flight to the provider at once.
+    pub concurrency: usize,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            kind: UpstreamKind::Log,
+            url: String::new(),
+            token: Secret::default(),
+            timeout_ms: 10_000,
+            connect_timeout_ms: 2_000,
+            concurrency: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// HMAC-SHA256 key for `X-Stopgate-Signature` on `/v1/inbound`.
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_footer: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shortcodes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// A directory of `XX.toml` files overriding or adding to the built-in rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_recipients: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Longest message body accepted, in characters (10 UCS-2 parts is 670).
+    pub max_body_chars: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_recipients: 1000,
+            max_request_bytes: 1024 * 1024,
+            max_body_chars: 1600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `stopgate=debug,info`.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file (if given) and applies `STOPGATE_...` overrides.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+            })?;
+            fig = fig.merge(Toml::string(&text));
+        }
+        fig = fig.merge(Env::prefixed("STOPGATE_").split("__").ignore(&["config"]));
+        fig.extract().map_err(|e| {
+            let key = if e.path.is_empty() {
+                file.map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "config".into())
+            } else {
+                e.path.join(".")
+            };
+            ConfigError::new(key, e.kind.to_string())
+        })
+    }
+}
+
+/// The checked configuration the app runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub api_listen: SocketAddr,
+    pub public_listen: SocketAddr,
+    pub public_base_url: String,
+    pub tenants: Vec<Arc<Tenant>>,
+    /// Shared short codes by country.
+    pub shortcodes: BTreeMap<Country, ShortCode>,
+    pub rules: RuleSet,
+    /// Things that work but an operator should know at startup.
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    pub fn from_config(config: Config) -> Result<Settings, ConfigError> {
+        let addr = |key: &str, v: &str| {
+            v.parse::<SocketAddr>().map_err(|_| {
+                ConfigError::new(key, format!("{v:?} is not an address like 127.0.0.1:8080"))
+            })
+        };
+        let api_listen = addr("server.api_listen", &config.server.api_listen)?;
+        let public_listen = addr("server.public_listen", &config.server.public_listen)?;
+        let public_base_url = validate_base_url(&config.server.public_base_url)?;
+        if config.upstream.kind == UpstreamKind::Http && config.upstream.url.is_empty() {
+            return Err(ConfigError::new(
+                "upstream.url",
+                "required when upstream.kind = \"http\"",
+            ));
+        }
+        if config.upstream.concurrency == 0 {
+            return Err(ConfigError::new(
+                "upstream.concurrency",
+                "must be at least 1",
+            ));
+        }
+        if config.limits.max_recipients == 0 {
+            return Err(ConfigError::new(
+                "limits.max_recipients",
+                "must be at least 1",
+            ));
+        }
+        let rules = RuleSet::load(config.rules.dir.as_deref())
+            .map_err(|e| ConfigError::new("rules.dir", e.to_string()))?;
+
+        let mut shortcodes = BTreeMap::new();
+        for (country, code) in &config.shortcodes {
+            let key = format!("shortcodes.{country}");
+            shortcodes.insert(
+                parse_country(&key, country)?,
+                ShortCode::parse(code).map_err(|m| ConfigError::new(&key, m))?,
+            );
+        }
+
+        let mut tenants = Vec::new();
+        let mut ids = HashSet::new();
+        let mut keywords = HashSet::new();
+        for (i, tc) in config.tenants.iter().enumerate() {
+            let tenant = validate_tenant(i, tc, &rules)?;
+            if !ids.insert(tenant.id.clone()) {
+                return Err(ConfigError::new(
+                    format!("tenants[{i}].id"),
+                    format!("{:?} is used twice", tc.id),
+                ));
+            }
+            if let Some(k) = &tenant.keyword {
+                if !keywords.insert(k.clone()) {
+                    return Err(ConfigError::new(
+                        format!("tenants[{i}].keyword"),
+                        format!("{k:?} is used by another tenant"),
+                    ));
+                }
+            }
+            if tenants
+                .iter()
+                .any(|t: &Arc<Tenant>| t.api_key.matches(&tenant.api_key))
+            {
+                return Err(ConfigError::new(
+                    format!("tenants[{i}]"),
+                    "two tenants share one API key",
+                ));
+            }
+            tenants.push(Arc::new(tenant));
+        }
+
+        let warnings = startup_warnings(&config, &rules, &shortcodes, &tenants);
+        Ok(Settings {
+            api_listen,
+            public_listen,
+            public_base_url,
+            tenants,
+            shortcodes,
+            rules,
+            warnings,
+            config,
+        })
+    }
+}
+
+fn parse_country(key: &str, s: &str) -> Result<Country, ConfigError> {
+    Country::parse(s).ok_or_else(|| {
+        ConfigError::new(
+            key,
+            format!("{s:?} is not an ISO 3166 two-letter country code (the UK is GB)"),
+        )
+    })
+}
+
+fn validate_base_url(raw: &str) -> Result<String, ConfigError> {
+    let key = "server.public_base_url";
+    let url =
+        reqwest::Url::parse(raw).map_err(|e| ConfigError::new(key, format!("{raw:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            key,
+            format!("{raw:?} must be an http(s) URL with a host"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(key, "must not have a query or fragment"));
+    }
+    let base = raw.trim_end_matches('/').to_string();
+    if !is_gsm7(&base) {
+        return Err(ConfigError::new(
+            key,
+            "must be GSM-7 text (it goes into SMS footers)",
+        ));
+    }
+    Ok(base)
+}
+
+fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenant, ConfigError> {
+    let key = |field: &str| format!("tenants[{i}].{field}");
+    let id = TenantId::parse(&tc.id).map_err(|m| ConfigError::new(key("id"), m))?;
+    let name = tc.name.trim().to_string();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ConfigError::new(key("name"), "must be 1 to 64 characters"));
+    }
+    let api_key = match (&tc.api_key, &tc.api_key_sha256) {
+        (Some(k), None) if !k.expose().trim().is_empty() => ApiKeyHash::of_key(k.expose()),
+        (None, Some(h)) => {
+            ApiKeyHash::from_hex(h).map_err(|m| ConfigError::new(key("api_key_sha256"), m))?
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                key("api_key"),
+                "set api_key or api_key_sha256, not both",
+            ))
+        }
+        _ => {
+            return Err(ConfigError::new(
+                key("api_key"),
+                "required (or api_key_sha256)",
+            ))
+        }
+    };
+    let keyword = match &tc.keyword {
+        None => None,
+        Some(k) => {
+            let norm = normalize(k);
+            if norm.is_empty() {
+                return Err(ConfigError::new(
+                    key("keyword"),
+                    "must contain letters or digits",
+                ));
+            }
+            let d = &rules.default_rules().keywords;
+            let reserved: BTreeSet<&String> = d
+                .stop
+                .iter()
+                .chain(&d.start)
+                .chain(&d.help)
+                .chain(&d.filler)
+                .chain(&d.stopall)
+                .collect();
+            if reserved.contains(&norm) {
+                return Err(ConfigError::new(
+                    key("keyword"),
+                    format!("{norm:?} is a reserved keyword"),
+                ));
+            }
+            Some(norm)
+        }
+    };
+    let uses_name = |t: &str| t.contains("{tenant}");
+    if let Some(f) = &tc.footer {
+        check_footer(&key("footer"), &f.replace("{tenant}", &name), "{shortcode}")
+            .map_err(|m| ConfigError::new(key("footer"), m))?;
+    }
+    if let Some(f) = &tc.link_footer {
+        check_footer(&key("link_footer"), &f.replace("{tenant}", &name), "{url}")
+            .map_err(|m| ConfigError::new(key("link_footer"), m))?;
+    }
+    let rules_use_name = rules
+        .countries()
+        .iter()
+        .map(|c| rules.for_country(*c))
+        .chain([rules.default_rules()])
+        .any(|r| uses_name(&r.link_footer) || r.shortcode_footer.as_deref().is_some_and(uses_name));
+    if rules_use_name && !is_gsm7(&name) {
+        return Err(ConfigError::new(
+            key("name"),
+            "a footer shows the tenant name, so it must be GSM-7 text",
+        ));
+    }
+    let mut shortcodes = BTreeMap::new();
+    for (c, code) in &tc.shortcodes {
+        let k = key(&format!("shortcodes.{c}"));
+        shortcodes.insert(
+            parse_country(&k, c)?,
+            ShortCode::parse(code).map_err(|m| ConfigError::new(&k, m))?,
+        );
+    }
+    Ok(Tenant {
+        id,
+        name,
+        api_key,
+        keyword,
+        footer: tc.footer.clone(),
+        link_footer: tc.link_footer.clone(),
+        shortcodes,
+    })
+}
+
+fn startup_warnings(
+    config: &Config,
+    rules: &RuleSet,
+    shortcodes: &BTreeMap<Country, ShortCode>,
+    tenants: &[Arc<Tenant>],
+) -> Vec<String> {
+    let mut w = Vec::new();
+    for c in rules.countries() {
+        if rules.for_country(c).method != Method::Shortcode || shortcodes.contains_key(&c) {
+            continue;
+        }
+        let without: Vec<&str> = tenants
+            .iter()
+            .filter(|t| !t.shortcodes.contains_key(&c))
+            .map(|t| t.id.as_str())
+            .collect();
+        if !without.is_empty() {
+            w.push(format!(
+                "no short code configured for {c}: marketing to {c} from {} gets the link footer instead of STOP to a short code",
+                without.join(", ")
+            ));
+        }
+    }
+    if config.inbound.secret.expose().is_empty() {
+        w.push("inbound.secret is not set: /v1/inbound refuses every request".into());
+    }
+    if tenants.is_empty() {
+        w.push("no tenants configured: every API request will be refused".into());
+    }
+    if config.upstream.kind == UpstreamKind::Log {
+        w.push("upstream.kind = \"log\": messages are logged, not sent (dry run)".into());
+    }
+    w
+}
+
+/// The tenant of the zero-config demo: its key is generated once and kept in
+/// `demo-api-key` next to the store, so it survives restarts.
+pub fn demo_tenant(storage_path: &Path) -> std::io::Result<(TenantConfig, String)> {
+    let dir = storage_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join("demo-api-key");
+    let key = match std::fs::read_to_string(&file) {
+        Ok(k) if !k.trim().is_empty() => k.trim().to_string(),
+        _ => {
+            let key = format!(
+                "sk_demo_{}",
+                crate::links::new_code() + &crate::links::new_code()
+            );
+            write_private(&file, &key)?;
+            key
+        }
+    };
+    let tenant = TenantConfig {
+        id: "demo".into(),
+        name: "Demo Shop".into(),
+        api_key: Some(Secret(key.clone())),
+        keyword: Some("DEMO".into()),
+        ..Default::default()
+    };
+    Ok((tenant, key))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_tenant(extra: &str) -> Result<Settings, ConfigError> {
+        let toml = format!(
+            r#"
+[shortcodes]
+FR = "36111"
+[[tenants]]
+id = "acme"
+name = "ACME Shop"
+api_key = "sk_acme_123"
+{extra}
+"#
+        );
+        let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(&toml))
+            .extract()
+            .map_err(|e| ConfigError::new(e.path.join("."), e.kind.to_string()))?;
+        Settings::from_config(cfg)
+    }
+
+    #[test]
+    fn the_design_example_is_valid() {
+        let s = with_tenant("keyword = \"ACME\"").unwrap();
+        assert_eq!(s.tenants[0].keyword.as_deref(), Some("ACME"));
+        assert!(s
+            .warnings
+            .iter()
+            .any(|w| w.contains("no short code configured for DE")));
+        assert!(!s.warnings.iter().any(|w| w.contains("for FR")));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = with_tenant("keyword = \"STOP\"").unwrap_err();
+        assert_eq!(e.key, "tenants[0].keyword");
+        let e = with_tenant("footer = \"Reply STOP\"").unwrap_err();
+        assert_eq!(e.key, "tenants[0].footer");
+        assert!(e.message.contains("{shortcode}"), "{}", e.message);
+        let e = with_tenant("shortcodes = { UK = \"60777\" }").unwrap_err();
+        assert_eq!(e.key, "tenants[0].shortcodes.UK");
+        let e = with_tenant("colour = \"red\"").unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
+        let e = with_tenant("api_key_sha256 = \"abcd\"").unwrap_err();
+        assert_eq!(e.key, "tenants[0].api_key");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = with_tenant("").unwrap();
+        assert!(!format!("{:?}", s.config).contains("sk_acme_123"));
+    }
+}

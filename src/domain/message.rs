@@ -1,0 +1,152 @@
+use std::fmt;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Our id for one message to one recipient; it is the `reference` the
+/// upstream sees, so a provider's delivery report can be traced back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MessageId(String);
+
+impl MessageId {
+    pub fn generate() -> MessageId {
+        let mut rng = rand::rng();
+        let hi: u64 = rng.random();
+        let lo: u64 = rng.random();
+        MessageId(format!(
+            "msg_{}",
+            base62::encode(u128::from(hi) << 64 | u128::from(lo))
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A short code that receives STOP replies: digits only, 3 to 15 of them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ShortCode(String);
+
+impl ShortCode {
+    pub fn parse(s: &str) -> Result<ShortCode, String> {
+        let s = s.trim();
+        if (3..=15).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(ShortCode(s.to_string()))
+        } else {
+            Err(format!("short code {s:?} must be 3 to 15 digits"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ShortCode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        ShortCode::parse(&s)
+    }
+}
+
+impl From<ShortCode> for String {
+    fn from(s: ShortCode) -> String {
+        s.0
+    }
+}
+
+impl fmt::Display for ShortCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The sender shown on the handset: an alphanumeric sender id (up to 11
+/// characters), a short code or a phone number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Sender(String);
+
+impl Sender {
+    pub fn parse(s: &str) -> Result<Sender, &'static str> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("must not be empty");
+        }
+        let numeric = s.strip_prefix('+').unwrap_or(s);
+        if !numeric.is_empty() && numeric.bytes().all(|b| b.is_ascii_digit()) {
+            if numeric.len() > 15 {
+                return Err("a numeric sender has at most 15 digits");
+            }
+        } else if s.chars().count() > 11 {
+            return Err("an alphanumeric sender has at most 11 characters");
+        } else if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " -_.&".contains(c))
+        {
+            return Err("an alphanumeric sender may only hold letters, digits, spaces and - _ . &");
+        }
+        Ok(Sender(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A campaign name chosen by the application; links are unique per campaign
+/// and insights are grouped by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Campaign(String);
+
+impl Campaign {
+    pub fn parse(s: &str) -> Result<Campaign, &'static str> {
+        if s.is_empty() || s.len() > 64 {
+            return Err("must be 1 to 64 bytes");
+        }
+        if s.chars().any(char::is_control) {
+            return Err("must not contain control characters");
+        }
+        Ok(Campaign(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_unique_and_prefixed() {
+        let a = MessageId::generate();
+        let b = MessageId::generate();
+        assert_ne!(a, b);
+        assert!(a.as_str().starts_with("msg_"));
+    }
+
+    #[test]
+    fn shortcodes_are_digits() {
+        assert!(ShortCode::parse("36111").is_ok());
+        assert!(ShortCode::parse("12").is_err());
+        assert!(ShortCode::parse("36a11").is_err());
+    }
+
+    #[test]
+    fn senders() {
+        assert!(Sender::parse("ACME").is_ok());
+        assert!(Sender::parse("+33612345678").is_ok());
+        assert!(Sender::parse("ACME SHOP LTD").is_err());
+        assert!(Sender::parse("").is_err());
+        assert!(Sender::parse("AC<ME").is_err());
+    }
+}

@@ -1,0 +1,124 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{Country, ShortCode};
+
+/// A tenant id from the config: `[a-z0-9_-]{1,64}`, so it is safe in store
+/// keys, URLs and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn parse(s: &str) -> Result<TenantId, String> {
+        if !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            Ok(TenantId(s.to_string()))
+        } else {
+            Err(format!(
+                "tenant id {s:?} must be 1 to 64 characters of a-z, 0-9, - and _"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        TenantId::parse(&s)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(t: TenantId) -> String {
+        t.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// SHA-256 of an API key. Keys are only ever compared as hashes, in constant
+/// time, so a config file may hold the hash instead of the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyHash([u8; 32]);
+
+impl ApiKeyHash {
+    pub fn of_key(key: &str) -> ApiKeyHash {
+        ApiKeyHash(Sha256::digest(key.as_bytes()).into())
+    }
+
+    pub fn from_hex(hex_str: &str) -> Result<ApiKeyHash, String> {
+        let bytes = hex::decode(hex_str.trim())
+            .map_err(|_| "api_key_sha256 must be 64 hex characters".to_string())?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "api_key_sha256 must be 64 hex characters".to_string())?;
+        Ok(ApiKeyHash(arr))
+    }
+
+    pub fn matches(&self, other: &ApiKeyHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for ApiKeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKeyHash(..)")
+    }
+}
+
+/// A company sending through stopgate. Opt-outs are scoped to it.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    /// Shown to recipients on the opt-out page and in confirmations.
+    pub name: String,
+    pub api_key: ApiKeyHash,
+    /// Normalized keyword that targets this tenant in `STOP <KEYWORD>`.
+    pub keyword: Option<String>,
+    /// Footer template for short-code countries (must contain `{shortcode}`).
+    pub footer: Option<String>,
+    /// Footer template for link countries (must contain `{url}`).
+    pub link_footer: Option<String>,
+    /// Short codes dedicated to this tenant, by country.
+    pub shortcodes: BTreeMap<Country, ShortCode>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_are_restricted() {
+        assert!(TenantId::parse("acme").is_ok());
+        assert!(TenantId::parse("acme-2_b").is_ok());
+        assert!(TenantId::parse("Acme").is_err());
+        assert!(TenantId::parse("a\0b").is_err());
+        assert!(TenantId::parse("").is_err());
+    }
+
+    #[test]
+    fn key_hash_matches_only_its_key() {
+        let h = ApiKeyHash::of_key("sk_acme_123");
+        assert!(h.matches(&ApiKeyHash::of_key("sk_acme_123")));
+        assert!(!h.matches(&ApiKeyHash::of_key("sk_acme_124")));
+        let hex = hex::encode(Sha256::digest(b"sk_acme_123"));
+        assert!(ApiKeyHash::from_hex(&hex).unwrap().matches(&h));
+        assert!(ApiKeyHash::from_hex("abc").is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! Extractors that turn a raw request into checked inputs or an [`ApiError`].
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{header, request::Parts, StatusCode};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::app::AppState;
+use crate::domain::{ApiKeyHash, Tenant};
+
+/// The tenant whose Bearer API key the request carries.
+pub struct AuthTenant(pub Arc<Tenant>);
+
+impl FromRequestParts<AppState> for AuthTenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <api key>"))?;
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Authorization must be: Bearer <api key>"))?;
+        authenticate(&state.tenants, key)
+            .map(AuthTenant)
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))
+    }
+}
+
+/// Compares the key's hash with every tenant's in constant time and without
+/// stopping at a match, so timing reveals neither the key nor its position.
+pub fn authenticate(tenants: &[Arc<Tenant>], key: &str) -> Option<Arc<Tenant>> {
+    let presented = ApiKeyHash::of_key(key);
+    let mut found = None;
+    for t in tenants {
+        if t.api_key.matches(&presented) {
+            found = Some(t.clone());
+        }
+    }
+    found
+}
+
+/// A JSON body: `application/json`, within the size limit, parsed with the
+/// failing field named in the error.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            ));
+        }
+        let bytes = read_body(req, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Reads the whole body, refusing more than the configured limit with 413.
+pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    let limit = state.settings.config.limits.max_request_bytes;
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {limit} bytes"),
+            )
+        })
+}
+
+/// Parses a JSON object body. serde would also read a struct from an array,
+/// which only produces confusing errors, so anything but an object is refused first.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "the body must be a JSON object (a map of fields)",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::bad_request("invalid_json", format!("body is not valid JSON: {inner}"))
+        } else if path == "." {
+            ApiError::bad_request("invalid_field", inner.to_string())
+        } else {
+            ApiError::bad_request("invalid_field", format!("{path}: {inner}"))
+        }
+    })
+}

@@ -1,0 +1,3 @@
+//! Replies from recipients (MO messages): what they mean and what to do.
+
+pub mod keywords;

@@ -1,0 +1,28 @@
+//! stopgate: SMS gateway middleware that adds the opt-out each country
+//! expects to marketing messages, handles STOP replies and opt-out links,
+//! and never forwards marketing to someone who opted out.
+//!
+//! The map (see ARCHITECTURE.md for the invariants):
+//!
+//! - [`config`]: TOML file + `STOPGATE_...` env -> checked [`config::Settings`].
+//! - [`app`]: builds the state, runs both listeners, shuts down gracefully.
+//! - [`domain`]: pure types; numbers, tenants, categories, audit events.
+//! - [`rules`]: the country rules files: methods, footers, keywords, replies.
+//! - [`outbound`]: the send pipeline, footers and segment counting.
+//! - [`inbound`]: recipients' replies: keywords, attribution, actions.
+//! - [`links`]: opt-out link codes.
+//! - [`store`]: the `Store` trait, sled, group commit.
+//! - [`upstream`]: the `Provider` trait and one adapter per provider.
+//! - [`http`]: routers, extractors, the JSON error shape.
+
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod inbound;
+pub mod links;
+pub mod outbound;
+pub mod rules;
+pub mod store;
+pub mod telemetry;
+pub mod upstream;

@@ -1,0 +1,313 @@
+//! The send pipeline: for each recipient, normalize the number, and for
+//! marketing check the suppression list and add the country's opt-out
+//! footer; make minted links durable; then forward to the provider.
+//!
+//! Order matters: a link is on disk before any message carrying it leaves,
+//! so a recipient never gets a link that a crash could forget.
+
+pub mod footer;
+pub mod segments;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use crate::domain::{
+    now_millis, Campaign, Category, Country, MessageId, PhoneNumber, Sender, ShortCode, Tenant,
+};
+use crate::links;
+use crate::rules::RuleSet;
+use crate::store::{Store, StoreError};
+use crate::upstream::{OutboundSms, Provider, ProviderError};
+use footer::FooterPlan;
+use segments::{analyze, Encoding};
+
+/// Everything the pipeline needs, built once at startup.
+pub struct Outbound {
+    pub store: Arc<dyn Store>,
+    pub provider: Arc<dyn Provider>,
+    pub rules: Arc<RuleSet>,
+    /// Shared short codes by country.
+    pub shortcodes: BTreeMap<Country, ShortCode>,
+    pub public_base_url: String,
+    /// Messages in flight to the provider per request.
+    pub concurrency: usize,
+}
+
+/// A validated send request.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub tenant: Arc<Tenant>,
+    /// Recipients as the client wrote them; each is parsed on its own.
+    pub to: Vec<String>,
+    pub from: Sender,
+    pub body: String,
+    pub category: Category,
+    pub campaign: Option<Campaign>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Sent,
+    /// Marketing to an opted-out recipient: not forwarded.
+    Blocked,
+    /// Refused before sending (bad or duplicate number).
+    Rejected,
+    /// The provider did not take it.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sent => "sent",
+            Status::Blocked => "blocked",
+            Status::Rejected => "rejected",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// Per-recipient error codes, part of the API contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidNumber,
+    DuplicateRecipient,
+    RecipientOptedOut,
+    UpstreamError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidNumber => "invalid_number",
+            ErrorCode::DuplicateRecipient => "duplicate_recipient",
+            ErrorCode::RecipientOptedOut => "recipient_opted_out",
+            ErrorCode::UpstreamError => "upstream_error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptOut {
+    ShortCode(ShortCode),
+    Url(String),
+}
+
+/// What happened to one recipient.
+#[derive(Debug, Clone)]
+pub struct RecipientResult {
+    /// E.164 when the number parsed, else the input as given.
+    pub to: String,
+    pub status: Status,
+    pub id: Option<MessageId>,
+    pub country: Option<Country>,
+    /// The body as sent (or as it would have been).
+    pub body: String,
+    pub encoding: Encoding,
+    pub segments: usize,
+    pub optout: Option<OptOut>,
+    pub provider_id: Option<String>,
+    pub error: Option<Failure>,
+}
+
+/// A recipient that passed every check and waits to be forwarded.
+struct Ready {
+    result: RecipientResult,
+    sms: OutboundSms,
+}
+
+impl Outbound {
+    /// Sends one request. Only a storage failure fails the whole request;
+    /// everything else is a per-recipient result.
+    pub async fn send(&self, req: &SendRequest) -> Result<Vec<RecipientResult>, StoreError> {
+        let mut seen = HashSet::new();
+        let mut needs_commit = false;
+        let mut planned: Vec<Result<Ready, RecipientResult>> = Vec::with_capacity(req.to.len());
+        for raw in &req.to {
+            planned.push(self.plan(req, raw, &mut seen, &mut needs_commit)?);
+        }
+        if needs_commit {
+            self.store.durable().await?;
+        }
+        let results = futures::stream::iter(planned)
+            .map(|p| async move {
+                match p {
+                    Ok(ready) => self.forward(ready).await,
+                    Err(done) => done,
+                }
+            })
+            .buffered(self.concurrency)
+            .collect::<Vec<_>>()
+            .await;
+        for r in &results {
+            metrics::counter!("stopgate_messages_total", "category" => req.category.as_str(), "status" => r.status.as_str())
+                .increment(1);
+        }
+        Ok(results)
+    }
+
+    fn plan(
+        &self,
+        req: &SendRequest,
+        raw: &str,
+        seen: &mut HashSet<String>,
+        needs_commit: &mut bool,
+    ) -> Result<Result<Ready, RecipientResult>, StoreError> {
+        let unsent = |to: String, status, country, code: ErrorCode, message: String| {
+            let info = analyze(&req.body);
+            RecipientResult {
+                to,
+                status,
+                id: None,
+                country,
+                body: req.body.clone(),
+                encoding: info.encoding,
+                segments: info.segments,
+                optout: None,
+                provider_id: None,
+                error: Some(Failure { code, message }),
+            }
+        };
+        let number = match PhoneNumber::parse(raw) {
+            Ok(n) => n,
+            Err(e) => {
+                return Ok(Err(unsent(
+                    raw.to_string(),
+                    Status::Rejected,
+                    None,
+                    ErrorCode::InvalidNumber,
+                    e.to_string(),
+                )));
+            }
+        };
+        let country = Some(number.country());
+        if !seen.insert(number.as_str().to_string()) {
+            let msg = "the same number appears earlier in this request".to_string();
+            return Ok(Err(unsent(
+                number.as_str().into(),
+                Status::Rejected,
+                country,
+                ErrorCode::DuplicateRecipient,
+                msg,
+            )));
+        }
+
+        let tenant = &req.tenant;
+        let mut body = req.body.clone();
+        let mut optout = None;
+        if req.category.is_marketing() {
+            if self.store.is_suppressed(&tenant.id, number.as_str())? {
+                tracing::info!(tenant = %tenant.id, to = %number, "blocked: recipient opted out");
+                let msg = "the recipient opted out of this sender's marketing".to_string();
+                return Ok(Err(unsent(
+                    number.as_str().into(),
+                    Status::Blocked,
+                    country,
+                    ErrorCode::RecipientOptedOut,
+                    msg,
+                )));
+            }
+            let rules = self.rules.for_country(number.country());
+            let shortcode = tenant
+                .shortcodes
+                .get(&number.country())
+                .or_else(|| self.shortcodes.get(&number.country()));
+            let text = match footer::plan(rules, tenant, shortcode) {
+                FooterPlan::ShortCode {
+                    shortcode,
+                    template,
+                } => {
+                    self.store.note_marketing_send(
+                        number.as_str(),
+                        shortcode.as_str(),
+                        &tenant.id,
+                        now_millis(),
+                    )?;
+                    let text =
+                        footer::render(&template, Some(shortcode.as_str()), None, &tenant.name);
+                    optout = Some(OptOut::ShortCode(shortcode));
+                    text
+                }
+                FooterPlan::Link { template } => {
+                    let (url, minted) = links::link_for(
+                        self.store.as_ref(),
+                        &self.public_base_url,
+                        tenant,
+                        &number,
+                        req.campaign.as_ref(),
+                    )?;
+                    *needs_commit |= minted;
+                    let text = footer::render(&template, None, Some(&url), &tenant.name);
+                    optout = Some(OptOut::Url(url));
+                    text
+                }
+            };
+            body = footer::append(&body, &text);
+        }
+        let info = analyze(&body);
+        let id = MessageId::generate();
+        Ok(Ok(Ready {
+            result: RecipientResult {
+                to: number.as_str().to_string(),
+                status: Status::Sent,
+                id: Some(id.clone()),
+                country,
+                body: body.clone(),
+                encoding: info.encoding,
+                segments: info.segments,
+                optout,
+                provider_id: None,
+                error: None,
+            },
+            sms: OutboundSms {
+                id,
+                to: number,
+                from: req.from.as_str().to_string(),
+                body,
+                encoding: info.encoding,
+                category: req.category,
+            },
+        }))
+    }
+
+    async fn forward(&self, ready: Ready) -> RecipientResult {
+        let Ready { mut result, sms } = ready;
+        let started = Instant::now();
+        let outcome = self.provider.send(&sms).await;
+        metrics::histogram!("stopgate_upstream_seconds", "provider" => self.provider.name())
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(accepted) => {
+                tracing::debug!(id = %sms.id, to = %sms.to, provider_id = %accepted.provider_id, "forwarded");
+                result.provider_id = Some(accepted.provider_id);
+            }
+            Err(e) => {
+                tracing::warn!(id = %sms.id, to = %sms.to, provider = self.provider.name(), error = %e, "upstream failed");
+                result.status = Status::Failed;
+                result.error = Some(Failure {
+                    code: ErrorCode::UpstreamError,
+                    message: upstream_message(&e),
+                });
+            }
+        }
+        result
+    }
+}
+
+fn upstream_message(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Timeout => {
+            "the provider did not answer in time; the message may or may not have been sent".into()
+        }
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,142 @@
+//! Persistence. Only this module knows storage keys and encodings.
+//!
+//! Writes land in sled's in-memory log at once; [`Store::durable`] waits
+//! until everything written before the call is fsynced. Callers write first,
+//! then await `durable()` before they acknowledge or forward, and concurrent
+//! callers share one fsync (group commit, see [`commit`]).
+
+pub mod commit;
+pub mod sled;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Event, Source, TenantId, UnixMillis};
+
+pub use self::sled::SledStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage backend: {0}")]
+    Backend(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<::sled::Error> for StoreError {
+    fn from(e: ::sled::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl<T: std::fmt::Display> From<::sled::transaction::TransactionError<T>> for StoreError {
+    fn from(e: ::sled::transaction::TransactionError<T>) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Current subscription state of one number for one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub suppressed: bool,
+    pub updated: UnixMillis,
+    pub source: Source,
+}
+
+/// A minted opt-out link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    pub tenant: TenantId,
+    /// E.164.
+    pub number: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    pub created: UnixMillis,
+}
+
+/// What a request's idempotency `reference` says about a new attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// First time: go ahead (the reference is now held).
+    Fresh,
+    /// Another attempt with this reference is running.
+    InProgress,
+    /// Already answered: here is the stored response.
+    Done(Vec<u8>),
+    /// The reference was used for a different request.
+    Mismatch,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn suppression(&self, tenant: &TenantId, number: &str) -> Result<Option<Suppression>>;
+
+    fn is_suppressed(&self, tenant: &TenantId, number: &str) -> Result<bool> {
+        Ok(self
+            .suppression(tenant, number)?
+            .is_some_and(|s| s.suppressed))
+    }
+
+    /// Applies an opt-out or opt-in. If it changes the state, the event is
+    /// appended to the audit log in the same transaction and `true` returned;
+    /// a repeat (STOP when already suppressed) changes nothing.
+    fn record(&self, event: &Event) -> Result<bool>;
+
+    /// The audit history of one number for one tenant, oldest first.
+    fn events(&self, tenant: &TenantId, number: &str) -> Result<Vec<Event>>;
+
+    /// The link code for (tenant, number, campaign): the existing one, or
+    /// one made by `mint` and inserted only if absent. `true` if new.
+    fn link_for(
+        &self,
+        tenant: &TenantId,
+        number: &str,
+        campaign: Option<&str>,
+        mint: &mut dyn FnMut() -> String,
+    ) -> Result<(String, bool)>;
+
+    fn link(&self, code: &str) -> Result<Option<LinkRecord>>;
+
+    /// Remembers that `tenant` sent marketing to `number` through `shortcode`
+    /// (for attribution of a later STOP).
+    fn note_marketing_send(
+        &self,
+        number: &str,
+        shortcode: &str,
+        tenant: &TenantId,
+        at: UnixMillis,
+    ) -> Result<()>;
+
+    /// Tenants that sent marketing to `number` through `shortcode` since `since`.
+    fn marketing_senders(
+        &self,
+        number: &str,
+        shortcode: &str,
+        since: UnixMillis,
+    ) -> Result<Vec<TenantId>>;
+
+    /// Starts an idempotent request; `fingerprint` identifies its content.
+    fn begin_request(
+        &self,
+        tenant: &TenantId,
+        reference: &str,
+        fingerprint: &[u8; 32],
+    ) -> Result<Attempt>;
+
+    /// Stores the response of a request begun with [`Store::begin_request`].
+    fn finish_request(
+        &self,
+        tenant: &TenantId,
+        reference: &str,
+        fingerprint: &[u8; 32],
+        response: &[u8],
+    ) -> Result<()>;
+
+    /// Releases a reference whose request failed before doing anything, so a retry may run.
+    fn abandon_request(&self, tenant: &TenantId, reference: &str) -> Result<()>;
+
+    /// Resolves once everything written before the call is on disk.
+    async fn durable(&self) -> Result<()>;
+}

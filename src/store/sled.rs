@@ -1,0 +1,451 @@
+//! The sled implementation of [`Store`].
+//!
+//! Trees and keys (`·` is a 0 byte; tenant ids and E.164 numbers never hold one):
+//!
+//! | tree          | key                               | value                      |
+//! |---------------|-----------------------------------|----------------------------|
+//! | suppressions  | tenant·e164                       | JSON [`Suppression`]       |
+//! | events        | tenant·e164·seq (u64 big-endian)  | JSON [`Event`]             |
+//! | links         | code                              | JSON [`LinkRecord`]        |
+//! | link_index    | tenant·e164·campaign              | code                       |
+//! | sends         | e164·shortcode·tenant             | last send, i64 big-endian  |
+//! | requests      | tenant·reference                  | state, time, fingerprint, response |
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::commit::GroupCommit;
+use super::{Attempt, LinkRecord, Result, Store, StoreError, Suppression};
+use crate::domain::{now_millis, Action, Event, TenantId, UnixMillis};
+
+/// A request still marked in progress after this long was abandoned by a
+/// crash; a retry may take it over.
+const STALE_ATTEMPT_MS: i64 = 60_000;
+
+pub struct SledStore {
+    db: sled::Db,
+    suppressions: sled::Tree,
+    events: sled::Tree,
+    links: sled::Tree,
+    link_index: sled::Tree,
+    sends: sled::Tree,
+    requests: sled::Tree,
+    commit: GroupCommit,
+}
+
+fn key(parts: &[&[u8]]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            k.push(0);
+        }
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records serialize")
+}
+
+impl SledStore {
+    /// Opens (or creates) the store. `cache_mb` bounds sled's page cache.
+    pub fn open(path: &Path, cache_mb: u64) -> Result<SledStore> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_mb * 1024 * 1024)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let flusher = db.clone();
+        let commit =
+            GroupCommit::start(move || flusher.flush().map(|_| ()).map_err(|e| e.to_string()));
+        Ok(SledStore {
+            suppressions: db.open_tree("suppressions")?,
+            events: db.open_tree("events")?,
+            links: db.open_tree("links")?,
+            link_index: db.open_tree("link_index")?,
+            sends: db.open_tree("sends")?,
+            requests: db.open_tree("requests")?,
+            commit,
+            db,
+        })
+    }
+
+    /// A blocking flush, for shutdown.
+    pub fn flush_blocking(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Layout of a `requests` value: state byte, time (i64 BE), fingerprint, response.
+const REQ_PENDING: u8 = 0;
+const REQ_DONE: u8 = 1;
+
+fn request_value(state: u8, fingerprint: &[u8; 32], response: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(41 + response.len());
+    v.push(state);
+    v.extend_from_slice(&now_millis().to_be_bytes());
+    v.extend_from_slice(fingerprint);
+    v.extend_from_slice(response);
+    v
+}
+
+#[async_trait]
+impl Store for SledStore {
+    fn suppression(&self, tenant: &TenantId, number: &str) -> Result<Option<Suppression>> {
+        let k = key(&[tenant.as_str().as_bytes(), number.as_bytes()]);
+        self.suppressions.get(k)?.map(|v| decode(&v)).transpose()
+    }
+
+    fn record(&self, event: &Event) -> Result<bool> {
+        let state_key = key(&[event.tenant.as_str().as_bytes(), event.number.as_bytes()]);
+        let seq = self.db.generate_id()?;
+        let event_key = key(&[
+            event.tenant.as_str().as_bytes(),
+            event.number.as_bytes(),
+            &seq.to_be_bytes(),
+        ]);
+        let suppressed = event.action == Action::OptOut;
+        let state = encode(&Suppression {
+            suppressed,
+            updated: event.at,
+            source: event.source,
+        });
+        let body = encode(event);
+        let changed = (&self.suppressions, &self.events).transaction(|(sup, ev)| {
+            let current: Option<Suppression> = match sup.get(&state_key)? {
+                Some(v) => Some(serde_json::from_slice(&v).map_err(|e| {
+                    ConflictableTransactionError::Abort(StoreError::Corrupt(e.to_string()))
+                })?),
+                None => None,
+            };
+            let was_suppressed = current.is_some_and(|s| s.suppressed);
+            if was_suppressed == suppressed {
+                return Ok(false);
+            }
+            sup.insert(state_key.as_slice(), state.as_slice())?;
+            ev.insert(event_key.as_slice(), body.as_slice())?;
+            Ok(true)
+        });
+        match changed {
+            Ok(c) => Ok(c),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    fn events(&self, tenant: &TenantId, number: &str) -> Result<Vec<Event>> {
+        let mut prefix = key(&[tenant.as_str().as_bytes(), number.as_bytes()]);
+        prefix.push(0);
+        self.events
+            .scan_prefix(prefix)
+            .map(|kv| decode(&kv?.1))
+            .collect()
+    }
+
+    fn link_for(
+        &self,
+        tenant: &TenantId,
+        number: &str,
+        campaign: Option<&str>,
+        mint: &mut dyn FnMut() -> String,
+    ) -> Result<(String, bool)> {
+        let index_key = key(&[
+            tenant.as_str().as_bytes(),
+            number.as_bytes(),
+            campaign.unwrap_or("").as_bytes(),
+        ]);
+        if let Some(code) = self.link_index.get(&index_key)? {
+            return Ok((String::from_utf8_lossy(&code).into_owned(), false));
+        }
+        let record = encode(&LinkRecord {
+            tenant: tenant.clone(),
+            number: number.to_string(),
+            campaign: campaign.map(str::to_string),
+            created: now_millis(),
+        });
+        // Insert-if-absent on the code: a collision (or a concurrent minter
+        // of the same code) just draws again.
+        let code = loop {
+            let code = mint();
+            if self
+                .links
+                .compare_and_swap(
+                    code.as_bytes(),
+                    None as Option<&[u8]>,
+                    Some(record.as_slice()),
+                )?
+                .is_ok()
+            {
+                break code;
+            }
+        };
+        // Two concurrent sends to the same recipient and campaign: the first
+        // index entry wins and the loser's code is withdrawn before anyone saw it.
+        match self.link_index.compare_and_swap(
+            &index_key,
+            None as Option<&[u8]>,
+            Some(code.as_bytes()),
+        )? {
+            Ok(()) => Ok((code, true)),
+            Err(conflict) => {
+                self.links.remove(code.as_bytes())?;
+                let winner = conflict
+                    .current
+                    .expect("a failed insert-if-absent saw a value");
+                Ok((String::from_utf8_lossy(&winner).into_owned(), false))
+            }
+        }
+    }
+
+    fn link(&self, code: &str) -> Result<Option<LinkRecord>> {
+        self.links
+            .get(code.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    fn note_marketing_send(
+        &self,
+        number: &str,
+        shortcode: &str,
+        tenant: &TenantId,
+        at: UnixMillis,
+    ) -> Result<()> {
+        let k = key(&[
+            number.as_bytes(),
+            shortcode.as_bytes(),
+            tenant.as_str().as_bytes(),
+        ]);
+        self.sends.insert(k, &at.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn marketing_senders(
+        &self,
+        number: &str,
+        shortcode: &str,
+        since: UnixMillis,
+    ) -> Result<Vec<TenantId>> {
+        let mut prefix = key(&[number.as_bytes(), shortcode.as_bytes()]);
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.sends.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let at = i64::from_be_bytes(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("send time".into()))?,
+            );
+            if at >= since {
+                let tenant = std::str::from_utf8(&k[prefix.len()..])
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push(TenantId::parse(tenant).map_err(StoreError::Corrupt)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn begin_request(
+        &self,
+        tenant: &TenantId,
+        reference: &str,
+        fingerprint: &[u8; 32],
+    ) -> Result<Attempt> {
+        let k = key(&[tenant.as_str().as_bytes(), reference.as_bytes()]);
+        let pending = request_value(REQ_PENDING, fingerprint, &[]);
+        loop {
+            let current = self.requests.get(&k)?;
+            if let Some(v) = &current {
+                if v.len() < 41 {
+                    return Err(StoreError::Corrupt("request record".into()));
+                }
+                let at = i64::from_be_bytes(v[1..9].try_into().expect("8 bytes"));
+                if &v[9..41] != fingerprint {
+                    return Ok(Attempt::Mismatch);
+                }
+                if v[0] == REQ_DONE {
+                    return Ok(Attempt::Done(v[41..].to_vec()));
+                }
+                if now_millis() - at < STALE_ATTEMPT_MS {
+                    return Ok(Attempt::InProgress);
+                }
+            }
+            if self
+                .requests
+                .compare_and_swap(&k, current, Some(pending.as_slice()))?
+                .is_ok()
+            {
+                return Ok(Attempt::Fresh);
+            }
+        }
+    }
+
+    fn finish_request(
+        &self,
+        tenant: &TenantId,
+        reference: &str,
+        fingerprint: &[u8; 32],
+        response: &[u8],
+    ) -> Result<()> {
+        let k = key(&[tenant.as_str().as_bytes(), reference.as_bytes()]);
+        self.requests
+            .insert(k, request_value(REQ_DONE, fingerprint, response))?;
+        Ok(())
+    }
+
+    fn abandon_request(&self, tenant: &TenantId, reference: &str) -> Result<()> {
+        self.requests
+            .remove(key(&[tenant.as_str().as_bytes(), reference.as_bytes()]))?;
+        Ok(())
+    }
+
+    async fn durable(&self) -> Result<()> {
+        self.commit.wait().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PhoneNumber, Source};
+
+    fn open() -> (tempfile::TempDir, SledStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db"), 16).unwrap();
+        (dir, store)
+    }
+
+    fn t(s: &str) -> TenantId {
+        TenantId::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn record_changes_state_once_and_keeps_history() {
+        let (_d, s) = open();
+        let n = PhoneNumber::parse("+33612345678").unwrap();
+        let stop = Event::new(t("acme"), &n, Action::OptOut, Source::Sms);
+        assert!(s.record(&stop).unwrap());
+        assert!(!s.record(&stop).unwrap(), "a repeat changes nothing");
+        assert!(s.is_suppressed(&t("acme"), n.as_str()).unwrap());
+        assert!(!s.is_suppressed(&t("other"), n.as_str()).unwrap());
+        let start = Event::new(t("acme"), &n, Action::OptIn, Source::Api);
+        assert!(s.record(&start).unwrap());
+        assert!(!s.is_suppressed(&t("acme"), n.as_str()).unwrap());
+        let history = s.events(&t("acme"), n.as_str()).unwrap();
+        assert_eq!(
+            history.iter().map(|e| e.action).collect::<Vec<_>>(),
+            vec![Action::OptOut, Action::OptIn]
+        );
+        s.durable().await.unwrap();
+    }
+
+    #[test]
+    fn links_are_insert_if_absent_per_tenant_number_campaign() {
+        let (_d, s) = open();
+        let mut i = 0;
+        let mut mint = || {
+            i += 1;
+            format!("code{i:04}")
+        };
+        let (a, new_a) = s.link_for(&t("acme"), "+1", Some("c1"), &mut mint).unwrap();
+        let (b, new_b) = s.link_for(&t("acme"), "+1", Some("c1"), &mut mint).unwrap();
+        let (c, _) = s.link_for(&t("acme"), "+1", Some("c2"), &mut mint).unwrap();
+        let (d, _) = s.link_for(&t("beta"), "+1", Some("c1"), &mut mint).unwrap();
+        assert!(new_a && !new_b);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+        assert_eq!(s.link(&a).unwrap().unwrap().campaign.as_deref(), Some("c1"));
+    }
+
+    #[test]
+    fn a_colliding_code_is_drawn_again() {
+        let (_d, s) = open();
+        let mut draws = vec![
+            "SAME0001".to_string(),
+            "SAME0001".to_string(),
+            "OTHER001".to_string(),
+        ]
+        .into_iter();
+        let mut mint = || draws.next().unwrap();
+        let (a, _) = s.link_for(&t("acme"), "+1", None, &mut mint).unwrap();
+        let (b, _) = s.link_for(&t("acme"), "+2", None, &mut mint).unwrap();
+        assert_eq!((a.as_str(), b.as_str()), ("SAME0001", "OTHER001"));
+    }
+
+    #[test]
+    fn marketing_senders_respect_the_window() {
+        let (_d, s) = open();
+        s.note_marketing_send("+33612345678", "36111", &t("acme"), 1_000)
+            .unwrap();
+        s.note_marketing_send("+33612345678", "36111", &t("beta"), 5_000)
+            .unwrap();
+        s.note_marketing_send("+33612345678", "36222", &t("gamma"), 5_000)
+            .unwrap();
+        assert_eq!(
+            s.marketing_senders("+33612345678", "36111", 2_000).unwrap(),
+            vec![t("beta")]
+        );
+        assert_eq!(
+            s.marketing_senders("+33612345678", "36111", 0)
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn idempotent_requests() {
+        let (_d, s) = open();
+        let fp = [7u8; 32];
+        assert_eq!(
+            s.begin_request(&t("acme"), "r1", &fp).unwrap(),
+            Attempt::Fresh
+        );
+        assert_eq!(
+            s.begin_request(&t("acme"), "r1", &fp).unwrap(),
+            Attempt::InProgress
+        );
+        assert_eq!(
+            s.begin_request(&t("acme"), "r1", &[8u8; 32]).unwrap(),
+            Attempt::Mismatch
+        );
+        assert_eq!(
+            s.begin_request(&t("beta"), "r1", &[8u8; 32]).unwrap(),
+            Attempt::Fresh
+        );
+        s.finish_request(&t("acme"), "r1", &fp, b"{}").unwrap();
+        assert_eq!(
+            s.begin_request(&t("acme"), "r1", &fp).unwrap(),
+            Attempt::Done(b"{}".to_vec())
+        );
+        s.abandon_request(&t("acme"), "r1").unwrap();
+        assert_eq!(
+            s.begin_request(&t("acme"), "r1", &fp).unwrap(),
+            Attempt::Fresh
+        );
+    }
+
+    #[tokio::test]
+    async fn durable_data_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = PhoneNumber::parse("+447400123456").unwrap();
+        {
+            let s = SledStore::open(&dir.path().join("db"), 16).unwrap();
+            s.record(&Event::new(t("acme"), &n, Action::OptOut, Source::Link))
+                .unwrap();
+            s.durable().await.unwrap();
+        }
+        let s = SledStore::open(&dir.path().join("db"), 16).unwrap();
+        assert!(s.is_suppressed(&t("acme"), n.as_str()).unwrap());
+    }
+}

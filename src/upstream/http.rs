@@ -1,0 +1,86 @@
+//! The generic HTTP adapter (DESIGN.md §4):
+//! `POST {url}` with `Authorization: Bearer {token}` and
+//! `{"to", "from", "body", "reference"}`; a 2xx with `{"id"}` is success.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    classify_transport, http_client, retry_after, Accepted, OutboundSms, Provider, ProviderError,
+};
+use crate::config::UpstreamConfig;
+
+pub struct HttpProvider {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    to: &'a str,
+    from: &'a str,
+    body: &'a str,
+    reference: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    id: String,
+}
+
+impl HttpProvider {
+    pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<HttpProvider> {
+        Ok(HttpProvider {
+            client: http_client(cfg)?,
+            url: cfg.url.clone(),
+            token: cfg.token.expose().to_string(),
+        })
+    }
+}
+
+#[async_trait]
+impl Provider for HttpProvider {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
+        let resp = self
+            .client
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .json(&Request {
+                to: sms.to.as_str(),
+                from: &sms.from,
+                body: &sms.body,
+                reference: sms.id.as_str(),
+            })
+            .send()
+            .await
+            .map_err(|e| classify_transport(&e))?;
+        let status = resp.status();
+        if status.as_u16() == 429 {
+            return Err(ProviderError::RateLimited {
+                retry_after: retry_after(resp.headers()),
+            });
+        }
+        if status.is_server_error() {
+            return Err(ProviderError::Unavailable(format!("HTTP {status}")));
+        }
+        if !status.is_success() {
+            let text = resp.text().await.unwrap_or_default();
+            return Err(ProviderError::Rejected {
+                code: status.as_u16().to_string(),
+                message: text.chars().take(200).collect(),
+            });
+        }
+        let body: Response = resp
+            .json()
+            .await
+            .map_err(|e| ProviderError::Protocol(format!("2xx without a JSON id: {e}")))?;
+        Ok(Accepted {
+            provider_id: body.id,
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! The binary itself: config checking and the zero-config demo.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_stopgate");
+
+#[tokio::test]
+async fn check_config_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stopgate.toml");
+    std::fs::write(
+        &file,
+        "[server]\napi_listen = \"nowhere\"\n[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.api_listen") && err.contains("nowhere"),
+        "{err}"
+    );
+
+    std::fs::write(&file, "[upstream]\nkind = \"carrier-pigeon\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("upstream.kind") && err.contains("carrier-pigeon"),
+        "{err}"
+    );
+
+    std::fs::write(&file, "[shortcodes]\nFR = \"36111\"\n[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no short code configured for DE"));
+}
+
+#[tokio::test]
+async fn env_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stopgate.toml");
+    std::fs::write(&file, "[server]\napi_listen = \"127.0.0.1:8080\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .env("STOPGATE_SERVER__API_LISTEN", "bad-address")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad-address"));
+}
+
+/// `stopgate` with no config: a working demo gateway whose key is printed,
+/// which stops cleanly on SIGTERM.
+#[tokio::test]
+async fn zero_config_demo_starts_sends_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("STOPGATE_SERVER__API_LISTEN", "127.0.0.1:0")
+        .env("STOPGATE_SERVER__PUBLIC_LISTEN", "127.0.0.1:0")
+        .env_remove("STOPGATE_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut api, mut key) = (None, None);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(v) = line.trim().strip_prefix("API:") {
+                api = Some(v.trim().to_string());
+            }
+            if let Some(v) = line.trim().strip_prefix("demo tenant API key:") {
+                key = Some(v.trim().to_string());
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the demo banner is printed");
+    let (api, key) = (api.unwrap(), key.unwrap());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/demo-api-key")).unwrap(),
+        key
+    );
+
+    let resp: serde_json::Value = reqwest::Client::new()
+        .post(format!("{api}/v1/messages"))
+        .bearer_auth(&key)
+        .json(&json!({"to": "+33612345678", "from": "DEMO", "body": "Hello"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["results"][0]["status"], "sent", "{resp}");
+    assert_eq!(resp["results"][0]["body"], "Hello\nSTOP au 36111");
+
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("stops after SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}

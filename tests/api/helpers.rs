@@ -1,0 +1,236 @@
+//! Test harness: a mock provider on loopback and `spawn_app()`, which starts
+//! the real gateway on port 0 against it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use stopgate::app::App;
+use stopgate::config::{Config, Secret, Settings, TenantConfig, UpstreamKind};
+use stopgate::domain::{Action, Event, PhoneNumber, Source, TenantId};
+use stopgate::store::Store;
+
+pub const ACME_KEY: &str = "sk_acme_test_key";
+pub const BETA_KEY: &str = "sk_beta_test_key";
+pub const UPSTREAM_TOKEN: &str = "upstream-token-123";
+pub const BASE_URL: &str = "https://stp.example";
+
+/// How the mock provider answers.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    Accept,
+    Status(u16),
+    RateLimited(u64),
+    Delay(Duration),
+}
+
+/// A provider speaking stopgate's generic `http` wire format, recording
+/// every request it gets.
+#[derive(Clone)]
+pub struct MockProvider {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Value>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl MockProvider {
+    pub async fn start() -> MockProvider {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let behaviour = Arc::new(Mutex::new(Behaviour::Accept));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = (received.clone(), behaviour.clone());
+        let app = Router::new()
+            .route("/messages", post(mock_send))
+            .with_state(state);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        MockProvider {
+            addr,
+            received,
+            behaviour,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/messages", self.addr)
+    }
+
+    pub fn set(&self, b: Behaviour) {
+        *self.behaviour.lock().unwrap() = b;
+    }
+
+    /// Every message body the provider accepted or refused, in arrival order.
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().unwrap().clone()
+    }
+
+    pub fn received_for(&self, e164: &str) -> Vec<Value> {
+        self.received()
+            .into_iter()
+            .filter(|m| m["to"] == e164)
+            .collect()
+    }
+}
+
+type MockState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Behaviour>>);
+
+async fn mock_send(
+    State((received, behaviour)): State<MockState>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    // The generic wire format: Bearer token and exactly these four fields.
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {UPSTREAM_TOKEN}"))
+    {
+        return (StatusCode::UNAUTHORIZED, "bad token").into_response();
+    }
+    let keys: Vec<&str> = body
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    if keys != ["body", "from", "reference", "to"] {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("unexpected fields {keys:?}"),
+        )
+            .into_response();
+    }
+    received.lock().unwrap().push(body.clone());
+    let b = behaviour.lock().unwrap().clone();
+    match b {
+        Behaviour::Accept => {
+            Json(json!({"id": format!("mock-{}", body["reference"].as_str().unwrap())}))
+                .into_response()
+        }
+        Behaviour::Status(s) => {
+            (StatusCode::from_u16(s).unwrap(), "provider says no").into_response()
+        }
+        Behaviour::RateLimited(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", secs.to_string())],
+            "slow down",
+        )
+            .into_response(),
+        Behaviour::Delay(d) => {
+            tokio::time::sleep(d).await;
+            Json(json!({"id": "late"})).into_response()
+        }
+    }
+}
+
+pub struct TestApp {
+    pub api: String,
+    pub public: String,
+    pub client: reqwest::Client,
+    pub mock: MockProvider,
+    pub store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+/// The test configuration: two tenants, short codes for FR and GB shared,
+/// BE, NL and DE dedicated to acme, the mock provider upstream.
+pub fn test_config(mock: &MockProvider, dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.server.api_listen = "127.0.0.1:0".into();
+    c.server.public_listen = "127.0.0.1:0".into();
+    c.server.public_base_url = BASE_URL.into();
+    c.storage.path = dir.join("db");
+    c.storage.cache_mb = 32;
+    c.upstream.kind = UpstreamKind::Http;
+    c.upstream.url = mock.url();
+    c.upstream.token = Secret(UPSTREAM_TOKEN.into());
+    c.upstream.timeout_ms = 1_000;
+    c.inbound.secret = Secret("whsec_test".into());
+    c.shortcodes = BTreeMap::from([("FR".into(), "36111".into()), ("GB".into(), "60777".into())]);
+    c.tenants = vec![
+        TenantConfig {
+            id: "acme".into(),
+            name: "ACME Shop".into(),
+            api_key: Some(Secret(ACME_KEY.into())),
+            keyword: Some("ACME".into()),
+            shortcodes: BTreeMap::from([
+                ("BE".into(), "3669".into()),
+                ("NL".into(), "4411".into()),
+                ("DE".into(), "44744".into()),
+            ]),
+            ..Default::default()
+        },
+        TenantConfig {
+            id: "beta".into(),
+            name: "Beta Bank".into(),
+            api_key: Some(Secret(BETA_KEY.into())),
+            keyword: Some("BETA".into()),
+            ..Default::default()
+        },
+    ];
+    c
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the gateway with the test config, adjusted by `tweak`.
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mock = MockProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(&mock, dir.path());
+    tweak(&mut config);
+    let settings = Settings::from_config(config).expect("test config is valid");
+    let app = App::build(settings).await.expect("app builds");
+    let api = format!("http://{}", app.api_addr());
+    let public = format!("http://{}", app.public_addr());
+    let store = app.store();
+    tokio::spawn(app.run(std::future::pending()));
+    TestApp {
+        api,
+        public,
+        client: reqwest::Client::new(),
+        mock,
+        store,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// `POST /v1/messages` as a tenant; returns status and JSON body.
+    pub async fn send(&self, key: &str, body: Value) -> (StatusCode, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/v1/messages", self.api))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends and returns the single recipient's result, asserting a 200.
+    pub async fn send_one(&self, key: &str, body: Value) -> Value {
+        let (status, json) = self.send(key, body).await;
+        assert_eq!(status, StatusCode::OK, "{json}");
+        json["results"][0].clone()
+    }
+
+    /// Seeds an opt-out straight into the store (until the API for it exists).
+    pub fn suppress(&self, tenant: &str, number: &str) {
+        let n = PhoneNumber::parse(number).unwrap();
+        let e = Event::new(
+            TenantId::parse(tenant).unwrap(),
+            &n,
+            Action::OptOut,
+            Source::Import,
+        );
+        self.store.record(&e).unwrap();
+    }
+}

@@ -1,0 +1,7 @@
+//! Black-box tests: the real gateway on port 0, a mock provider on loopback,
+//! everything over HTTP. One binary, so it links once.
+
+mod cli;
+mod errors;
+mod helpers;
+mod send;
