@@ -231,6 +231,7 @@ impl Outbound {
                         shortcode.as_str(),
                         &tenant.id,
                         now_millis(),
+                        req.campaign.as_ref().map(Campaign::as_str),
                     )?;
                     let text =
                         footer::render(&template, Some(shortcode.as_str()), None, &tenant.name);

@@ -56,6 +56,28 @@ pub struct LinkRecord {
     pub created: UnixMillis,
 }
 
+/// The last marketing send from one tenant to one number through one short code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketingSend {
+    pub at: UnixMillis,
+    /// The campaign of that send, so a STOP can be credited to it.
+    pub campaign: Option<String>,
+}
+
+/// A reply that mentions a stop keyword but is not an opt-out by the rules
+/// (`please don't stop the deals`), kept for a human to review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PossibleOptOut {
+    pub at: UnixMillis,
+    /// E.164 of the sender.
+    pub number: String,
+    /// The short code it was sent to.
+    pub shortcode: String,
+    /// The tenants on that short code: whoever reviews it decides for which.
+    pub tenants: Vec<TenantId>,
+    pub text: String,
+}
+
 /// What a request's idempotency `reference` says about a new attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -100,14 +122,24 @@ pub trait Store: Send + Sync + 'static {
     fn link(&self, code: &str) -> Result<Option<LinkRecord>>;
 
     /// Remembers that `tenant` sent marketing to `number` through `shortcode`
-    /// (for attribution of a later STOP).
+    /// (for attribution of a later STOP), and in which campaign (so the
+    /// opt-out event can name it).
     fn note_marketing_send(
         &self,
         number: &str,
         shortcode: &str,
         tenant: &TenantId,
         at: UnixMillis,
+        campaign: Option<&str>,
     ) -> Result<()>;
+
+    /// The last marketing send noted for (number, short code, tenant).
+    fn last_marketing_send(
+        &self,
+        number: &str,
+        shortcode: &str,
+        tenant: &TenantId,
+    ) -> Result<Option<MarketingSend>>;
 
     /// Tenants that sent marketing to `number` through `shortcode` since `since`.
     fn marketing_senders(
@@ -116,6 +148,16 @@ pub trait Store: Send + Sync + 'static {
         shortcode: &str,
         since: UnixMillis,
     ) -> Result<Vec<TenantId>>;
+
+    /// Keeps a possible opt-out for review; returns its id (increasing).
+    fn note_possible_optout(&self, record: &PossibleOptOut) -> Result<u64>;
+
+    /// Possible opt-outs in id order, those after `after` (exclusive), at most `limit`.
+    fn possible_optouts(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, PossibleOptOut)>>;
 
     /// Starts an idempotent request; `fingerprint` identifies its content.
     fn begin_request(

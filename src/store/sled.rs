@@ -8,7 +8,8 @@
 //! | events        | tenant·e164·seq (u64 big-endian)  | JSON [`Event`]             |
 //! | links         | code                              | JSON [`LinkRecord`]        |
 //! | link_index    | tenant·e164·campaign              | code                       |
-//! | sends         | e164·shortcode·tenant             | last send, i64 big-endian  |
+//! | sends         | e164·shortcode·tenant             | last send: i64 big-endian time, then the campaign (UTF-8, may be absent) |
+//! | possible_optouts | id (u64 big-endian)            | JSON [`PossibleOptOut`]    |
 //! | requests      | tenant·reference                  | state, time, fingerprint, response |
 
 use std::path::Path;
@@ -18,7 +19,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::commit::GroupCommit;
-use super::{Attempt, LinkRecord, Result, Store, StoreError, Suppression};
+use super::{
+    Attempt, LinkRecord, MarketingSend, PossibleOptOut, Result, Store, StoreError, Suppression,
+};
 use crate::domain::{now_millis, Action, Event, TenantId, UnixMillis};
 
 /// A request still marked in progress after this long was abandoned by a
@@ -33,6 +36,7 @@ pub struct SledStore {
     link_index: sled::Tree,
     sends: sled::Tree,
     requests: sled::Tree,
+    possible_optouts: sled::Tree,
     commit: GroupCommit,
 }
 
@@ -73,6 +77,7 @@ impl SledStore {
             link_index: db.open_tree("link_index")?,
             sends: db.open_tree("sends")?,
             requests: db.open_tree("requests")?,
+            possible_optouts: db.open_tree("possible_optouts")?,
             commit,
             db,
         })
@@ -83,6 +88,20 @@ impl SledStore {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// A `sends` value: the time, then the campaign. Values written before the
+/// campaign was kept are the 8 time bytes alone.
+fn decode_send(v: &[u8]) -> Result<MarketingSend> {
+    if v.len() < 8 {
+        return Err(StoreError::Corrupt("send time".into()));
+    }
+    let (at, campaign) = v.split_at(8);
+    let campaign = std::str::from_utf8(campaign).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(MarketingSend {
+        at: i64::from_be_bytes(at.try_into().expect("8 bytes")),
+        campaign: (!campaign.is_empty()).then(|| campaign.to_string()),
+    })
 }
 
 /// Layout of a `requests` value: state byte, time (i64 BE), fingerprint, response.
@@ -219,14 +238,31 @@ impl Store for SledStore {
         shortcode: &str,
         tenant: &TenantId,
         at: UnixMillis,
+        campaign: Option<&str>,
     ) -> Result<()> {
         let k = key(&[
             number.as_bytes(),
             shortcode.as_bytes(),
             tenant.as_str().as_bytes(),
         ]);
-        self.sends.insert(k, &at.to_be_bytes())?;
+        let mut v = at.to_be_bytes().to_vec();
+        v.extend_from_slice(campaign.unwrap_or("").as_bytes());
+        self.sends.insert(k, v)?;
         Ok(())
+    }
+
+    fn last_marketing_send(
+        &self,
+        number: &str,
+        shortcode: &str,
+        tenant: &TenantId,
+    ) -> Result<Option<MarketingSend>> {
+        let k = key(&[
+            number.as_bytes(),
+            shortcode.as_bytes(),
+            tenant.as_str().as_bytes(),
+        ]);
+        self.sends.get(k)?.map(|v| decode_send(&v)).transpose()
     }
 
     fn marketing_senders(
@@ -240,18 +276,47 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for kv in self.sends.scan_prefix(&prefix) {
             let (k, v) = kv?;
-            let at = i64::from_be_bytes(
-                v.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("send time".into()))?,
-            );
-            if at >= since {
+            if decode_send(&v)?.at >= since {
                 let tenant = std::str::from_utf8(&k[prefix.len()..])
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 out.push(TenantId::parse(tenant).map_err(StoreError::Corrupt)?);
             }
         }
         Ok(out)
+    }
+
+    fn note_possible_optout(&self, record: &PossibleOptOut) -> Result<u64> {
+        let id = self.db.generate_id()?;
+        self.possible_optouts
+            .insert(id.to_be_bytes(), encode(record))?;
+        Ok(id)
+    }
+
+    fn possible_optouts(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, PossibleOptOut)>> {
+        let start = match after {
+            Some(a) => match a.checked_add(1) {
+                Some(s) => s,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        self.possible_optouts
+            .range(start.to_be_bytes()..)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let id = u64::from_be_bytes(
+                    k.as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt("possible opt-out id".into()))?,
+                );
+                Ok((id, decode(&v)?))
+            })
+            .collect()
     }
 
     fn begin_request(
@@ -385,11 +450,11 @@ mod tests {
     #[test]
     fn marketing_senders_respect_the_window() {
         let (_d, s) = open();
-        s.note_marketing_send("+33612345678", "36111", &t("acme"), 1_000)
+        s.note_marketing_send("+33612345678", "36111", &t("acme"), 1_000, None)
             .unwrap();
-        s.note_marketing_send("+33612345678", "36111", &t("beta"), 5_000)
+        s.note_marketing_send("+33612345678", "36111", &t("beta"), 5_000, Some("bf"))
             .unwrap();
-        s.note_marketing_send("+33612345678", "36222", &t("gamma"), 5_000)
+        s.note_marketing_send("+33612345678", "36222", &t("gamma"), 5_000, None)
             .unwrap();
         assert_eq!(
             s.marketing_senders("+33612345678", "36111", 2_000).unwrap(),
@@ -401,6 +466,61 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn the_last_marketing_send_keeps_its_campaign_and_reads_old_values() {
+        let (_d, s) = open();
+        let n = "+33612345678";
+        assert_eq!(s.last_marketing_send(n, "36111", &t("acme")).unwrap(), None);
+        s.note_marketing_send(n, "36111", &t("acme"), 1_000, Some("bf-2026"))
+            .unwrap();
+        let last = s
+            .last_marketing_send(n, "36111", &t("acme"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (last.at, last.campaign.as_deref()),
+            (1_000, Some("bf-2026"))
+        );
+        s.note_marketing_send(n, "36111", &t("acme"), 2_000, None)
+            .unwrap();
+        let last = s
+            .last_marketing_send(n, "36111", &t("acme"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((last.at, last.campaign), (2_000, None));
+        // A value from before campaigns were kept: the time alone.
+        let k = key(&[n.as_bytes(), b"36111", b"beta"]);
+        s.sends.insert(k, &3_000i64.to_be_bytes()).unwrap();
+        let old = s
+            .last_marketing_send(n, "36111", &t("beta"))
+            .unwrap()
+            .unwrap();
+        assert_eq!((old.at, old.campaign), (3_000, None));
+        assert_eq!(s.marketing_senders(n, "36111", 1_500).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn possible_optouts_are_listed_in_order_after_a_cursor() {
+        let (_d, s) = open();
+        let rec = |text: &str| PossibleOptOut {
+            at: 1,
+            number: "+33612345678".into(),
+            shortcode: "36111".into(),
+            tenants: vec![t("acme")],
+            text: text.into(),
+        };
+        let a = s.note_possible_optout(&rec("a")).unwrap();
+        let b = s.note_possible_optout(&rec("b")).unwrap();
+        let c = s.note_possible_optout(&rec("c")).unwrap();
+        assert!(a < b && b < c);
+        let all = s.possible_optouts(None, 10).unwrap();
+        let texts: Vec<&str> = all.iter().map(|(_, r)| r.text.as_str()).collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+        let page = s.possible_optouts(Some(a), 1).unwrap();
+        assert_eq!(page, vec![(b, rec("b"))]);
+        assert!(s.possible_optouts(Some(u64::MAX), 10).unwrap().is_empty());
     }
 
     #[test]
