@@ -67,6 +67,9 @@ pub struct Config {
     pub rules: RulesConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub attribution: AttributionConfig,
+    pub links: LinksConfig,
+    pub ratelimit: RateLimitConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,6 +227,55 @@ impl Default for LogConfig {
     }
 }
 
+/// How a STOP on a shared short code finds the tenants it is meant for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributionConfig {
+    /// A STOP goes to the tenants that sent marketing to the number through
+    /// the short code within this many days (else to every tenant on it).
+    pub window_days: u32,
+}
+
+impl Default for AttributionConfig {
+    fn default() -> Self {
+        AttributionConfig { window_days: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// A link older than this many days answers the "unknown link" page.
+    /// 0 (the default): links never expire, since an opt-out must stay possible.
+    pub expire_days: u32,
+}
+
+/// Per-client-IP limit on the link pages (`/{code}`), so codes cannot be
+/// enumerated. Signed provider webhooks are not limited: see docs/inbound.md.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sustained requests per minute per client (an IPv4 address or an IPv6 /64).
+    pub per_minute: u32,
+    /// Requests a client may make at once before the sustained rate applies.
+    pub burst: u32,
+    /// Peers (your TLS proxy) whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        // Generous: mobile carriers put many recipients behind one CGNAT
+        // address, and a campaign makes them click at the same time. Guessing
+        // one of 62^8 codes stays hopeless at this rate.
+        RateLimitConfig {
+            per_minute: 120,
+            burst: 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 impl Config {
     /// Reads a TOML file (if given) and applies `STOPGATE_...` overrides.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -290,6 +342,7 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        validate_ratelimit(&config.ratelimit)?;
         let rules = RuleSet::load(config.rules.dir.as_deref())
             .map_err(|e| ConfigError::new("rules.dir", e.to_string()))?;
 
@@ -354,6 +407,27 @@ fn parse_country(key: &str, s: &str) -> Result<Country, ConfigError> {
             format!("{s:?} is not an ISO 3166 two-letter country code (the UK is GB)"),
         )
     })
+}
+
+fn validate_ratelimit(r: &RateLimitConfig) -> Result<(), ConfigError> {
+    if r.per_minute == 0 {
+        return Err(ConfigError::new(
+            "ratelimit.per_minute",
+            "must be at least 1",
+        ));
+    }
+    if r.burst == 0 {
+        return Err(ConfigError::new("ratelimit.burst", "must be at least 1"));
+    }
+    for (i, p) in r.trusted_proxies.iter().enumerate() {
+        if p.parse::<std::net::IpAddr>().is_err() {
+            return Err(ConfigError::new(
+                format!("ratelimit.trusted_proxies[{i}]"),
+                format!("{p:?} is not an IP address"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_base_url(raw: &str) -> Result<String, ConfigError> {
