@@ -1,3 +1,254 @@
 //! Replies from recipients (MO messages): what they mean and what to do.
+//!
+//! [`handle_mo`] is the one entry point for every webhook shape (the native
+//! `/v1/inbound`, and provider-shaped ones): classify the text with the
+//! keyword lists of the sender's country, attribute it to tenants, record
+//! each change as an audit event, make it durable, then send one
+//! confirmation from the short code. The confirmation is best effort: a
+//! failed reply never undoes an opt-out.
 
+pub mod attribution;
 pub mod keywords;
+pub mod signature;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::app::AppState;
+use crate::domain::{
+    now_millis, Action, Category, Event, MessageId, PhoneError, PhoneNumber, ShortCode, Source,
+    Tenant, TenantId,
+};
+use crate::outbound::segments::analyze;
+use crate::store::{PossibleOptOut, StoreError};
+use crate::upstream::OutboundSms;
+use attribution::{Attribution, Rule};
+use keywords::{Intent, Scope};
+
+/// Longest reply text kept in an audit event or a possible opt-out.
+const MAX_KEPT_TEXT: usize = 1600;
+
+/// What a reply did, as the webhook answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoAction {
+    OptedOut,
+    OptedIn,
+    Help,
+    None,
+}
+
+impl MoAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoAction::OptedOut => "opted_out",
+            MoAction::OptedIn => "opted_in",
+            MoAction::Help => "help",
+            MoAction::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub action: MoAction,
+    /// The tenants concerned (opted out, re-subscribed, or helped).
+    pub tenants: Vec<TenantId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MoError {
+    #[error("from: {0}")]
+    InvalidNumber(PhoneError),
+    #[error("to: {0:?} is not a short code served here")]
+    UnknownShortCode(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The sender as providers write it: E.164 (`+33612345678`), or the same
+/// digits without the `+` (`33612345678`, how several providers send MSISDNs).
+pub fn parse_sender(from: &str) -> Result<PhoneNumber, PhoneError> {
+    let t = from.trim();
+    if !t.is_empty() && !t.starts_with('0') && t.bytes().all(|b| b.is_ascii_digit()) {
+        PhoneNumber::parse(&format!("+{t}"))
+    } else {
+        PhoneNumber::parse(t)
+    }
+}
+
+/// Handles one reply `text` from `from` to short code `to`. Returns once
+/// every change is on disk and the confirmation has been tried.
+pub async fn handle_mo(
+    state: &AppState,
+    from: &str,
+    to: &str,
+    text: &str,
+) -> Result<Outcome, MoError> {
+    let number = parse_sender(from).map_err(MoError::InvalidNumber)?;
+    let unknown = || MoError::UnknownShortCode(to.chars().take(20).collect());
+    let code = ShortCode::parse(to.trim().trim_start_matches('+')).map_err(|_| unknown())?;
+    let on_code = attribution::tenants_on_code(&code, &state.tenants, &state.settings.shortcodes);
+    if on_code.is_empty() {
+        return Err(unknown());
+    }
+    let rules = state.settings.rules.for_country(number.country());
+    let tenant_keywords: BTreeSet<String> =
+        on_code.iter().filter_map(|t| t.keyword.clone()).collect();
+    let intent = keywords::classify(text, &rules.keywords, &tenant_keywords);
+    let store = state.store.as_ref();
+    let kept_text: String = text.chars().take(MAX_KEPT_TEXT).collect();
+
+    let (action, attr, template) = match &intent {
+        Intent::OptOut(scope) => {
+            let recent = if attribution::stop_needs_senders(scope, &on_code) {
+                let window_ms =
+                    i64::from(state.settings.config.attribution.window_days) * 86_400_000;
+                store.marketing_senders(number.as_str(), code.as_str(), now_millis() - window_ms)?
+            } else {
+                Vec::new()
+            };
+            let attr = attribution::attribute_stop(scope, &on_code, &recent);
+            for t in &attr.tenants {
+                let campaign = store
+                    .last_marketing_send(number.as_str(), code.as_str(), &t.id)?
+                    .and_then(|s| s.campaign);
+                let mut event = Event::new(t.id.clone(), &number, Action::OptOut, Source::Sms);
+                event.campaign = campaign;
+                event.text = Some(kept_text.clone());
+                store.record(&event)?;
+            }
+            let template = if matches!(scope, Scope::All) {
+                &rules.replies.stopall
+            } else {
+                &rules.replies.stop
+            };
+            (MoAction::OptedOut, attr, Some(template))
+        }
+        Intent::OptIn(keyword) => {
+            let mut opted_out_by = Vec::new();
+            for t in &on_code {
+                if let Some(s) = store.suppression(&t.id, number.as_str())? {
+                    if s.suppressed {
+                        opted_out_by.push((t.id.clone(), s.source));
+                    }
+                }
+            }
+            let attr = attribution::attribute_start(keyword.as_deref(), &on_code, &opted_out_by);
+            for t in &attr.tenants {
+                let mut event = Event::new(t.id.clone(), &number, Action::OptIn, Source::Sms);
+                event.text = Some(kept_text.clone());
+                store.record(&event)?;
+            }
+            (MoAction::OptedIn, attr, Some(&rules.replies.start))
+        }
+        Intent::Help(keyword) => {
+            let attr = attribution::attribute_help(keyword.as_deref(), &on_code);
+            (MoAction::Help, attr, Some(&rules.replies.help))
+        }
+        Intent::PossibleOptOut => {
+            store.note_possible_optout(&PossibleOptOut {
+                at: now_millis(),
+                number: number.as_str().to_string(),
+                shortcode: code.as_str().to_string(),
+                tenants: on_code.iter().map(|t| t.id.clone()).collect(),
+                text: kept_text,
+            })?;
+            let none = Attribution {
+                tenants: Vec::new(),
+                rule: Rule::AllOnCode,
+            };
+            (MoAction::None, none, None)
+        }
+        Intent::None => {
+            let none = Attribution {
+                tenants: Vec::new(),
+                rule: Rule::AllOnCode,
+            };
+            (MoAction::None, none, None)
+        }
+    };
+    // Always, even when nothing changed: a repeat of a STOP whose first
+    // attempt crashed before its flush must not be acknowledged from memory.
+    if matches!(
+        intent,
+        Intent::OptOut(_) | Intent::OptIn(_) | Intent::PossibleOptOut
+    ) {
+        store.durable().await?;
+    }
+    metrics::counter!("stopgate_inbound_total", "action" => action.as_str()).increment(1);
+    tracing::info!(
+        from = %number,
+        to = %code,
+        action = action.as_str(),
+        tenants = ?attr.ids().iter().map(TenantId::as_str).collect::<Vec<_>>(),
+        rule = if attr.tenants.is_empty() { "-" } else { attr.rule.as_str() },
+        possible_optout = intent == Intent::PossibleOptOut,
+        "inbound reply handled"
+    );
+    if let Some(template) = template {
+        if !attr.tenants.is_empty() {
+            let body = render_reply(template, &attr.tenants, &code);
+            send_reply(state, &number, &code, body).await;
+        }
+    }
+    Ok(Outcome {
+        action,
+        tenants: attr.ids(),
+    })
+}
+
+/// Fills a reply template from the rules: `{tenants}` is the tenants'
+/// names, `{shortcode}` the code. Pure.
+pub fn render_reply(template: &str, tenants: &[Arc<Tenant>], code: &ShortCode) -> String {
+    let names: Vec<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
+    template
+        .replace("{tenants}", &names.join(", "))
+        .replace("{shortcode}", code.as_str())
+}
+
+/// Sends a confirmation as transactional SMS from the short code, straight
+/// to the provider: no footer, and no suppression check (an opted-out number
+/// must still get its confirmation). A failure is logged, never returned.
+async fn send_reply(state: &AppState, to: &PhoneNumber, code: &ShortCode, body: String) {
+    let sms = OutboundSms {
+        id: MessageId::generate(),
+        to: to.clone(),
+        from: code.as_str().to_string(),
+        encoding: analyze(&body).encoding,
+        body,
+        category: Category::Transactional,
+    };
+    let provider = &state.outbound.provider;
+    match provider.send(&sms).await {
+        Ok(_) => {
+            metrics::counter!("stopgate_inbound_replies_total", "status" => "sent").increment(1);
+        }
+        Err(e) => {
+            metrics::counter!("stopgate_inbound_replies_total", "status" => "failed").increment(1);
+            tracing::warn!(id = %sms.id, to = %to, provider = provider.name(), error = %e, "confirmation reply failed; the change stands");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_may_omit_the_plus() {
+        assert_eq!(
+            parse_sender("33612345678").unwrap().as_str(),
+            "+33612345678"
+        );
+        assert_eq!(
+            parse_sender(" +33612345678 ").unwrap().as_str(),
+            "+33612345678"
+        );
+        assert_eq!(
+            parse_sender("0612345678"),
+            Err(PhoneError::NotInternational)
+        );
+        assert!(parse_sender("").is_err());
+        assert!(parse_sender("ACME").is_err());
+    }
+}

@@ -26,6 +26,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("DE.toml", include_str!("../../country-rules/DE.toml")),
     ("FR.toml", include_str!("../../country-rules/FR.toml")),
     ("GB.toml", include_str!("../../country-rules/GB.toml")),
+    ("IT.toml", include_str!("../../country-rules/IT.toml")),
     ("NL.toml", include_str!("../../country-rules/NL.toml")),
 ];
 
