@@ -4,7 +4,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# (later issues add: chromium for the browser test, python venv for SDK tests)
+# The real-browser test of the opt-out page (tests/api/browser.rs): Debian's
+# headless-capable Chromium and its WebDriver.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# (later issues add: python venv for SDK tests)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""

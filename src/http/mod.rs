@@ -3,4 +3,7 @@
 pub mod api;
 pub mod error;
 pub mod extract;
+pub mod pages;
 pub mod public;
+pub mod ratelimit;
+pub mod webhook;

@@ -1,0 +1,253 @@
+//! The opt-out link pages on the public listener: `GET|HEAD|POST /{code}`.
+//!
+//! `GET` and `HEAD` only read: SMS apps and link scanners prefetch links,
+//! and a prefetch must never opt anyone out. `POST` (the page's one button)
+//! records the opt-out (source `link`, the link's campaign, the optional
+//! reason), waits until it is on disk, then shows the done page; repeating
+//! it changes nothing. Pages are HTML, including their errors: a recipient
+//! reads them, not a program.
+
+pub mod i18n;
+pub mod templates;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{middleware, Router};
+use bytes::Bytes;
+use maud::Markup;
+
+use super::ratelimit::{self, ClientLimiter};
+use crate::app::AppState;
+use crate::domain::{now_millis, Action, Event, PhoneNumber, Source};
+use crate::links;
+use crate::rules::RuleSet;
+use crate::store::{LinkRecord, StoreError};
+use i18n::{Lang, REASONS};
+
+/// `/{code}` with the per-client rate limit in front.
+pub fn router(limiter: Arc<ClientLimiter>) -> Router<AppState> {
+    Router::new()
+        .route("/{code}", get(show).post(submit))
+        .route_layer(middleware::from_fn_with_state(
+            limiter,
+            ratelimit::limit_pages,
+        ))
+}
+
+/// A link that resolves, with what the page shows.
+struct Found {
+    link: LinkRecord,
+    number: PhoneNumber,
+    tenant_name: String,
+    lang: Lang,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    code: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    let accept = accept_language(&headers);
+    match find(&state, code, accept) {
+        Ok(Some(f)) => page(
+            StatusCode::OK,
+            f.lang,
+            templates::optout(f.lang, &f.tenant_name, &f.number.masked()),
+        ),
+        Ok(None) => not_found(accept),
+        Err(e) => unavailable(accept, &e),
+    }
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    code: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let accept = accept_language(&headers);
+    let f = match find(&state, code, accept) {
+        Ok(Some(f)) => f,
+        Ok(None) => return not_found(accept),
+        Err(e) => return unavailable(accept, &e),
+    };
+    // A form we cannot read still opts out: the button is what counts.
+    let reason = body.ok().and_then(|b| reason(&b));
+    let mut event = Event::new(
+        f.link.tenant.clone(),
+        &f.number,
+        Action::OptOut,
+        Source::Link,
+    );
+    event.campaign = f.link.campaign.clone();
+    event.reason = reason.map(str::to_string);
+    let changed = match state.store.record(&event) {
+        Ok(c) => c,
+        Err(e) => return unavailable(Some(f.lang.code()), &e),
+    };
+    // Even for a repeat: its first attempt may have died before the flush.
+    if let Err(e) = state.store.durable().await {
+        return unavailable(Some(f.lang.code()), &e);
+    }
+    metrics::counter!("stopgate_link_optouts_total", "changed" => if changed { "true" } else { "false" })
+        .increment(1);
+    tracing::info!(tenant = %f.link.tenant, number = %f.number, changed, reason = reason.unwrap_or("-"), "opted out via link");
+    page(
+        StatusCode::OK,
+        f.lang,
+        templates::done(f.lang, &f.tenant_name, &f.number.masked()),
+    )
+}
+
+/// Resolves a code: unknown, malformed and expired codes are all `None`.
+fn find(
+    state: &AppState,
+    code: Result<Path<String>, PathRejection>,
+    accept: Option<&str>,
+) -> Result<Option<Found>, StoreError> {
+    let Ok(Path(code)) = code else {
+        return Ok(None);
+    };
+    if !links::is_code(&code) {
+        return Ok(None);
+    }
+    let Some(link) = state.store.link(&code)? else {
+        return Ok(None);
+    };
+    let expire_days = i64::from(state.settings.config.links.expire_days);
+    if expire_days > 0 && now_millis() - link.created > expire_days * 86_400_000 {
+        return Ok(None);
+    }
+    let number = match PhoneNumber::parse(&link.number) {
+        Ok(n) => n,
+        Err(e) => {
+            return Err(StoreError::Corrupt(format!("link number: {e}")));
+        }
+    };
+    let tenant_name = state
+        .tenants
+        .iter()
+        .find(|t| t.id == link.tenant)
+        .map_or_else(|| link.tenant.to_string(), |t| t.name.clone());
+    let lang = i18n::negotiate(&country_languages(&state.settings.rules, &number), accept);
+    Ok(Some(Found {
+        link,
+        number,
+        tenant_name,
+        lang,
+    }))
+}
+
+/// The page languages of the recipient's country: its rules file's, or a
+/// small table for countries that have none.
+fn country_languages(rules: &RuleSet, number: &PhoneNumber) -> Vec<Lang> {
+    let r = rules.for_country(number.country());
+    if r.country.is_some() {
+        r.languages.iter().filter_map(|l| Lang::parse(l)).collect()
+    } else {
+        i18n::fallback_languages(number.country().as_str()).to_vec()
+    }
+}
+
+/// The `reason` field of the form, if it is one of ours.
+fn reason(body: &[u8]) -> Option<&'static str> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    let value = fields.into_iter().find(|(k, _)| k == "reason")?.1;
+    REASONS.into_iter().find(|r| *r == value)
+}
+
+fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// An HTML response with the headers every page carries.
+fn page(status: StatusCode, lang: Lang, markup: Markup) -> Response {
+    let mut resp = (status, markup).into_response();
+    let h = resp.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k, v: &'static str| {
+        h.insert(k, HeaderValue::from_static(v));
+    };
+    // The page shows a (masked) number: never cache it anywhere.
+    set(h, header::CACHE_CONTROL, "no-store");
+    set(h, header::VARY, "Accept-Language");
+    set(h, header::CONTENT_LANGUAGE, lang.code());
+    // The code in the URL is a capability: do not leak it to other sites.
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(
+        h,
+        header::HeaderName::from_static("x-robots-tag"),
+        "noindex",
+    );
+    resp
+}
+
+fn not_found(accept: Option<&str>) -> Response {
+    let lang = i18n::negotiate(&[], accept);
+    let t = lang.texts();
+    page(
+        StatusCode::NOT_FOUND,
+        lang,
+        templates::notice(lang, t.not_found_title, t.not_found_body),
+    )
+}
+
+fn unavailable(accept: Option<&str>, cause: &StoreError) -> Response {
+    tracing::error!(error = %cause, "link page: storage failed");
+    let lang = i18n::negotiate(&[], accept);
+    let t = lang.texts();
+    let mut resp = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        templates::notice(lang, t.error_title, t.error_body),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    resp
+}
+
+/// The HTML 429, with `Retry-After` in whole seconds (at least 1).
+pub fn too_many_requests(accept: Option<&str>, wait: Duration) -> Response {
+    let lang = i18n::negotiate(&[], accept);
+    let t = lang.texts();
+    let mut resp = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        lang,
+        templates::notice(lang, t.busy_title, t.busy_body),
+    );
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_ours_or_nothing() {
+        assert_eq!(reason(b"reason=too_many"), Some("too_many"));
+        assert_eq!(
+            reason(b"x=1&reason=never_signed_up"),
+            Some("never_signed_up")
+        );
+        assert_eq!(reason(b"reason=%3Cscript%3E"), None);
+        assert_eq!(reason(b""), None);
+        assert_eq!(reason(&[0xff, 0x00, 0x26]), None);
+    }
+}

@@ -1,0 +1,95 @@
+//! `POST /v1/inbound`: the native MO webhook.
+//!
+//! The signature is checked over the raw body before anything in it is
+//! read, so an unsigned request learns nothing and changes nothing. Then
+//! `{"from", "to", "text"}` (other fields are ignored: a relay may add its
+//! own ids) goes to [`inbound::handle_mo`]; the answer is
+//! `{"action": "opted_out|opted_in|help|none", "tenants": [..]}`, sent only
+//! once every change is on disk.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::ApiError;
+use super::extract::parse_json;
+use crate::app::AppState;
+use crate::inbound::{self, signature, MoError};
+
+/// An MO message is at most a few hundred bytes; this leaves room for any
+/// envelope and keeps the HMAC over a bounded input.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+struct MoBody {
+    from: String,
+    to: String,
+    text: String,
+}
+
+pub async fn inbound(State(state): State<AppState>, req: Request) -> Response {
+    match handle(state, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            let unauthorized = e.status == StatusCode::UNAUTHORIZED;
+            let mut resp = e.into_response();
+            if unauthorized {
+                // Not a Bearer scheme: say which header is expected.
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("HMAC-SHA256 header=\"X-Stopgate-Signature\""),
+                );
+            }
+            resp
+        }
+    }
+}
+
+async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {MAX_BODY} bytes"),
+        )
+    })?;
+    let secret = state.settings.config.inbound.secret.expose().as_bytes();
+    let sig = parts
+        .headers
+        .get(signature::HEADER)
+        .map(HeaderValue::as_bytes);
+    if let Err(e) = signature::verify(secret, &bytes, sig) {
+        tracing::warn!(reason = %e, "inbound webhook refused: signature");
+        metrics::counter!("stopgate_inbound_refused_total", "reason" => "signature").increment(1);
+        return Err(ApiError::unauthorized(e.to_string()));
+    }
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/json",
+        ));
+    }
+    let mo: MoBody = parse_json(&bytes)?;
+    let outcome = inbound::handle_mo(&state, &mo.from, &mo.to, &mo.text)
+        .await
+        .map_err(|e| match e {
+            MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
+            MoError::UnknownShortCode(_) => {
+                ApiError::unprocessable("unknown_shortcode", e.to_string())
+            }
+            MoError::Store(e) => ApiError::internal(e),
+        })?;
+    let tenants: Vec<&str> = outcome.tenants.iter().map(|t| t.as_str()).collect();
+    Ok(Json(json!({"action": outcome.action.as_str(), "tenants": tenants})).into_response())
+}
