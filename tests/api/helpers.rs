@@ -21,6 +21,7 @@ pub const ACME_KEY: &str = "sk_acme_test_key";
 pub const BETA_KEY: &str = "sk_beta_test_key";
 pub const UPSTREAM_TOKEN: &str = "upstream-token-123";
 pub const BASE_URL: &str = "https://stp.example";
+pub const INBOUND_SECRET: &str = "whsec_test";
 
 /// How the mock provider answers.
 #[derive(Debug, Clone)]
@@ -148,7 +149,10 @@ pub fn test_config(mock: &MockProvider, dir: &std::path::Path) -> Config {
     c.upstream.url = mock.url();
     c.upstream.token = Secret(UPSTREAM_TOKEN.into());
     c.upstream.timeout_ms = 1_000;
-    c.inbound.secret = Secret("whsec_test".into());
+    c.inbound.secret = Secret(INBOUND_SECRET.into());
+    // Far above anything a test does; the 429 test sets its own.
+    c.ratelimit.per_minute = 1_000_000;
+    c.ratelimit.burst = 1_000_000;
     c.shortcodes = BTreeMap::from([("FR".into(), "36111".into()), ("GB".into(), "60777".into())]);
     c.tenants = vec![
         TenantConfig {
@@ -232,5 +236,55 @@ impl TestApp {
             Source::Import,
         );
         self.store.record(&e).unwrap();
+    }
+}
+
+/// `sha256=<hex>` of `body` under `secret`, computed as a provider would.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl TestApp {
+    /// A signed `POST /v1/inbound` of `{"from", "to", "text"}`.
+    pub async fn mo(&self, from: &str, to: &str, text: &str) -> (StatusCode, Value) {
+        let body = serde_json::to_vec(&json!({"from": from, "to": to, "text": text})).unwrap();
+        let sig = sign(INBOUND_SECRET, &body);
+        self.post_inbound(body, Some(&sig), "application/json")
+            .await
+    }
+
+    /// `POST /v1/inbound` with exactly this body, signature header and content type.
+    pub async fn post_inbound(
+        &self,
+        body: Vec<u8>,
+        signature: Option<&str>,
+        content_type: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .post(format!("{}/v1/inbound", self.public))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(sig) = signature {
+            req = req.header("x-stopgate-signature", sig);
+        }
+        let resp = req.send().await.unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends one marketing message as the tenant with `key`; whether it was blocked.
+    pub async fn blocked(&self, key: &str, number: &str) -> bool {
+        let r = self
+            .send_one(key, json!({"to": number, "from": "SHOP", "body": "Sale"}))
+            .await;
+        match r["status"].as_str() {
+            Some("blocked") => true,
+            Some("sent") => false,
+            _ => panic!("unexpected result {r}"),
+        }
     }
 }
