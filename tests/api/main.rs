@@ -2,6 +2,7 @@
 //! everything over HTTP. One binary, so it links once.
 
 mod cli;
+mod crash;
 mod errors;
 mod helpers;
 mod inbound;
