@@ -1,6 +1,7 @@
 //! Black-box tests: the real gateway on port 0, a mock provider on loopback,
 //! everything over HTTP. One binary, so it links once.
 
+mod browser;
 mod cli;
 mod crash;
 mod errors;

@@ -15,7 +15,7 @@ h1{font-size:1.4rem;line-height:1.25;margin:0 0 .75rem}\
 p{margin:0 0 1rem}\
 .n{white-space:nowrap}\
 fieldset{border:0;margin:0 0 1.25rem;padding:0}\
-legend{font-weight:600;margin-bottom:.25rem}\
+legend{font-weight:600;margin-bottom:.25rem;padding:0}\
 label{display:flex;align-items:center;gap:.6rem;padding:.55rem 0;border-bottom:1px solid #eceef1}\
 input[type=radio]{width:1.2rem;height:1.2rem;margin:0;flex:none}\
 button{display:block;width:100%;padding:.9rem 1rem;border:0;border-radius:10px;background:#c62828;color:#fff;font:inherit;font-weight:600;cursor:pointer}\
