@@ -670,6 +670,21 @@ api_key = "sk_acme_123"
     }
 
     #[test]
+    fn inbound_sections_have_defaults_and_checked_values() {
+        let s = with_tenant("").unwrap();
+        assert_eq!(s.config.attribution.window_days, 30);
+        assert_eq!(s.config.links.expire_days, 0);
+        assert!(s.config.ratelimit.per_minute > 0 && s.config.ratelimit.burst > 0);
+        let e = with_tenant("[ratelimit]\nper_minute = 0").unwrap_err();
+        assert_eq!(e.key, "ratelimit.per_minute");
+        let e =
+            with_tenant("[ratelimit]\ntrusted_proxies = [\"10.0.0.1\", \"proxy\"]").unwrap_err();
+        assert_eq!(e.key, "ratelimit.trusted_proxies[1]");
+        let e = with_tenant("[attribution]\nwindow = 3").unwrap_err();
+        assert!(e.message.contains("window"), "{e}");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = with_tenant("").unwrap();
         assert!(!format!("{:?}", s.config).contains("sk_acme_123"));

@@ -326,6 +326,16 @@ mod tests {
             let _ = classify(&s, &kw("FR"), &tenants());
         }
 
+        /// The verdict depends on the normalized text only.
+        #[test]
+        fn classify_sees_only_the_normalized_text(
+            s in "(?i)(stop|arr[eê]t|start|help|aide|please|merci|acme|tsop|cancel|my order|[ .!,'-]){0,6}",
+            country in prop::sample::select(vec!["FR", "GB", "DE", "NL", "BE", "IT", "US"]),
+        ) {
+            let k = kw(country);
+            prop_assert_eq!(classify(&s, &k, &tenants()), classify(&normalize(&s), &k, &tenants()));
+        }
+
         /// Case, punctuation and spacing around a bare keyword never change the verdict.
         #[test]
         fn decoration_does_not_change_stop(pre in "[ .!?,\\n]{0,3}", post in "[ .!?,\\n]{0,3}", lower in any::<bool>()) {

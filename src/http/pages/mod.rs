@@ -24,7 +24,7 @@ use maud::Markup;
 
 use super::ratelimit::{self, ClientLimiter};
 use crate::app::AppState;
-use crate::domain::{now_millis, Action, Event, PhoneNumber, Source};
+use crate::domain::{now_millis, Action, Event, PhoneNumber, Source, UnixMillis};
 use crate::links;
 use crate::rules::RuleSet;
 use crate::store::{LinkRecord, StoreError};
@@ -120,8 +120,11 @@ fn find(
     let Some(link) = state.store.link(&code)? else {
         return Ok(None);
     };
-    let expire_days = i64::from(state.settings.config.links.expire_days);
-    if expire_days > 0 && now_millis() - link.created > expire_days * 86_400_000 {
+    if expired(
+        link.created,
+        now_millis(),
+        state.settings.config.links.expire_days,
+    ) {
         return Ok(None);
     }
     let number = match PhoneNumber::parse(&link.number) {
@@ -142,6 +145,11 @@ fn find(
         tenant_name,
         lang,
     }))
+}
+
+/// Whether a link created at `created` is past `expire_days` (0: never).
+fn expired(created: UnixMillis, now: UnixMillis, expire_days: u32) -> bool {
+    expire_days > 0 && now.saturating_sub(created) > i64::from(expire_days) * 86_400_000
 }
 
 /// The page languages of the recipient's country: its rules file's, or a
@@ -238,6 +246,15 @@ pub fn too_many_requests(accept: Option<&str>, wait: Duration) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_expire_only_when_configured() {
+        let day = 86_400_000;
+        assert!(!expired(0, 10_000 * day, 0));
+        assert!(!expired(0, 30 * day, 30));
+        assert!(expired(0, 30 * day + 1, 30));
+        assert!(!expired(5 * day, 0, 1), "a clock step back is not expiry");
+    }
 
     #[test]
     fn reasons_are_ours_or_nothing() {
