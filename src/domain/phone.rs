@@ -111,7 +111,13 @@ impl PhoneNumber {
         if international[1..].contains('+') {
             return Err(PhoneError::BadCharacters);
         }
-        let parsed = phonenumber::parse(None, &international).map_err(|_| PhoneError::Invalid)?;
+        // The phonenumber crate misreads the country code when a separator
+        // follows it closely (`+336-1-234-5-67-8`), so separators go first.
+        let compact: String = international
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
+            .collect();
+        let parsed = phonenumber::parse(None, &compact).map_err(|_| PhoneError::Invalid)?;
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
