@@ -6,6 +6,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Settings;
-use crate::domain::Tenant;
+use crate::domain::{Tenant, TenantId};
 use crate::http::{self, error::ApiError};
 use crate::outbound::Outbound;
 use crate::store::{SledStore, Store};
@@ -28,6 +29,18 @@ pub struct AppState {
     pub tenants: Arc<[Arc<Tenant>]>,
     pub store: Arc<dyn Store>,
     pub outbound: Arc<Outbound>,
+    /// Per-tenant request rate limit; `None` when disabled.
+    pub tenant_limiter: Option<Arc<TenantLimiter>>,
+}
+
+pub type TenantLimiter = governor::DefaultKeyedRateLimiter<TenantId>;
+
+fn tenant_limiter(limits: &crate::config::LimitsConfig) -> Option<Arc<TenantLimiter>> {
+    let rate = NonZeroU32::new(limits.tenant_requests_per_second)?;
+    let burst = NonZeroU32::new(limits.tenant_burst).unwrap_or(rate);
+    Some(Arc::new(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    )))
 }
 
 pub struct App {
@@ -39,6 +52,7 @@ pub struct App {
 impl App {
     /// Opens the store and binds both listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        crate::telemetry::metrics_handle();
         let cfg = &settings.config;
         if let Some(dir) = cfg
             .storage
@@ -70,6 +84,7 @@ impl App {
                 format!("binding the public listener on {}", settings.public_listen)
             })?;
         let state = AppState {
+            tenant_limiter: tenant_limiter(&cfg.limits),
             tenants: settings.tenants.clone().into(),
             settings: Arc::new(settings),
             store,

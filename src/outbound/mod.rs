@@ -148,6 +148,17 @@ impl Outbound {
             .buffered(self.concurrency)
             .collect::<Vec<_>>()
             .await;
+        let sent_marketing = results.iter().filter(|r| r.status == Status::Sent).count() as u64;
+        if req.category.is_marketing() && sent_marketing > 0 {
+            let campaign = req.campaign.as_ref().map(Campaign::as_str);
+            if let Err(e) =
+                self.store
+                    .count_marketing_sent(&req.tenant.id, campaign, sent_marketing)
+            {
+                // Insights are best effort; the messages are already sent.
+                tracing::warn!(error = %e, "could not count sent marketing");
+            }
+        }
         for r in &results {
             metrics::counter!("stopgate_messages_total", "category" => req.category.as_str(), "status" => r.status.as_str())
                 .increment(1);

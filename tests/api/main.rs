@@ -4,4 +4,6 @@
 mod cli;
 mod errors;
 mod helpers;
+mod operations;
 mod send;
+mod suppressions;
