@@ -138,7 +138,9 @@ impl App {
             .with_graceful_shutdown(stopped(stop_rx))
             .into_future(),
         );
+        let housekeeping = tokio::spawn(housekeeping(state.store.clone()));
         shutdown.await;
+        housekeeping.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(grace, async {
@@ -159,6 +161,23 @@ impl App {
             .context("final flush of the store")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How long a `reference` makes a retry idempotent.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Periodic clean-up of records that only matter for a while.
+async fn housekeeping(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let before = crate::domain::now_millis() - IDEMPOTENCY_WINDOW.as_millis() as i64;
+        match store.purge_requests(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired idempotency records removed"),
+            Err(e) => tracing::warn!(error = %e, "idempotency clean-up failed"),
+        }
     }
 }
 

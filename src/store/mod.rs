@@ -179,6 +179,9 @@ pub trait Store: Send + Sync + 'static {
     /// Releases a reference whose request failed before doing anything, so a retry may run.
     fn abandon_request(&self, tenant: &TenantId, reference: &str) -> Result<()>;
 
+    /// Forgets idempotency records older than `before`; returns how many.
+    fn purge_requests(&self, before: UnixMillis) -> Result<usize>;
+
     /// Resolves once everything written before the call is on disk.
     async fn durable(&self) -> Result<()>;
 }

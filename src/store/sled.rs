@@ -449,6 +449,28 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn purge_requests(&self, before: UnixMillis) -> Result<usize> {
+        let mut purged = 0;
+        for kv in self.requests.iter() {
+            let (k, v) = kv?;
+            let at = v
+                .get(1..9)
+                .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")))
+                .unwrap_or(0);
+            if at < before {
+                // Only if unchanged since we looked: a retry may have just refreshed it.
+                if self
+                    .requests
+                    .compare_and_swap(&k, Some(v), None as Option<&[u8]>)?
+                    .is_ok()
+                {
+                    purged += 1;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
     async fn durable(&self) -> Result<()> {
         self.commit.wait().await
     }
