@@ -249,14 +249,16 @@ impl Outbound {
                     text
                 }
                 FooterPlan::Link { template } => {
-                    let (url, minted) = links::link_for(
+                    let (url, _minted) = links::link_for(
                         self.store.as_ref(),
                         &self.public_base_url,
                         tenant,
                         &number,
                         req.campaign.as_ref(),
                     )?;
-                    *needs_commit |= minted;
+                    // Even an existing link may have been minted by a concurrent
+                    // request whose flush has not finished yet.
+                    *needs_commit = true;
                     let text = footer::render(&template, None, Some(&url), &tenant.name);
                     optout = Some(OptOut::Url(url));
                     text
