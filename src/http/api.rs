@@ -329,11 +329,12 @@ async fn send_messages(
         limits.max_body_chars,
     )?;
 
-    let fp = fingerprint(&req);
-    if let Some(reference) = &reference {
+    // A reference makes the request idempotent: (reference, content fingerprint).
+    let idempotency = reference.map(|r| (r, fingerprint(&req)));
+    if let Some((reference, fp)) = &idempotency {
         match state
             .store
-            .begin_request(&tenant.id, reference, &fp)
+            .begin_request(&tenant.id, reference, fp)
             .map_err(SendError::from)?
         {
             Attempt::Fresh => {}
@@ -357,7 +358,7 @@ async fn send_messages(
     let results = match state.outbound.send(&req).await {
         Ok(r) => r,
         Err(e) => {
-            if let Some(reference) = &reference {
+            if let Some((reference, _)) = &idempotency {
                 let _ = state.store.abandon_request(&tenant.id, reference);
             }
             return Err(SendError::Store(e).into());
@@ -386,10 +387,10 @@ async fn send_messages(
         summary,
     };
     let bytes = serde_json::to_vec(&response).expect("response serializes");
-    if let Some(reference) = &reference {
+    if let Some((reference, fp)) = &idempotency {
         if let Err(e) = state
             .store
-            .finish_request(&tenant.id, reference, &fp, &bytes)
+            .finish_request(&tenant.id, reference, fp, &bytes)
         {
             tracing::error!(error = %e, "could not store an idempotent response");
         }
