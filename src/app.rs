@@ -6,6 +6,7 @@
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Settings;
-use crate::domain::Tenant;
+use crate::domain::{Tenant, TenantId};
 use crate::http::{self, error::ApiError};
 use crate::outbound::Outbound;
 use crate::store::{SledStore, Store};
@@ -28,6 +29,18 @@ pub struct AppState {
     pub tenants: Arc<[Arc<Tenant>]>,
     pub store: Arc<dyn Store>,
     pub outbound: Arc<Outbound>,
+    /// Per-tenant request rate limit; `None` when disabled.
+    pub tenant_limiter: Option<Arc<TenantLimiter>>,
+}
+
+pub type TenantLimiter = governor::DefaultKeyedRateLimiter<TenantId>;
+
+fn tenant_limiter(limits: &crate::config::LimitsConfig) -> Option<Arc<TenantLimiter>> {
+    let rate = NonZeroU32::new(limits.tenant_requests_per_second)?;
+    let burst = NonZeroU32::new(limits.tenant_burst).unwrap_or(rate);
+    Some(Arc::new(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    )))
 }
 
 pub struct App {
@@ -39,6 +52,7 @@ pub struct App {
 impl App {
     /// Opens the store and binds both listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        crate::telemetry::metrics_handle();
         let cfg = &settings.config;
         if let Some(dir) = cfg
             .storage
@@ -70,6 +84,7 @@ impl App {
                 format!("binding the public listener on {}", settings.public_listen)
             })?;
         let state = AppState {
+            tenant_limiter: tenant_limiter(&cfg.limits),
             tenants: settings.tenants.clone().into(),
             settings: Arc::new(settings),
             store,
@@ -123,7 +138,9 @@ impl App {
             .with_graceful_shutdown(stopped(stop_rx))
             .into_future(),
         );
+        let housekeeping = tokio::spawn(housekeeping(state.store.clone()));
         shutdown.await;
+        housekeeping.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(grace, async {
@@ -144,6 +161,23 @@ impl App {
             .context("final flush of the store")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How long a `reference` makes a retry idempotent.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Periodic clean-up of records that only matter for a while.
+async fn housekeeping(store: Arc<dyn Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let before = crate::domain::now_millis() - IDEMPOTENCY_WINDOW.as_millis() as i64;
+        match store.purge_requests(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired idempotency records removed"),
+            Err(e) => tracing::warn!(error = %e, "idempotency clean-up failed"),
+        }
     }
 }
 

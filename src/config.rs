@@ -190,6 +190,10 @@ pub struct LimitsConfig {
     pub max_request_bytes: usize,
     /// Longest message body accepted, in characters (10 UCS-2 parts is 670).
     pub max_body_chars: usize,
+    /// API requests per second per tenant (0: unlimited); 429 beyond.
+    pub tenant_requests_per_second: u32,
+    /// Requests a tenant may make at once above that rate.
+    pub tenant_burst: u32,
 }
 
 impl Default for LimitsConfig {
@@ -198,6 +202,8 @@ impl Default for LimitsConfig {
             max_recipients: 1000,
             max_request_bytes: 1024 * 1024,
             max_body_chars: 1600,
+            tenant_requests_per_second: 500,
+            tenant_burst: 1000,
         }
     }
 }

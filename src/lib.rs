@@ -11,6 +11,7 @@
 //! - [`outbound`]: the send pipeline, footers and segment counting.
 //! - [`inbound`]: recipients' replies: keywords, attribution, actions.
 //! - [`links`]: opt-out link codes.
+//! - [`suppressions`]: CSV import and export of suppression lists.
 //! - [`store`]: the `Store` trait, sled, group commit.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
 //! - [`http`]: routers, extractors, the JSON error shape.
@@ -24,5 +25,6 @@ pub mod links;
 pub mod outbound;
 pub mod rules;
 pub mod store;
+pub mod suppressions;
 pub mod telemetry;
 pub mod upstream;

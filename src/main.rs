@@ -3,9 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
+use futures::StreamExt;
 use stopgate::app::{shutdown_signal, App};
 use stopgate::config::{demo_tenant, Config, Settings};
+use stopgate::store::{SledStore, Store};
+use stopgate::suppressions::{export_csv, import_csv};
+use tokio::io::AsyncWriteExt;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +32,27 @@ enum Command {
     Serve,
     /// Load and validate the config and the country rules, then exit.
     CheckConfig,
+    /// Import or export a tenant's suppression list (CSV). Opens the store
+    /// directly, so stop the gateway first (or use the HTTP API while it runs).
+    #[command(subcommand)]
+    Suppressions(SuppressionsCommand),
+}
+
+#[derive(Subcommand)]
+enum SuppressionsCommand {
+    /// Import a CSV with a header row and a `number` column (`-` for stdin).
+    Import {
+        #[arg(long)]
+        tenant: String,
+        file: PathBuf,
+    },
+    /// Export the suppressed numbers as CSV (to stdout, or --output).
+    Export {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -33,6 +60,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
         Command::CheckConfig => check_config(cli.config),
+        Command::Suppressions(cmd) => suppressions(cli.config, cmd),
     }
 }
 
@@ -119,6 +147,86 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             );
         }
         app.run(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stopgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn suppressions(path: Option<PathBuf>, cmd: SuppressionsCommand) -> ExitCode {
+    let (settings, _) = match load(path) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let tenant_arg = match &cmd {
+        SuppressionsCommand::Import { tenant, .. } | SuppressionsCommand::Export { tenant, .. } => {
+            tenant.clone()
+        }
+    };
+    let Some(tenant) = settings
+        .tenants
+        .iter()
+        .find(|t| t.id.as_str() == tenant_arg)
+    else {
+        eprintln!("no tenant {tenant_arg:?} in the config");
+        return ExitCode::from(2);
+    };
+    let storage = &settings.config.storage;
+    let store: Arc<dyn Store> = match SledStore::open(&storage.path, storage.cache_mb) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            eprintln!("cannot open the store at {} ({e}); if stopgate is running, stop it or use the HTTP API", storage.path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        match cmd {
+            SuppressionsCommand::Import { file, .. } => {
+                let report = if file.as_os_str() == "-" {
+                    import_csv(store.as_ref(), &tenant.id, tokio::io::stdin()).await?
+                } else {
+                    import_csv(
+                        store.as_ref(),
+                        &tenant.id,
+                        tokio::fs::File::open(&file).await?,
+                    )
+                    .await?
+                };
+                println!(
+                    "rows: {}, imported: {}, unchanged: {}, failed: {}",
+                    report.rows, report.imported, report.unchanged, report.failed
+                );
+                for e in &report.errors {
+                    println!("line {}: {}", e.line, e.message);
+                }
+                if report.failed as usize > report.errors.len() {
+                    println!(
+                        "... and {} more bad rows",
+                        report.failed as usize - report.errors.len()
+                    );
+                }
+            }
+            SuppressionsCommand::Export { output, .. } => {
+                let mut out: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match output {
+                    Some(p) => Box::new(tokio::fs::File::create(p).await?),
+                    None => Box::new(tokio::io::stdout()),
+                };
+                let mut chunks = std::pin::pin!(export_csv(store.clone(), tenant.id.clone()));
+                while let Some(chunk) = chunks.next().await {
+                    out.write_all(&chunk?).await?;
+                }
+                out.flush().await?;
+            }
+        }
+        Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

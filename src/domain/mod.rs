@@ -22,3 +22,23 @@ pub fn now_millis() -> UnixMillis {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// RFC 3339 in UTC with milliseconds, as every API answer shows times.
+pub fn rfc3339(at: UnixMillis) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_in_utc() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            super::rfc3339(1_795_455_000_123),
+            "2026-11-23T17:30:00.123Z"
+        );
+    }
+}

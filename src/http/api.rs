@@ -3,34 +3,63 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::error::{self, ApiError};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{self, ApiError, ErrorBody};
 use super::extract::{AuthTenant, JsonBody};
+use super::{insights, suppressions};
 use crate::app::AppState;
 use crate::domain::{Campaign, Category, Sender};
 use crate::outbound::{OptOut, RecipientResult, SendRequest, Status};
 use crate::store::{Attempt, StoreError};
 
+/// Every API route, registered through utoipa so the OpenAPI document and
+/// the router are one list and cannot drift apart. Add routes here only.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(super::openapi::base())
+        .routes(routes!(send_messages))
+        .routes(routes!(suppressions::list_suppressions))
+        .routes(routes!(
+            suppressions::get_suppression,
+            suppressions::put_suppression,
+            suppressions::delete_suppression
+        ))
+        .routes(routes!(suppressions::import))
+        .routes(routes!(suppressions::export))
+        .routes(routes!(insights::campaigns))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/messages", post(send_messages))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn(|req, next| {
+            super::observe("api", req, next)
+        }))
         .with_state(state)
 }
 
+/// Liveness. Served on both listeners (the public one for load balancers).
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive")))]
 async fn healthz() -> Json<Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready when the store answers.
+/// Readiness: the store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
         .store
@@ -39,16 +68,43 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(serde_json::json!({"status": "ready"})))
 }
 
+/// Prometheus metrics (text exposition format). Unauthenticated, like every
+/// scrape target: the API listener is private.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+async fn metrics() -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        crate::telemetry::render_metrics(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+async fn openapi_json() -> Response {
+    (
+        [("content-type", "application/json")],
+        super::openapi::document_json(),
+    )
+        .into_response()
+}
+
 /// `POST /v1/messages` body. Unknown fields are refused, so a typo such as
 /// `"categroy": "otp"` fails loudly instead of sending an OTP as marketing.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SendBody {
-    /// One number or an array; checked by hand for a clearer error.
+pub struct SendBody {
+    /// One number or an array of up to 1000 (international format).
+    #[schema(value_type = Vec<String>, example = json!(["+33612345678"]))]
     to: Value,
+    /// Alphanumeric sender id (up to 11 characters) or a number.
     from: String,
     body: String,
+    /// `marketing` (default), `transactional` or `otp`.
     #[serde(default)]
+    #[schema(example = "marketing")]
     category: Option<String>,
     #[serde(default)]
     campaign: Option<String>,
@@ -109,36 +165,46 @@ impl From<SendError> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct SendResponse {
+#[derive(Serialize, ToSchema)]
+pub struct SendResponse {
     results: Vec<ResultJson>,
     summary: Summary,
 }
 
-#[derive(Serialize, Default)]
-struct Summary {
+#[derive(Serialize, Default, ToSchema)]
+pub struct Summary {
     sent: usize,
     blocked: usize,
     rejected: usize,
     failed: usize,
 }
 
-#[derive(Serialize)]
-struct ResultJson {
+/// One recipient's outcome.
+#[derive(Serialize, ToSchema)]
+pub struct ResultJson {
+    /// E.164 when the number parsed.
     to: String,
+    /// `sent`, `blocked`, `rejected` or `failed`.
+    #[schema(value_type = String)]
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<String>,
     body: String,
+    /// `gsm7` or `ucs2`.
+    #[schema(value_type = String)]
     encoding: &'static str,
     segments: usize,
+    /// `{"method": "shortcode", "shortcode"}` or `{"method": "url", "url"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     optout: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_id: Option<String>,
+    /// `{"code", "message"}`; codes in docs/api.md.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     error: Option<Value>,
 }
 
@@ -241,6 +307,15 @@ fn fingerprint(req: &SendRequest) -> [u8; 32] {
     Sha256::digest(canonical.to_string().as_bytes()).into()
 }
 
+/// Sends one message to up to 1000 recipients. Marketing gets the opt-out
+/// footer of each recipient's country and is blocked for opted-out numbers.
+#[utoipa::path(post, path = "/v1/messages", tag = "messages", request_body = SendBody,
+    responses(
+        (status = 200, body = SendResponse, description = "Per-recipient results"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
 async fn send_messages(
     State(state): State<AppState>,
     AuthTenant(tenant): AuthTenant,
@@ -254,11 +329,12 @@ async fn send_messages(
         limits.max_body_chars,
     )?;
 
-    let fp = fingerprint(&req);
-    if let Some(reference) = &reference {
+    // A reference makes the request idempotent: (reference, content fingerprint).
+    let idempotency = reference.map(|r| (r, fingerprint(&req)));
+    if let Some((reference, fp)) = &idempotency {
         match state
             .store
-            .begin_request(&tenant.id, reference, &fp)
+            .begin_request(&tenant.id, reference, fp)
             .map_err(SendError::from)?
         {
             Attempt::Fresh => {}
@@ -282,7 +358,7 @@ async fn send_messages(
     let results = match state.outbound.send(&req).await {
         Ok(r) => r,
         Err(e) => {
-            if let Some(reference) = &reference {
+            if let Some((reference, _)) = &idempotency {
                 let _ = state.store.abandon_request(&tenant.id, reference);
             }
             return Err(SendError::Store(e).into());
@@ -311,10 +387,10 @@ async fn send_messages(
         summary,
     };
     let bytes = serde_json::to_vec(&response).expect("response serializes");
-    if let Some(reference) = &reference {
+    if let Some((reference, fp)) = &idempotency {
         if let Err(e) = state
             .store
-            .finish_request(&tenant.id, reference, &fp, &bytes)
+            .finish_request(&tenant.id, reference, fp, &bytes)
         {
             tracing::error!(error = %e, "could not store an idempotent response");
         }

@@ -7,7 +7,23 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+
+/// The JSON error shape, for the OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable (`invalid_field`, `unauthorized`, ...).
+    code: String,
+    /// For humans; may change.
+    message: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct ApiError {

@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::{header, request::Parts, StatusCode};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::app::AppState;
-use crate::domain::{ApiKeyHash, Tenant};
+use crate::domain::{ApiKeyHash, PhoneNumber, Tenant};
 
 /// The tenant whose Bearer API key the request carries.
 pub struct AuthTenant(pub Arc<Tenant>);
@@ -29,10 +29,25 @@ impl FromRequestParts<AppState> for AuthTenant {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::unauthorized("Authorization must be: Bearer <api key>"))?;
-        authenticate(&state.tenants, key)
-            .map(AuthTenant)
-            .ok_or_else(|| ApiError::unauthorized("unknown API key"))
+        let tenant = authenticate(&state.tenants, key)
+            .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        check_rate(state, &tenant)?;
+        Ok(AuthTenant(tenant))
     }
+}
+
+/// The per-tenant request rate limit (`limits.tenant_requests_per_second`).
+pub fn check_rate(state: &AppState, tenant: &Tenant) -> Result<(), ApiError> {
+    let Some(limiter) = &state.tenant_limiter else {
+        return Ok(());
+    };
+    limiter.check_key(&tenant.id).map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        metrics::counter!("stopgate_rate_limited_total", "listener" => "api").increment(1);
+        ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64)
+    })
 }
 
 /// Compares the key's hash with every tenant's in constant time and without
@@ -112,4 +127,36 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request("invalid_field", format!("{path}: {inner}"))
         }
     })
+}
+
+/// A phone number in the path (`/v1/suppressions/{number}`), parsed.
+pub struct PathNumber(pub PhoneNumber);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathNumber {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_field", format!("path: {e}")))?;
+        PhoneNumber::parse(&raw)
+            .map(PathNumber)
+            .map_err(|e| ApiError::unprocessable("invalid_number", format!("number: {e}")))
+    }
+}
+
+/// Query parameters, with errors in the JSON shape.
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(t)| QueryParams(t))
+            .map_err(|e| {
+                ApiError::bad_request("invalid_field", format!("query: {}", e.body_text()))
+            })
+    }
 }

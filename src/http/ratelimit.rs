@@ -137,7 +137,7 @@ pub async fn limit_pages(
     match limiter.check(peer, forwarded) {
         Ok(()) => next.run(req).await,
         Err(wait) => {
-            metrics::counter!("stopgate_rate_limited_total", "route" => "link").increment(1);
+            metrics::counter!("stopgate_rate_limited_total", "listener" => "public").increment(1);
             let accept = req
                 .headers()
                 .get(axum::http::header::ACCEPT_LANGUAGE)

@@ -11,10 +11,10 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::parse_json;
 use crate::app::AppState;
 use crate::inbound::{self, signature, MoError};
@@ -23,13 +23,40 @@ use crate::inbound::{self, signature, MoError};
 /// envelope and keeps the HMAC over a bounded input.
 const MAX_BODY: usize = 64 * 1024;
 
-#[derive(Deserialize)]
-struct MoBody {
+/// An MO message (other fields are ignored).
+#[derive(Deserialize, ToSchema)]
+pub struct MoBody {
+    /// The sender, E.164 (`+33612345678`; `33612345678` is accepted too).
+    #[schema(example = "+33612345678")]
     from: String,
+    /// The short code it was sent to.
+    #[schema(example = "36111")]
     to: String,
+    /// What the recipient wrote.
+    #[schema(example = "STOP")]
     text: String,
 }
 
+/// What the reply did.
+#[derive(Serialize, ToSchema)]
+pub struct MoAnswer {
+    /// `opted_out`, `opted_in`, `help` or `none`.
+    action: &'static str,
+    /// The tenant ids concerned.
+    tenants: Vec<String>,
+}
+
+/// A recipient's reply (MO), relayed by the provider. Answered once every
+/// change is on disk. See docs/inbound.md.
+#[utoipa::path(post, path = "/v1/inbound", tag = "public",
+    params(("X-Stopgate-Signature" = String, Header,
+        description = "sha256=<hex HMAC-SHA256 of the raw body under inbound.secret>")),
+    request_body = MoBody,
+    responses(
+        (status = 200, body = MoAnswer),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn inbound(State(state): State<AppState>, req: Request) -> Response {
     match handle(state, req).await {
         Ok(r) => r,
@@ -90,6 +117,9 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
             }
             MoError::Store(e) => ApiError::internal(e),
         })?;
-    let tenants: Vec<&str> = outcome.tenants.iter().map(|t| t.as_str()).collect();
-    Ok(Json(json!({"action": outcome.action.as_str(), "tenants": tenants})).into_response())
+    Ok(Json(MoAnswer {
+        action: outcome.action.as_str(),
+        tenants: outcome.tenants.iter().map(|t| t.to_string()).collect(),
+    })
+    .into_response())
 }

@@ -148,6 +148,17 @@ impl Outbound {
             .buffered(self.concurrency)
             .collect::<Vec<_>>()
             .await;
+        let sent_marketing = results.iter().filter(|r| r.status == Status::Sent).count() as u64;
+        if req.category.is_marketing() && sent_marketing > 0 {
+            let campaign = req.campaign.as_ref().map(Campaign::as_str);
+            if let Err(e) =
+                self.store
+                    .count_marketing_sent(&req.tenant.id, campaign, sent_marketing)
+            {
+                // Insights are best effort; the messages are already sent.
+                tracing::warn!(error = %e, "could not count sent marketing");
+            }
+        }
         for r in &results {
             metrics::counter!("stopgate_messages_total", "category" => req.category.as_str(), "status" => r.status.as_str())
                 .increment(1);
@@ -239,14 +250,16 @@ impl Outbound {
                     text
                 }
                 FooterPlan::Link { template } => {
-                    let (url, minted) = links::link_for(
+                    let (url, _minted) = links::link_for(
                         self.store.as_ref(),
                         &self.public_base_url,
                         tenant,
                         &number,
                         req.campaign.as_ref(),
                     )?;
-                    *needs_commit |= minted;
+                    // Even an existing link may have been minted by a concurrent
+                    // request whose flush has not finished yet.
+                    *needs_commit = true;
                     let text = footer::render(&template, None, Some(&url), &tenant.name);
                     optout = Some(OptOut::Url(url));
                     text

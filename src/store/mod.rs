@@ -11,6 +11,8 @@ pub mod sled;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::domain::{Event, Source, TenantId, UnixMillis};
 
 pub use self::sled::SledStore;
@@ -43,6 +45,23 @@ pub struct Suppression {
     pub suppressed: bool,
     pub updated: UnixMillis,
     pub source: Source,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+}
+
+/// Per-campaign counters, kept as events happen (never by scanning).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignCounters {
+    /// `None` for messages sent without a campaign.
+    pub campaign: Option<String>,
+    /// Marketing messages accepted by the provider.
+    pub sent: u64,
+    /// Opt-outs by source (`sms`, `link`, `api`, `import`).
+    pub optouts: BTreeMap<String, u64>,
+    /// Reasons picked on the link page.
+    pub reasons: BTreeMap<String, u64>,
 }
 
 /// A minted opt-out link.
@@ -104,7 +123,30 @@ pub trait Store: Send + Sync + 'static {
     /// Applies an opt-out or opt-in. If it changes the state, the event is
     /// appended to the audit log in the same transaction and `true` returned;
     /// a repeat (STOP when already suppressed) changes nothing.
-    fn record(&self, event: &Event) -> Result<bool>;
+    fn record(&self, event: &Event) -> Result<bool> {
+        Ok(self.record_many(std::slice::from_ref(event))? == 1)
+    }
+
+    /// [`Store::record`] for a batch, in one transaction (imports). Returns
+    /// how many events changed a state (and so were appended).
+    fn record_many(&self, events: &[Event]) -> Result<usize>;
+
+    /// Numbers currently suppressed for `tenant`, in E.164 order, starting
+    /// after `after`. The cursor is the number itself, so entries added or
+    /// removed elsewhere never shift a page: nothing is skipped or repeated.
+    fn suppressed_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Suppression)>>;
+
+    /// Adds `n` marketing messages sent to a campaign's counters.
+    fn count_marketing_sent(&self, tenant: &TenantId, campaign: Option<&str>, n: u64)
+        -> Result<()>;
+
+    /// Every campaign's counters for a tenant.
+    fn campaign_counters(&self, tenant: &TenantId) -> Result<Vec<CampaignCounters>>;
 
     /// The audit history of one number for one tenant, oldest first.
     fn events(&self, tenant: &TenantId, number: &str) -> Result<Vec<Event>>;
@@ -178,6 +220,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Releases a reference whose request failed before doing anything, so a retry may run.
     fn abandon_request(&self, tenant: &TenantId, reference: &str) -> Result<()>;
+
+    /// Forgets idempotency records older than `before`; returns how many.
+    fn purge_requests(&self, before: UnixMillis) -> Result<usize>;
 
     /// Resolves once everything written before the call is on disk.
     async fn durable(&self) -> Result<()>;

@@ -11,7 +11,12 @@
 //! | sends         | e164·shortcode·tenant             | last send: i64 big-endian time, then the campaign (UTF-8, may be absent) |
 //! | possible_optouts | id (u64 big-endian)            | JSON [`PossibleOptOut`]    |
 //! | requests      | tenant·reference                  | state, time, fingerprint, response |
+//! | insights      | tenant·campaign·counter           | u64 big-endian             |
+//!
+//! Insights counters are `sent`, `optout:<source>` and `reason:<reason>`;
+//! the empty campaign is "no campaign".
 
+use std::ops::Bound;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -20,9 +25,10 @@ use sled::Transactional;
 
 use super::commit::GroupCommit;
 use super::{
-    Attempt, LinkRecord, MarketingSend, PossibleOptOut, Result, Store, StoreError, Suppression,
+    Attempt, CampaignCounters, LinkRecord, MarketingSend, PossibleOptOut, Result, Store,
+    StoreError, Suppression,
 };
-use crate::domain::{now_millis, Action, Event, TenantId, UnixMillis};
+use crate::domain::{now_millis, Action, Event, Source, TenantId, UnixMillis};
 
 /// A request still marked in progress after this long was abandoned by a
 /// crash; a retry may take it over.
@@ -37,6 +43,7 @@ pub struct SledStore {
     sends: sled::Tree,
     requests: sled::Tree,
     possible_optouts: sled::Tree,
+    insights: sled::Tree,
     commit: GroupCommit,
 }
 
@@ -49,6 +56,10 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
         k.extend_from_slice(p);
     }
     k
+}
+
+fn read_u64(v: &[u8]) -> u64 {
+    v.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
@@ -78,6 +89,7 @@ impl SledStore {
             sends: db.open_tree("sends")?,
             requests: db.open_tree("requests")?,
             possible_optouts: db.open_tree("possible_optouts")?,
+            insights: db.open_tree("insights")?,
             commit,
             db,
         })
@@ -124,41 +136,171 @@ impl Store for SledStore {
         self.suppressions.get(k)?.map(|v| decode(&v)).transpose()
     }
 
-    fn record(&self, event: &Event) -> Result<bool> {
-        let state_key = key(&[event.tenant.as_str().as_bytes(), event.number.as_bytes()]);
-        let seq = self.db.generate_id()?;
-        let event_key = key(&[
-            event.tenant.as_str().as_bytes(),
-            event.number.as_bytes(),
-            &seq.to_be_bytes(),
-        ]);
-        let suppressed = event.action == Action::OptOut;
-        let state = encode(&Suppression {
-            suppressed,
-            updated: event.at,
-            source: event.source,
-        });
-        let body = encode(event);
-        let changed = (&self.suppressions, &self.events).transaction(|(sup, ev)| {
-            let current: Option<Suppression> = match sup.get(&state_key)? {
-                Some(v) => Some(serde_json::from_slice(&v).map_err(|e| {
-                    ConflictableTransactionError::Abort(StoreError::Corrupt(e.to_string()))
-                })?),
-                None => None,
-            };
-            let was_suppressed = current.is_some_and(|s| s.suppressed);
-            if was_suppressed == suppressed {
-                return Ok(false);
+    fn record_many(&self, events: &[Event]) -> Result<usize> {
+        struct Prepared {
+            state_key: Vec<u8>,
+            event_key: Vec<u8>,
+            suppressed: bool,
+            state: Vec<u8>,
+            body: Vec<u8>,
+            counters: Vec<Vec<u8>>,
+        }
+        let mut prepared = Vec::with_capacity(events.len());
+        for event in events {
+            let tenant = event.tenant.as_str().as_bytes();
+            let seq = self.db.generate_id()?;
+            let suppressed = event.action == Action::OptOut;
+            let mut counters = Vec::new();
+            if suppressed {
+                let campaign = event.campaign.as_deref().unwrap_or("").as_bytes();
+                let source = format!("optout:{}", event.source.as_str());
+                counters.push(key(&[tenant, campaign, source.as_bytes()]));
+                if let (Source::Link, Some(reason)) = (event.source, &event.reason) {
+                    counters.push(key(&[
+                        tenant,
+                        campaign,
+                        format!("reason:{reason}").as_bytes(),
+                    ]));
+                }
             }
-            sup.insert(state_key.as_slice(), state.as_slice())?;
-            ev.insert(event_key.as_slice(), body.as_slice())?;
-            Ok(true)
-        });
+            prepared.push(Prepared {
+                state_key: key(&[tenant, event.number.as_bytes()]),
+                event_key: key(&[tenant, event.number.as_bytes(), &seq.to_be_bytes()]),
+                suppressed,
+                state: encode(&Suppression {
+                    suppressed,
+                    updated: event.at,
+                    source: event.source,
+                    reason: event.reason.clone(),
+                    campaign: event.campaign.clone(),
+                }),
+                body: encode(event),
+                counters,
+            });
+        }
+        let changed =
+            (&self.suppressions, &self.events, &self.insights).transaction(|(sup, ev, ins)| {
+                let mut changed = Vec::new();
+                for (i, p) in prepared.iter().enumerate() {
+                    let was_suppressed = match sup.get(&p.state_key)? {
+                        Some(v) => {
+                            serde_json::from_slice::<Suppression>(&v)
+                                .map_err(|e| {
+                                    ConflictableTransactionError::Abort(StoreError::Corrupt(
+                                        e.to_string(),
+                                    ))
+                                })?
+                                .suppressed
+                        }
+                        None => false,
+                    };
+                    if was_suppressed == p.suppressed {
+                        continue;
+                    }
+                    sup.insert(p.state_key.as_slice(), p.state.as_slice())?;
+                    ev.insert(p.event_key.as_slice(), p.body.as_slice())?;
+                    for c in &p.counters {
+                        let n = ins.get(c)?.map(|v| read_u64(&v)).unwrap_or(0);
+                        ins.insert(c.as_slice(), &(n + 1).to_be_bytes())?;
+                    }
+                    changed.push(i);
+                }
+                Ok(changed)
+            });
         match changed {
-            Ok(c) => Ok(c),
+            Ok(changed) => {
+                for i in &changed {
+                    let e = &events[*i];
+                    let action = match e.action {
+                        Action::OptOut => "opt_out",
+                        Action::OptIn => "opt_in",
+                    };
+                    metrics::counter!("stopgate_suppression_changes_total", "action" => action, "source" => e.source.as_str())
+                        .increment(1);
+                }
+                Ok(changed.len())
+            }
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }
+    }
+
+    fn suppressed_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Suppression)>> {
+        let mut prefix = tenant.as_str().as_bytes().to_vec();
+        prefix.push(0);
+        let start = match after {
+            Some(a) => Bound::Excluded(key(&[tenant.as_str().as_bytes(), a.as_bytes()])),
+            None => Bound::Included(prefix.clone()),
+        };
+        let mut out = Vec::new();
+        for kv in self.suppressions.range((start, Bound::Unbounded)) {
+            let (k, v) = kv?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let state: Suppression = decode(&v)?;
+            if state.suppressed {
+                let number = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                out.push((number, state));
+            }
+        }
+        Ok(out)
+    }
+
+    fn count_marketing_sent(
+        &self,
+        tenant: &TenantId,
+        campaign: Option<&str>,
+        n: u64,
+    ) -> Result<()> {
+        let k = key(&[
+            tenant.as_str().as_bytes(),
+            campaign.unwrap_or("").as_bytes(),
+            b"sent",
+        ]);
+        self.insights.fetch_and_update(k, |old| {
+            let current = old.map(read_u64).unwrap_or(0);
+            Some((current + n).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
+    fn campaign_counters(&self, tenant: &TenantId) -> Result<Vec<CampaignCounters>> {
+        let mut prefix = tenant.as_str().as_bytes().to_vec();
+        prefix.push(0);
+        let mut by_campaign: Vec<CampaignCounters> = Vec::new();
+        for kv in self.insights.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let rest = &k[prefix.len()..];
+            let split = rest
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| StoreError::Corrupt("insights key".into()))?;
+            let campaign = String::from_utf8_lossy(&rest[..split]).into_owned();
+            let counter = String::from_utf8_lossy(&rest[split + 1..]).into_owned();
+            let campaign = (!campaign.is_empty()).then_some(campaign);
+            if by_campaign.last().is_none_or(|c| c.campaign != campaign) {
+                by_campaign.push(CampaignCounters {
+                    campaign: campaign.clone(),
+                    ..Default::default()
+                });
+            }
+            let entry = by_campaign.last_mut().expect("pushed above");
+            let n = read_u64(&v);
+            if counter == "sent" {
+                entry.sent = n;
+            } else if let Some(source) = counter.strip_prefix("optout:") {
+                entry.optouts.insert(source.to_string(), n);
+            } else if let Some(reason) = counter.strip_prefix("reason:") {
+                entry.reasons.insert(reason.to_string(), n);
+            }
+        }
+        Ok(by_campaign)
     }
 
     fn events(&self, tenant: &TenantId, number: &str) -> Result<Vec<Event>> {
@@ -373,6 +515,28 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn purge_requests(&self, before: UnixMillis) -> Result<usize> {
+        let mut purged = 0;
+        for kv in self.requests.iter() {
+            let (k, v) = kv?;
+            let at = v
+                .get(1..9)
+                .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")))
+                .unwrap_or(0);
+            if at < before {
+                // Only if unchanged since we looked: a retry may have just refreshed it.
+                if self
+                    .requests
+                    .compare_and_swap(&k, Some(v), None as Option<&[u8]>)?
+                    .is_ok()
+                {
+                    purged += 1;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
     async fn durable(&self) -> Result<()> {
         self.commit.wait().await
     }
@@ -411,6 +575,77 @@ mod tests {
             vec![Action::OptOut, Action::OptIn]
         );
         s.durable().await.unwrap();
+    }
+
+    #[test]
+    fn pages_list_only_suppressed_numbers_after_the_cursor() {
+        let (_d, s) = open();
+        let numbers = [
+            "+33612345678",
+            "+33698765432",
+            "+447400123456",
+            "+12125550123",
+        ];
+        for n in numbers {
+            let n = PhoneNumber::parse(n).unwrap();
+            s.record(&Event::new(t("acme"), &n, Action::OptOut, Source::Api))
+                .unwrap();
+        }
+        let other = PhoneNumber::parse("+33612345678").unwrap();
+        s.record(&Event::new(t("beta"), &other, Action::OptOut, Source::Api))
+            .unwrap();
+        let resub = PhoneNumber::parse("+33698765432").unwrap();
+        s.record(&Event::new(t("acme"), &resub, Action::OptIn, Source::Api))
+            .unwrap();
+
+        let page1 = s.suppressed_page(&t("acme"), None, 2).unwrap();
+        let numbers1: Vec<&str> = page1.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(numbers1, ["+12125550123", "+33612345678"]);
+        let page2 = s
+            .suppressed_page(&t("acme"), Some("+33612345678"), 2)
+            .unwrap();
+        let numbers2: Vec<&str> = page2.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(numbers2, ["+447400123456"]);
+        assert_eq!(s.suppressed_page(&t("beta"), None, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn counters_follow_events_and_sends() {
+        let (_d, s) = open();
+        let n = PhoneNumber::parse("+12125550123").unwrap();
+        s.count_marketing_sent(&t("acme"), Some("bf"), 10).unwrap();
+        s.count_marketing_sent(&t("acme"), Some("bf"), 5).unwrap();
+        s.count_marketing_sent(&t("acme"), None, 1).unwrap();
+        let mut e = Event::new(t("acme"), &n, Action::OptOut, Source::Link);
+        e.campaign = Some("bf".into());
+        e.reason = Some("too_many".into());
+        s.record(&e).unwrap();
+        s.record(&e).unwrap(); // a repeat counts nothing
+        let c = s.campaign_counters(&t("acme")).unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].campaign.as_deref(), c[0].sent), (None, 1));
+        assert_eq!((c[1].campaign.as_deref(), c[1].sent), (Some("bf"), 15));
+        assert_eq!(c[1].optouts.get("link"), Some(&1));
+        assert_eq!(c[1].reasons.get("too_many"), Some(&1));
+        assert!(s.campaign_counters(&t("beta")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn record_many_applies_a_batch_in_one_go() {
+        let (_d, s) = open();
+        let a = PhoneNumber::parse("+33612345678").unwrap();
+        let b = PhoneNumber::parse("+33698765432").unwrap();
+        let batch = vec![
+            Event::new(t("acme"), &a, Action::OptOut, Source::Import),
+            Event::new(t("acme"), &a, Action::OptOut, Source::Import),
+            Event::new(t("acme"), &b, Action::OptOut, Source::Import),
+        ];
+        assert_eq!(
+            s.record_many(&batch).unwrap(),
+            2,
+            "a duplicate in the batch changes nothing"
+        );
+        assert_eq!(s.events(&t("acme"), a.as_str()).unwrap().len(), 1);
     }
 
     #[test]

@@ -87,8 +87,9 @@ async fn zero_config_demo_starts_sends_and_stops_on_sigterm() {
         .env("STOPGATE_SERVER__API_LISTEN", "127.0.0.1:0")
         .env("STOPGATE_SERVER__PUBLIC_LISTEN", "127.0.0.1:0")
         .env_remove("STOPGATE_CONFIG")
+        .env("RUST_LOG", "stopgate=debug,info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(crate::helpers::child_log("demo"))
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -137,4 +138,89 @@ async fn zero_config_demo_starts_sends_and_stops_on_sigterm() {
         .expect("stops after SIGTERM")
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn the_example_production_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/stopgate.example.toml");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", example])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The operator CLI imports a CSV into a tenant's list and exports it back.
+#[tokio::test]
+async fn suppressions_cli_imports_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("stopgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage]\npath = \"{}\"\n[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k1\"\n[[tenants]]\nid = \"beta\"\nname = \"Beta\"\napi_key = \"k2\"\n",
+            dir.path().join("db").display()
+        ),
+    )
+    .unwrap();
+    let csv = dir.path().join("in.csv");
+    std::fs::write(
+        &csv,
+        "number,reason\n+33612345678,x\n0044 7400 123456,\nbad,\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["suppressions", "import", "--tenant", "acme", "--config"])
+        .arg(&cfg)
+        .arg(&csv)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("rows: 3, imported: 2, unchanged: 0, failed: 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 4:"), "{stdout}");
+
+    let exported = dir.path().join("out.csv");
+    let out = Command::new(BIN)
+        .args(["suppressions", "export", "--tenant", "acme", "--output"])
+        .arg(&exported)
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&exported).unwrap();
+    let numbers: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(numbers, ["+33612345678", "+447400123456"]);
+
+    let out = Command::new(BIN)
+        .args(["suppressions", "export", "--tenant", "nobody", "--config"])
+        .arg(&cfg)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -6,6 +6,7 @@
 //! line. It is killed with SIGKILL in the middle of a burst and restarted on
 //! the same store.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,7 +54,7 @@ per_minute = 1000000
 burst = 1000000
 [log]
 format = "json"
-filter = "info"
+filter = "stopgate=debug,info"
 [[tenants]]
 id = "acme"
 name = "ACME Shop"
@@ -80,8 +81,16 @@ async fn start(config: &Path) -> Running {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Every line also goes to the suite's log directory, for the privacy audit.
+    std::fs::create_dir_all(log_dir()).unwrap();
+    let mut log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log_dir().join(format!("crash-{}.log", std::process::id())))
+        .unwrap();
     let addrs = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            writeln!(log, "{line}").unwrap();
             let Ok(v) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
@@ -97,7 +106,11 @@ async fn start(config: &Path) -> Running {
     .await
     .expect("stopgate logs `stopgate listening`");
     // Keep draining the log so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = writeln!(log, "{line}");
+        }
+    });
     Running {
         child,
         api: format!("http://{}", addrs.0),

@@ -178,12 +178,48 @@ pub fn test_config(mock: &MockProvider, dir: &std::path::Path) -> Config {
     c
 }
 
+/// Where every test process writes its logs; `tests/log_audit.rs` reads them
+/// after the suite to prove no line holds a full phone number.
+pub fn log_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-logs")
+}
+
+/// Sends this process's logs (JSON, debug level) to a file in [`log_dir`].
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::fs::create_dir_all(log_dir()).unwrap();
+        let file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(log_dir().join(format!("api-{}.log", std::process::id())))
+            .unwrap();
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .with_env_filter("stopgate=debug,info")
+            .with_writer(Mutex::new(file))
+            .try_init();
+    });
+}
+
+/// A log file for a child process's stderr.
+pub fn child_log(name: &str) -> std::process::Stdio {
+    std::fs::create_dir_all(log_dir()).unwrap();
+    let file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log_dir().join(format!("{name}-{}.log", std::process::id())))
+        .unwrap();
+    std::process::Stdio::from(file)
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 /// Starts the gateway with the test config, adjusted by `tweak`.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    init_logging();
     let mock = MockProvider::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&mock, dir.path());

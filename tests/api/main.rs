@@ -8,4 +8,6 @@ mod errors;
 mod helpers;
 mod inbound;
 mod links;
+mod operations;
 mod send;
+mod suppressions;

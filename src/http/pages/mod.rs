@@ -16,11 +16,12 @@ use std::time::Duration;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{middleware, Router};
 use bytes::Bytes;
 use maud::Markup;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ratelimit::{self, ClientLimiter};
 use crate::app::AppState;
@@ -30,14 +31,14 @@ use crate::rules::RuleSet;
 use crate::store::{LinkRecord, StoreError};
 use i18n::{Lang, REASONS};
 
-/// `/{code}` with the per-client rate limit in front.
-pub fn router(limiter: Arc<ClientLimiter>) -> Router<AppState> {
-    Router::new()
-        .route("/{code}", get(show).post(submit))
-        .route_layer(middleware::from_fn_with_state(
-            limiter,
-            ratelimit::limit_pages,
-        ))
+/// `/{code}`, with the per-client rate limit in front when given one (the
+/// OpenAPI document is built without).
+pub fn routes(limiter: Option<Arc<ClientLimiter>>) -> OpenApiRouter<AppState> {
+    let r = OpenApiRouter::new().routes(routes!(show, submit));
+    match limiter {
+        Some(l) => r.route_layer(middleware::from_fn_with_state(l, ratelimit::limit_pages)),
+        None => r,
+    }
 }
 
 /// A link that resolves, with what the page shows.
@@ -48,6 +49,13 @@ struct Found {
     lang: Lang,
 }
 
+/// The opt-out page. Never changes state (`HEAD` too): link scanners prefetch.
+#[utoipa::path(get, path = "/{code}", tag = "public", operation_id = "optout_page",
+    params(("code" = String, Path, description = "The 8-character link code")),
+    responses(
+        (status = 200, description = "the localized opt-out page", content_type = "text/html"),
+        (status = 404, description = "unknown or expired code: how else to opt out", content_type = "text/html"),
+        (status = 429, description = "too many requests from this client; see Retry-After", content_type = "text/html")))]
 async fn show(
     State(state): State<AppState>,
     code: Result<Path<String>, PathRejection>,
@@ -65,6 +73,17 @@ async fn show(
     }
 }
 
+/// Opts the link's number out of the link's tenant (idempotent); the done page.
+#[utoipa::path(post, path = "/{code}", tag = "public", operation_id = "optout_submit",
+    params(("code" = String, Path, description = "The 8-character link code")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "Optional `reason`: not_interested, too_many, never_signed_up, other",
+        example = "reason=too_many"),
+    responses(
+        (status = 200, description = "opted out (durably); the done page", content_type = "text/html"),
+        (status = 404, description = "unknown or expired code", content_type = "text/html"),
+        (status = 429, description = "too many requests from this client", content_type = "text/html"),
+        (status = 503, description = "not saved; try again", content_type = "text/html")))]
 async fn submit(
     State(state): State<AppState>,
     code: Result<Path<String>, PathRejection>,

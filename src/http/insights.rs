@@ -1,0 +1,62 @@
+//! `/v1/insights/campaigns`: which campaigns cost subscribers, read from
+//! counters kept as events happen.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::AuthTenant;
+use crate::app::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct CampaignJson {
+    /// `null` for marketing sent without a campaign.
+    campaign: Option<String>,
+    /// Marketing messages the provider accepted.
+    sent: u64,
+    /// Opt-outs attributed to the campaign, by source (`sms`, `link`, `api`, `import`).
+    optouts: BTreeMap<String, u64>,
+    optouts_total: u64,
+    /// `optouts_total / sent`; `null` when nothing was sent.
+    optout_rate: Option<f64>,
+    /// Reasons recipients picked on the opt-out page.
+    reasons: BTreeMap<String, u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InsightsJson {
+    campaigns: Vec<CampaignJson>,
+}
+
+/// Per campaign: marketing sent, opt-outs by source, opt-out rate, reasons.
+#[utoipa::path(get, path = "/v1/insights/campaigns", tag = "insights",
+    responses((status = 200, body = InsightsJson), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn campaigns(
+    State(state): State<AppState>,
+    AuthTenant(tenant): AuthTenant,
+) -> Result<Json<InsightsJson>, ApiError> {
+    let counters = state
+        .store
+        .campaign_counters(&tenant.id)
+        .map_err(ApiError::internal)?;
+    let campaigns = counters
+        .into_iter()
+        .map(|c| {
+            let optouts_total = c.optouts.values().sum();
+            CampaignJson {
+                optout_rate: (c.sent > 0).then(|| optouts_total as f64 / c.sent as f64),
+                campaign: c.campaign,
+                sent: c.sent,
+                optouts: c.optouts,
+                optouts_total,
+                reasons: c.reasons,
+            }
+        })
+        .collect();
+    Ok(Json(InsightsJson { campaigns }))
+}

@@ -1,0 +1,417 @@
+//! `/v1/suppressions`: a tenant's view of its opt-outs, strictly scoped to
+//! the tenant of the API key.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ErrorBody};
+use super::extract::{parse_json, read_body, AuthTenant, PathNumber, QueryParams};
+use crate::app::AppState;
+use crate::domain::{rfc3339, Action, Event, PhoneNumber, Source, TenantId};
+use crate::store::{Store, StoreError, Suppression};
+use crate::suppressions::{export_csv, import_csv, ImportError};
+
+const MAX_PAGE: usize = 1000;
+const DEFAULT_PAGE: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+enum SuppressionError {
+    #[error("after: {0}")]
+    InvalidCursor(crate::domain::PhoneError),
+    #[error("proof: a non-empty proof of consent is required to re-subscribe a number")]
+    ProofRequired,
+    #[error("{0}")]
+    InvalidField(&'static str),
+    #[error("limit: must be 1 to {MAX_PAGE}")]
+    BadLimit,
+    #[error(transparent)]
+    Import(ImportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SuppressionError> for ApiError {
+    fn from(e: SuppressionError) -> ApiError {
+        let msg = e.to_string();
+        match e {
+            SuppressionError::InvalidCursor(_) => ApiError::unprocessable("invalid_number", msg),
+            SuppressionError::ProofRequired => ApiError::unprocessable("proof_required", msg),
+            SuppressionError::InvalidField(_) | SuppressionError::BadLimit => {
+                ApiError::unprocessable("invalid_field", msg)
+            }
+            SuppressionError::Import(ImportError::Store(e)) | SuppressionError::Store(e) => {
+                ApiError::internal(e)
+            }
+            SuppressionError::Import(ImportError::NoNumberColumn) => {
+                ApiError::unprocessable("invalid_csv", msg)
+            }
+            SuppressionError::Import(ImportError::Unreadable(_)) => {
+                ApiError::bad_request("invalid_csv", msg)
+            }
+        }
+    }
+}
+
+/// One audit event as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct EventJson {
+    /// RFC 3339, UTC.
+    at: String,
+    /// `opt_out` or `opt_in`.
+    #[schema(value_type = String, example = "opt_out")]
+    action: Action,
+    /// `sms`, `link`, `api` or `import`.
+    #[schema(value_type = String, example = "sms")]
+    source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    campaign: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The raw text the recipient sent, or the proof given to re-subscribe.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<String>,
+}
+
+impl From<Event> for EventJson {
+    fn from(e: Event) -> Self {
+        EventJson {
+            at: rfc3339(e.at),
+            action: e.action,
+            source: e.source,
+            campaign: e.campaign,
+            reason: e.reason,
+            text: e.text,
+        }
+    }
+}
+
+/// A number's state for this tenant, with its full history.
+#[derive(Serialize, ToSchema)]
+pub struct SuppressionJson {
+    #[schema(example = "+33612345678")]
+    number: String,
+    #[schema(example = "FR")]
+    country: String,
+    suppressed: bool,
+    /// When the state last changed (absent if it never did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    source: Option<Source>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    campaign: Option<String>,
+    /// `true` when this request changed the state (PUT/DELETE only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<bool>,
+    history: Vec<EventJson>,
+}
+
+fn state_json(
+    store: &dyn Store,
+    tenant: &TenantId,
+    number: &PhoneNumber,
+    changed: Option<bool>,
+) -> Result<SuppressionJson, StoreError> {
+    let state = store.suppression(tenant, number.as_str())?;
+    let history = store
+        .events(tenant, number.as_str())?
+        .into_iter()
+        .map(EventJson::from)
+        .collect();
+    Ok(SuppressionJson {
+        number: number.as_str().to_string(),
+        country: number.country().to_string(),
+        suppressed: state.as_ref().is_some_and(|s| s.suppressed),
+        updated: state.as_ref().map(|s| rfc3339(s.updated)),
+        source: state.as_ref().map(|s| s.source),
+        reason: state.as_ref().and_then(|s| s.reason.clone()),
+        campaign: state.and_then(|s| s.campaign),
+        changed,
+        history,
+    })
+}
+
+/// State and full history of a number.
+#[utoipa::path(get, path = "/v1/suppressions/{number}", tag = "suppressions",
+    params(("number" = String, Path, description = "Any spelling of an international number; URL-encode the `+` as %2B or leave it")),
+    responses((status = 200, body = SuppressionJson), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_suppression(
+    State(state): State<AppState>,
+    AuthTenant(tenant): AuthTenant,
+    PathNumber(number): PathNumber,
+) -> Result<Json<SuppressionJson>, ApiError> {
+    Ok(Json(
+        state_json(state.store.as_ref(), &tenant.id, &number, None)
+            .map_err(SuppressionError::from)?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PutBody {
+    /// Why the number is suppressed (free text, kept in the audit log).
+    reason: Option<String>,
+    campaign: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteBody {
+    /// Evidence of renewed consent (e.g. "signed form 2026-11-02, ref 8812"). Required.
+    proof: String,
+}
+
+/// Reads an optional JSON body: empty is the default, anything else must be JSON.
+async fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    req: Request,
+    state: &AppState,
+) -> Result<T, ApiError> {
+    let bytes = read_body(req, state).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    parse_json(&bytes)
+}
+
+fn clean_text(s: Option<String>, what: &'static str) -> Result<Option<String>, SuppressionError> {
+    match s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+        Some(s) if s.chars().count() > 500 || s.chars().any(char::is_control) => {
+            Err(SuppressionError::InvalidField(what))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Suppresses a number for this tenant (source `api`). Idempotent.
+#[utoipa::path(put, path = "/v1/suppressions/{number}", tag = "suppressions",
+    params(("number" = String, Path)),
+    request_body(content = PutBody, description = "Optional", content_type = "application/json"),
+    responses((status = 200, body = SuppressionJson), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_suppression(
+    State(state): State<AppState>,
+    AuthTenant(tenant): AuthTenant,
+    PathNumber(number): PathNumber,
+    req: Request,
+) -> Result<Json<SuppressionJson>, ApiError> {
+    let body: PutBody = optional_json(req, &state).await?;
+    let mut event = Event::new(tenant.id.clone(), &number, Action::OptOut, Source::Api);
+    event.reason = clean_text(
+        body.reason,
+        "reason: at most 500 characters, no control characters",
+    )?;
+    event.campaign = clean_text(
+        body.campaign,
+        "campaign: at most 500 characters, no control characters",
+    )?;
+    let changed = record_durably(state.store.as_ref(), &event).await?;
+    tracing::info!(tenant = %tenant.id, number = %number, changed, "suppressed through the API");
+    Ok(Json(
+        state_json(state.store.as_ref(), &tenant.id, &number, Some(changed))
+            .map_err(SuppressionError::from)?,
+    ))
+}
+
+/// Re-subscribes a number; needs a `proof` of consent, which is audited.
+#[utoipa::path(delete, path = "/v1/suppressions/{number}", tag = "suppressions",
+    params(("number" = String, Path)),
+    request_body(content = DeleteBody, content_type = "application/json"),
+    responses((status = 200, body = SuppressionJson), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete_suppression(
+    State(state): State<AppState>,
+    AuthTenant(tenant): AuthTenant,
+    PathNumber(number): PathNumber,
+    req: Request,
+) -> Result<Json<SuppressionJson>, ApiError> {
+    let bytes = read_body(req, &state).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(SuppressionError::ProofRequired.into());
+    }
+    let body: DeleteBody = parse_json(&bytes)?;
+    let proof = clean_text(
+        Some(body.proof),
+        "proof: at most 500 characters, no control characters",
+    )?
+    .ok_or(SuppressionError::ProofRequired)?;
+    let mut event = Event::new(tenant.id.clone(), &number, Action::OptIn, Source::Api);
+    event.text = Some(proof);
+    let changed = record_durably(state.store.as_ref(), &event).await?;
+    tracing::info!(tenant = %tenant.id, number = %number, changed, "re-subscribed through the API");
+    Ok(Json(
+        state_json(state.store.as_ref(), &tenant.id, &number, Some(changed))
+            .map_err(SuppressionError::from)?,
+    ))
+}
+
+/// Records and waits for the disk before the caller answers 2xx.
+async fn record_durably(store: &dyn Store, event: &Event) -> Result<bool, SuppressionError> {
+    let changed = store.record(event)?;
+    store.durable().await?;
+    Ok(changed)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Cursor: the last number of the previous page (its `next`).
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListItem {
+    number: String,
+    updated: String,
+    #[schema(value_type = String)]
+    source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListJson {
+    items: Vec<ListItem>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// Currently suppressed numbers, in E.164 order, cursor-paginated.
+///
+/// The cursor is a number, so concurrent opt-outs never shift pages: each
+/// number suppressed for the whole walk is listed exactly once.
+#[utoipa::path(get, path = "/v1/suppressions", tag = "suppressions", params(ListParams),
+    responses((status = 200, body = ListJson), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_suppressions(
+    State(state): State<AppState>,
+    AuthTenant(tenant): AuthTenant,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<ListJson>, ApiError> {
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(SuppressionError::BadLimit.into());
+    }
+    let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => Some(PhoneNumber::parse(a).map_err(SuppressionError::InvalidCursor)?),
+        None => None,
+    };
+    let page = state
+        .store
+        .suppressed_page(&tenant.id, after.as_ref().map(PhoneNumber::as_str), limit)
+        .map_err(SuppressionError::from)?;
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|(n, _)| n.clone()))
+        .flatten();
+    let items = page
+        .into_iter()
+        .map(|(number, s): (String, Suppression)| ListItem {
+            number,
+            updated: rfc3339(s.updated),
+            source: s.source,
+            reason: s.reason,
+        })
+        .collect();
+    Ok(Json(ListJson { items, next }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RowErrorJson {
+    line: u64,
+    message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportJson {
+    rows: u64,
+    imported: u64,
+    unchanged: u64,
+    failed: u64,
+    /// The first 100 bad rows, by line number (the header is line 1).
+    errors: Vec<RowErrorJson>,
+}
+
+/// Imports a CSV (header row; a `number` column in any spelling, optional
+/// `reason`). Streams: the file is never held in memory. Bad rows are
+/// reported by line; good rows are kept.
+#[utoipa::path(post, path = "/v1/suppressions/import", tag = "suppressions",
+    request_body(content = String, content_type = "text/csv", example = "number,reason\n+33612345678,asked by phone\n"),
+    responses((status = 200, body = ImportJson), (status = 401, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn import(
+    State(state): State<AppState>,
+    AuthTenant(tenant): AuthTenant,
+    req: Request,
+) -> Result<Json<ImportJson>, ApiError> {
+    let is_csv = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"));
+    if !is_csv {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: text/csv",
+        ));
+    }
+    let stream = req
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    let report = import_csv(state.store.as_ref(), &tenant.id, reader)
+        .await
+        .map_err(SuppressionError::Import)?;
+    tracing::info!(tenant = %tenant.id, rows = report.rows, imported = report.imported, failed = report.failed, "suppression import");
+    Ok(Json(ImportJson {
+        rows: report.rows,
+        imported: report.imported,
+        unchanged: report.unchanged,
+        failed: report.failed,
+        errors: report
+            .errors
+            .into_iter()
+            .map(|e| RowErrorJson {
+                line: e.line,
+                message: e.message,
+            })
+            .collect(),
+    }))
+}
+
+/// Streams every suppressed number as CSV (`number,country,source,updated,reason,campaign`),
+/// which `POST /v1/suppressions/import` reads back.
+#[utoipa::path(get, path = "/v1/suppressions/export", tag = "suppressions",
+    responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn export(State(state): State<AppState>, AuthTenant(tenant): AuthTenant) -> Response {
+    let stream = export_csv(state.store.clone(), tenant.id.clone()).map_err(|e| {
+        tracing::error!(error = %e, "export failed mid-stream");
+        std::io::Error::other(e)
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"suppressions-{}.csv\"", tenant.id),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}

@@ -1,0 +1,268 @@
+//! Moving suppression lists in and out: CSV import and export, shared by the
+//! HTTP API and the `stopgate suppressions` CLI.
+//!
+//! Both stream: an import reads rows as they arrive and writes them in
+//! batches (one transaction and one group-commit flush per batch), and an
+//! export pages through the store, so neither holds a whole file in memory.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use tokio::io::AsyncRead;
+
+use crate::domain::{Action, Event, PhoneNumber, Source, TenantId};
+use crate::store::{Store, StoreError};
+
+/// Rows written per transaction.
+const BATCH: usize = 2_000;
+/// Bad rows reported in full; beyond this only counted.
+const MAX_REPORTED_ERRORS: usize = 100;
+/// Header names accepted for the number column, lower case.
+const NUMBER_COLUMNS: &[&str] = &["number", "phone", "phone_number", "msisdn", "mobile", "to"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line in the file (the header is line 1).
+    pub line: u64,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Data rows read (not counting the header).
+    pub rows: u64,
+    /// Numbers newly suppressed.
+    pub imported: u64,
+    /// Good rows whose number was already suppressed (or repeated in the file).
+    pub unchanged: u64,
+    /// Bad rows, all of them counted...
+    pub failed: u64,
+    /// ...and the first [`MAX_REPORTED_ERRORS`] reported.
+    pub errors: Vec<RowError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the CSV has no header row with a number column (one of: {})", NUMBER_COLUMNS.join(", "))]
+    NoNumberColumn,
+    #[error("the CSV could not be read: {0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Imports a CSV with a header row: a number column (any spelling of the
+/// number) and an optional `reason`. Good rows are kept even when others are
+/// bad; everything imported is durable when this returns.
+pub async fn import_csv<R>(
+    store: &dyn Store,
+    tenant: &TenantId,
+    reader: R,
+) -> Result<ImportReport, ImportError>
+where
+    R: AsyncRead + Unpin + Send,
+{
+    let mut csv = csv_async::AsyncReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv_async::Trim::All)
+        .create_reader(reader);
+    let headers = csv
+        .headers()
+        .await
+        .map_err(|e| ImportError::Unreadable(e.to_string()))?
+        .clone();
+    let column = |names: &[&str]| {
+        headers.iter().position(|h| {
+            names.contains(
+                &h.trim_start_matches('\u{feff}')
+                    .to_ascii_lowercase()
+                    .as_str(),
+            )
+        })
+    };
+    let number_col = column(NUMBER_COLUMNS).ok_or(ImportError::NoNumberColumn)?;
+    let reason_col = column(&["reason"]);
+
+    let mut report = ImportReport::default();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut records = csv.records();
+    while let Some(record) = records.next().await {
+        report.rows += 1;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(report.rows + 1);
+                fail(&mut report, line, format!("unreadable row: {e}"));
+                continue;
+            }
+        };
+        let line = record
+            .position()
+            .map(|p| p.line())
+            .unwrap_or(report.rows + 1);
+        let raw = record.get(number_col).unwrap_or("");
+        match PhoneNumber::parse(raw) {
+            Ok(number) => {
+                let mut event = Event::new(tenant.clone(), &number, Action::OptOut, Source::Import);
+                event.reason = reason_col
+                    .and_then(|c| record.get(c))
+                    .filter(|r| !r.is_empty())
+                    .map(|r| r.chars().take(200).collect());
+                batch.push(event);
+            }
+            Err(e) => fail(&mut report, line, format!("{e}")),
+        }
+        if batch.len() >= BATCH {
+            flush(store, &mut batch, &mut report).await?;
+        }
+    }
+    flush(store, &mut batch, &mut report).await?;
+    Ok(report)
+}
+
+fn fail(report: &mut ImportReport, line: u64, message: String) {
+    report.failed += 1;
+    if report.errors.len() < MAX_REPORTED_ERRORS {
+        report.errors.push(RowError { line, message });
+    }
+}
+
+async fn flush(
+    store: &dyn Store,
+    batch: &mut Vec<Event>,
+    report: &mut ImportReport,
+) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let changed = store.record_many(batch)? as u64;
+    store.durable().await?;
+    report.imported += changed;
+    report.unchanged += batch.len() as u64 - changed;
+    batch.clear();
+    Ok(())
+}
+
+/// The CSV header of an export; `import_csv` reads it back.
+pub const EXPORT_HEADER: &str = "number,country,source,updated,reason,campaign\n";
+
+/// Streams every suppressed number of a tenant as CSV, page by page.
+pub fn export_csv(
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+) -> impl Stream<Item = Result<Bytes, StoreError>> + Send {
+    const PAGE: usize = 5_000;
+    let pages = futures::stream::unfold(Some(None::<String>), move |cursor| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        async move {
+            let after = cursor?;
+            let page = match store.suppressed_page(&tenant, after.as_deref(), PAGE) {
+                Ok(p) => p,
+                Err(e) => return Some((Err(e), None)),
+            };
+            let next = (page.len() == PAGE)
+                .then(|| page.last().map(|(n, _)| n.clone()))
+                .flatten();
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(Vec::new());
+            for (number, s) in &page {
+                let country = PhoneNumber::parse(number)
+                    .map(|n| n.country().to_string())
+                    .unwrap_or_default();
+                let row = [
+                    number.as_str(),
+                    country.as_str(),
+                    s.source.as_str(),
+                    &crate::domain::rfc3339(s.updated),
+                    s.reason.as_deref().unwrap_or(""),
+                    s.campaign.as_deref().unwrap_or(""),
+                ];
+                if let Err(e) = w.write_record(row) {
+                    return Some((Err(StoreError::Backend(e.to_string())), None));
+                }
+            }
+            let bytes = w
+                .into_inner()
+                .map_err(|e| StoreError::Backend(e.to_string()));
+            Some((bytes.map(Bytes::from), next.map(Some)))
+        }
+    });
+    futures::stream::once(async { Ok(Bytes::from_static(EXPORT_HEADER.as_bytes())) }).chain(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    fn t() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    #[tokio::test]
+    async fn import_keeps_good_rows_and_reports_bad_ones_by_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db"), 16).unwrap();
+        let csv = "Phone,reason\n+33612345678,asked\n06 12 34 56 78,\n0033 6 98 76 54 32,\n+33612345678,again\nnot a number,\n";
+        let report = import_csv(&store, &t(), csv.as_bytes()).await.unwrap();
+        assert_eq!(
+            (
+                report.rows,
+                report.imported,
+                report.unchanged,
+                report.failed
+            ),
+            (5, 2, 1, 2)
+        );
+        let lines: Vec<u64> = report.errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [3, 6]);
+        assert!(store.is_suppressed(&t(), "+33698765432").unwrap());
+        let state = store.suppression(&t(), "+33612345678").unwrap().unwrap();
+        assert_eq!(state.reason.as_deref(), Some("asked"));
+    }
+
+    #[tokio::test]
+    async fn a_csv_without_a_number_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(&dir.path().join("db"), 16).unwrap();
+        let err = import_csv(&store, &t(), "name,email\nx,y\n".as_bytes())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ImportError::NoNumberColumn));
+    }
+
+    #[tokio::test]
+    async fn export_reimports_to_the_same_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(&dir.path().join("db"), 16).unwrap());
+        let numbers: Vec<String> = (0..10_000).map(|i| format!("+1212555{i:04}")).collect();
+        let csv = format!("number\n{}\n", numbers.join("\n"));
+        import_csv(store.as_ref(), &t(), csv.as_bytes())
+            .await
+            .unwrap();
+        let chunks: Vec<Bytes> = export_csv(store.clone(), t())
+            .map(|c| c.unwrap())
+            .collect()
+            .await;
+        let exported: Vec<u8> = chunks.concat();
+        assert!(exported.starts_with(EXPORT_HEADER.as_bytes()));
+
+        let dir2 = tempfile::tempdir().unwrap();
+        let other = SledStore::open(&dir2.path().join("db"), 16).unwrap();
+        let report = import_csv(&other, &t(), exported.as_slice()).await.unwrap();
+        assert_eq!(
+            (report.rows, report.imported, report.failed),
+            (10_000, 10_000, 0)
+        );
+        let a = store.suppressed_page(&t(), None, 20_000).unwrap();
+        let b = other.suppressed_page(&t(), None, 20_000).unwrap();
+        assert_eq!(
+            a.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            b.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        );
+    }
+}
