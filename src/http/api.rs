@@ -19,6 +19,10 @@ use crate::store::{Attempt, StoreError};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/messages", post(send_messages))
+        .route(
+            super::twilio::MESSAGES_PATH,
+            post(super::twilio::create_message),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(error::not_found)
@@ -159,9 +163,16 @@ impl From<RecipientResult> for ResultJson {
                 OptOut::Url(url) => serde_json::json!({"method": "url", "url": url}),
             }),
             provider_id: r.provider_id,
-            error: r
-                .error
-                .map(|f| serde_json::json!({"code": f.code.as_str(), "message": f.message})),
+            error: r.error.map(|f| {
+                let mut e = serde_json::json!({"code": f.code.as_str(), "message": f.message});
+                if let Some(c) = f.provider_code {
+                    e["provider_code"] = c.into();
+                }
+                if let Some(s) = f.retry_after {
+                    e["retry_after"] = s.into();
+                }
+                e
+            }),
         }
     }
 }
@@ -225,6 +236,7 @@ fn validate(
         body: body.body,
         category,
         campaign,
+        messaging_service: None,
     };
     Ok((req, body.reference))
 }

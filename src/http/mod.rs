@@ -4,3 +4,4 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod public;
+pub mod twilio;
