@@ -4,4 +4,7 @@
 mod cli;
 mod errors;
 mod helpers;
+mod mocks;
+mod providers;
 mod send;
+mod twilio_front;
