@@ -111,7 +111,19 @@ impl PhoneNumber {
         if international[1..].contains('+') {
             return Err(PhoneError::BadCharacters);
         }
-        let parsed = phonenumber::parse(None, &international).map_err(|_| PhoneError::Invalid)?;
+        // libphonenumber rejects some separator patterns ("+3361-2-3-4-5-6-7-8"),
+        // so a failed parse is retried on the bare digits (a "(0)" trunk
+        // prefix dropped); validity is still checked below.
+        let parsed = phonenumber::parse(None, &international)
+            .or_else(|_| {
+                let digits: String = international
+                    .replacen("(0)", "", 1)
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect();
+                phonenumber::parse(None, format!("+{digits}"))
+            })
+            .map_err(|_| PhoneError::Invalid)?;
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
@@ -264,6 +276,17 @@ mod tests {
         assert_eq!(us.masked(), "+1 2•• ••• ••23");
         assert_eq!(mask_unparsed("+33 6 12 34 56 7"), "••• ••• ••67");
         assert_eq!(mask_unparsed("12"), "••");
+    }
+
+    #[test]
+    fn separator_patterns_libphonenumber_trips_over_still_parse() {
+        for s in ["+3361-2-3-4-5-6-7-8", "+33 (0)61-2-3-4-5-6-7-8"] {
+            assert_eq!(
+                PhoneNumber::parse(s).unwrap().as_str(),
+                "+33612345678",
+                "{s}"
+            );
+        }
     }
 
     proptest! {
