@@ -178,51 +178,6 @@ async fn twilio_errors_map_to_per_recipient_results() {
 }
 
 #[tokio::test]
-async fn a_429_honours_retry_after_and_pauses_sending() {
-    let mock = ProviderMock::start(
-        Reply::json(
-            429,
-            json!({"code": 20429, "message": "Too Many Requests", "status": 429}),
-        )
-        .with_header("retry-after", "120"),
-    )
-    .await;
-    let app = app_with(UpstreamKind::Twilio, &mock, |_| {}).await;
-    let r = send(&app, "+12125550123", "Hi").await;
-    assert_failed(&r, "upstream_rate_limited");
-    assert_eq!(r["error"]["retry_after"], 120);
-
-    // While Retry-After runs, nothing is sent: the next message fails fast.
-    mock.reply([twilio_created()]);
-    let r = send(&app, "+12125550124", "Hi").await;
-    assert_failed(&r, "upstream_rate_limited");
-    assert!(r["error"]["retry_after"].as_u64().unwrap() <= 120);
-    assert_eq!(mock.count(), 1, "the provider saw only the first message");
-}
-
-#[tokio::test]
-async fn a_timeout_is_reported_as_such_and_never_retried() {
-    let mock = ProviderMock::start(twilio_created().after(Duration::from_secs(3))).await;
-    let app = app_with(UpstreamKind::Twilio, &mock, |c| c.upstream.timeout_ms = 300).await;
-    let r = send(&app, "+12125550123", "Hi").await;
-    assert_failed(&r, "upstream_timeout");
-    assert!(r["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("may or may not have been sent"));
-    assert_eq!(mock.count(), 1, "it may have been sent: no retry");
-}
-
-#[tokio::test]
-async fn server_errors_are_unavailable_and_not_retried() {
-    let mock = ProviderMock::start(Reply::json(503, json!({"message": "down"}))).await;
-    let app = app_with(UpstreamKind::Twilio, &mock, |_| {}).await;
-    let r = send(&app, "+12125550123", "Hi").await;
-    assert_failed(&r, "upstream_unavailable");
-    assert_eq!(mock.count(), 1);
-}
-
-#[tokio::test]
 async fn a_provider_that_cannot_be_reached_is_unavailable() {
     // Nothing listens on port 9: the connect is retried, then given up.
     let app = spawn_app_with(|c| {
@@ -394,35 +349,102 @@ async fn vonage_parts_are_all_kept_and_status_codes_are_mapped() {
 
 // ---------------------------------------------------------------- resilience
 
-#[tokio::test]
-async fn an_open_circuit_fails_fast_without_calling_the_provider() {
-    let mock = ProviderMock::start(Reply::json(500, json!({}))).await;
-    let app = app_with(UpstreamKind::Cm, &mock, |c| {
-        c.upstream.breaker.consecutive_failures = 3;
-        c.upstream.breaker.cooldown_ms = 600_000;
-    })
-    .await;
-    for i in 0..3 {
-        let r = send(&app, &format!("+1212555012{i}"), "Hi").await;
-        assert_failed(&r, "upstream_unavailable");
-    }
-    assert_eq!(mock.count(), 3);
+/// Every adapter, with the answer its provider gives for an accepted message.
+fn each_provider() -> [(UpstreamKind, Reply); 3] {
+    [
+        (UpstreamKind::Twilio, twilio_created()),
+        (UpstreamKind::Cm, cm_accepted("x")),
+        (UpstreamKind::Vonage, vonage_ok(&["0A0000000123ABCD1"])),
+    ]
+}
 
-    // Open: fast failures, the provider is left alone even once it recovers.
-    mock.reply([cm_accepted("x")]);
-    let (status, json) = app
-        .send(
-            ACME_KEY,
-            json!({"to": ["+12125550130", "+12125550131"], "from": "ACME", "body": "Hi", "category": "otp"}),
+#[tokio::test]
+async fn a_429_honours_retry_after_and_pauses_sending() {
+    for (kind, ok) in each_provider() {
+        let mock = ProviderMock::start(
+            Reply::json(429, json!({"message": "Too Many Requests"}))
+                .with_header("retry-after", "120"),
         )
         .await;
-    assert_eq!(status, 200);
-    for r in json["results"].as_array().unwrap() {
-        assert_failed(r, "upstream_unavailable");
-        assert!(r["error"]["message"].as_str().unwrap().contains("circuit"));
-        assert!(r["error"]["retry_after"].as_u64().unwrap() > 500);
+        let app = app_with(kind, &mock, |_| {}).await;
+        let r = send(&app, "+12125550123", "Hi").await;
+        assert_failed(&r, "upstream_rate_limited");
+        assert_eq!(r["error"]["retry_after"], 120, "{kind:?}");
+
+        // While Retry-After runs nothing is sent: the next message fails fast.
+        mock.reply([ok]);
+        let r = send(&app, "+12125550124", "Hi").await;
+        assert_failed(&r, "upstream_rate_limited");
+        assert!(r["error"]["retry_after"].as_u64().unwrap() <= 120);
+        assert_eq!(
+            mock.count(),
+            1,
+            "{kind:?}: the provider saw only the first message"
+        );
     }
-    assert_eq!(mock.count(), 3);
+}
+
+#[tokio::test]
+async fn a_timeout_is_reported_as_such_and_never_retried() {
+    for (kind, ok) in each_provider() {
+        let mock = ProviderMock::start(ok.after(Duration::from_secs(3))).await;
+        let app = app_with(kind, &mock, |c| c.upstream.timeout_ms = 300).await;
+        let r = send(&app, "+12125550123", "Hi").await;
+        assert_failed(&r, "upstream_timeout");
+        assert!(r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may or may not have been sent"));
+        assert_eq!(
+            mock.count(),
+            1,
+            "{kind:?}: it may have been sent, so no retry"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_unavailable_and_not_retried() {
+    for (kind, _) in each_provider() {
+        let mock = ProviderMock::start(Reply::json(503, json!({"message": "down"}))).await;
+        let app = app_with(kind, &mock, |_| {}).await;
+        let r = send(&app, "+12125550123", "Hi").await;
+        assert_failed(&r, "upstream_unavailable");
+        assert_eq!(mock.count(), 1, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_open_circuit_fails_fast_without_calling_the_provider() {
+    for (kind, ok) in each_provider() {
+        let mock = ProviderMock::start(Reply::json(500, json!({}))).await;
+        let app = app_with(kind, &mock, |c| {
+            c.upstream.breaker.consecutive_failures = 3;
+            c.upstream.breaker.cooldown_ms = 600_000;
+        })
+        .await;
+        for i in 0..3 {
+            let r = send(&app, &format!("+1212555012{i}"), "Hi").await;
+            assert_failed(&r, "upstream_unavailable");
+        }
+        assert_eq!(mock.count(), 3);
+
+        // Open: fast failures; the provider is left alone even once it recovers.
+        mock.reply([ok]);
+        let (status, json) = app
+            .send(
+                ACME_KEY,
+                json!({"to": ["+12125550130", "+12125550131"], "from": "ACME", "body": "Hi", "category": "otp"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        for r in json["results"].as_array().unwrap() {
+            assert_failed(r, "upstream_unavailable");
+            assert!(r["error"]["message"].as_str().unwrap().contains("circuit"));
+            assert!(r["error"]["retry_after"].as_u64().unwrap() > 500);
+        }
+        assert_eq!(mock.count(), 3, "{kind:?}");
+    }
 }
 
 #[tokio::test]
