@@ -121,6 +121,12 @@ impl Provider for Guarded {
                 ))
             }
         };
+        // A pause may have begun while this message waited for its permit.
+        if let Some(left) = self.pause_remaining(Instant::now()) {
+            return Err(ProviderError::RateLimited {
+                retry_after: Some(left),
+            });
+        }
         let admission = self.lock_breaker().admit(Instant::now());
         if let Admission::Refused { retry_in } = admission {
             return Err(ProviderError::CircuitOpen {
