@@ -20,6 +20,9 @@ use crate::inbound::keywords::normalize;
 use crate::outbound::segments::is_gsm7;
 use crate::rules::{check_footer, Method, RuleSet};
 
+mod providers;
+pub use providers::{is_sid, BreakerConfig, TwilioAccount, TwilioFrontConfig};
+
 /// A configuration problem: which key, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -121,6 +124,12 @@ pub enum UpstreamKind {
     Log,
     /// The generic JSON adapter.
     Http,
+    /// Twilio Messages API.
+    Twilio,
+    /// CM.com Business Messaging (JSON gateway).
+    Cm,
+    /// Vonage SMS API.
+    Vonage,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,8 +140,19 @@ pub struct UpstreamConfig {
     pub token: Secret,
     pub timeout_ms: u64,
     pub connect_timeout_ms: u64,
-    /// Messages in flight to the provider at once.
+    /// Messages in flight to the provider at once, across all requests.
     pub concurrency: usize,
+    // Provider credentials (see `config/providers.rs` for which kind needs which).
+    pub account_sid: String,
+    pub auth_token: Secret,
+    pub api_key: String,
+    pub api_secret: Secret,
+    pub product_token: Secret,
+    /// Twilio: used when a message names no Messaging Service of its own.
+    pub messaging_service_sid: String,
+    /// Retries of a request whose connection could not be opened (never sent).
+    pub connect_retries: u32,
+    pub breaker: BreakerConfig,
 }
 
 impl Default for UpstreamConfig {
@@ -144,6 +164,14 @@ impl Default for UpstreamConfig {
             timeout_ms: 10_000,
             connect_timeout_ms: 2_000,
             concurrency: 64,
+            account_sid: String::new(),
+            auth_token: Secret::default(),
+            api_key: String::new(),
+            api_secret: Secret::default(),
+            product_token: Secret::default(),
+            messaging_service_sid: String::new(),
+            connect_retries: 1,
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -172,6 +200,9 @@ pub struct TenantConfig {
     pub link_footer: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub shortcodes: BTreeMap<String, String>,
+    /// Credentials and defaults of the Twilio-compatible front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twilio: Option<TwilioFrontConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -318,6 +349,8 @@ pub struct Settings {
     pub rules: RuleSet,
     /// Things that work but an operator should know at startup.
     pub warnings: Vec<String>,
+    /// Tenants reachable through the Twilio-compatible front.
+    pub twilio_accounts: Vec<TwilioAccount>,
 }
 
 impl Settings {
@@ -336,6 +369,7 @@ impl Settings {
                 "required when upstream.kind = \"http\"",
             ));
         }
+        providers::validate_upstream(&config.upstream)?;
         if config.upstream.concurrency == 0 {
             return Err(ConfigError::new(
                 "upstream.concurrency",
@@ -392,8 +426,10 @@ impl Settings {
             tenants.push(Arc::new(tenant));
         }
 
+        let twilio_accounts = providers::twilio_accounts(&config.tenants, &tenants)?;
         let warnings = startup_warnings(&config, &rules, &shortcodes, &tenants);
         Ok(Settings {
+            twilio_accounts,
             api_listen,
             public_listen,
             public_base_url,

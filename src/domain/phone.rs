@@ -272,6 +272,17 @@ mod tests {
         assert_eq!(mask_unparsed("12"), "••");
     }
 
+    #[test]
+    fn separator_patterns_libphonenumber_trips_over_still_parse() {
+        for s in ["+3361-2-3-4-5-6-7-8", "+33 (0)61-2-3-4-5-6-7-8"] {
+            assert_eq!(
+                PhoneNumber::parse(s).unwrap().as_str(),
+                "+33612345678",
+                "{s}"
+            );
+        }
+    }
+
     proptest! {
         /// Any formatting noise around a valid number normalizes to the same E.164.
         #[test]

@@ -34,6 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(suppressions::import))
         .routes(routes!(suppressions::export))
         .routes(routes!(insights::campaigns))
+        .routes(routes!(super::twilio::front::create_message))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
@@ -225,9 +226,16 @@ impl From<RecipientResult> for ResultJson {
                 OptOut::Url(url) => serde_json::json!({"method": "url", "url": url}),
             }),
             provider_id: r.provider_id,
-            error: r
-                .error
-                .map(|f| serde_json::json!({"code": f.code.as_str(), "message": f.message})),
+            error: r.error.map(|f| {
+                let mut e = serde_json::json!({"code": f.code.as_str(), "message": f.message});
+                if let Some(c) = f.provider_code {
+                    e["provider_code"] = c.into();
+                }
+                if let Some(s) = f.retry_after {
+                    e["retry_after"] = s.into();
+                }
+                e
+            }),
         }
     }
 }
@@ -291,6 +299,7 @@ fn validate(
         body: body.body,
         category,
         campaign,
+        messaging_service: None,
     };
     Ok((req, body.reference))
 }

@@ -20,6 +20,7 @@ all others on the private API listener."
         (name = "messages", description = "Sending"),
         (name = "suppressions", description = "A tenant's opt-outs"),
         (name = "insights", description = "Per-campaign opt-out figures"),
+        (name = "twilio", description = "Twilio-compatible front for Twilio SDKs (Twilio's wire format and error codes)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "public", description = "Served on the public listener"),
     )

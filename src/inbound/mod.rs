@@ -217,6 +217,7 @@ async fn send_reply(state: &AppState, to: &PhoneNumber, code: &ShortCode, body: 
         encoding: analyze(&body).encoding,
         body,
         category: Category::Transactional,
+        messaging_service: None,
     };
     let provider = &state.outbound.provider;
     match provider.send(&sms).await {

@@ -46,6 +46,8 @@ pub struct SendRequest {
     pub body: String,
     pub category: Category,
     pub campaign: Option<Campaign>,
+    /// A Twilio Messaging Service SID, from the Twilio-compatible front.
+    pub messaging_service: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +78,16 @@ pub enum ErrorCode {
     InvalidNumber,
     DuplicateRecipient,
     RecipientOptedOut,
+    /// The provider's answer was not understood.
     UpstreamError,
+    /// The provider refused this message (bad number or sender, barred, ...).
+    UpstreamRejected,
+    /// The provider asked us to slow down; not sent.
+    UpstreamRateLimited,
+    /// The provider could not be reached, failed, or the circuit is open; not sent.
+    UpstreamUnavailable,
+    /// No answer in time: the message may or may not have been sent.
+    UpstreamTimeout,
 }
 
 impl ErrorCode {
@@ -86,6 +97,10 @@ impl ErrorCode {
             ErrorCode::DuplicateRecipient => "duplicate_recipient",
             ErrorCode::RecipientOptedOut => "recipient_opted_out",
             ErrorCode::UpstreamError => "upstream_error",
+            ErrorCode::UpstreamRejected => "upstream_rejected",
+            ErrorCode::UpstreamRateLimited => "upstream_rate_limited",
+            ErrorCode::UpstreamUnavailable => "upstream_unavailable",
+            ErrorCode::UpstreamTimeout => "upstream_timeout",
         }
     }
 }
@@ -94,6 +109,10 @@ impl ErrorCode {
 pub struct Failure {
     pub code: ErrorCode,
     pub message: String,
+    /// The provider's own error code, when it gave one.
+    pub provider_code: Option<String>,
+    /// Seconds before trying again is worthwhile, when known.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +204,12 @@ impl Outbound {
                 segments: info.segments,
                 optout: None,
                 provider_id: None,
-                error: Some(Failure { code, message }),
+                error: Some(Failure {
+                    code,
+                    message,
+                    provider_code: None,
+                    retry_after: None,
+                }),
             }
         };
         let number = match PhoneNumber::parse(raw) {
@@ -289,6 +313,7 @@ impl Outbound {
                 body,
                 encoding: info.encoding,
                 category: req.category,
+                messaging_service: req.messaging_service.clone(),
             },
         }))
     }
@@ -307,21 +332,43 @@ impl Outbound {
             Err(e) => {
                 tracing::warn!(id = %sms.id, to = %sms.to, provider = self.provider.name(), error = %e, "upstream failed");
                 result.status = Status::Failed;
-                result.error = Some(Failure {
-                    code: ErrorCode::UpstreamError,
-                    message: upstream_message(&e),
-                });
+                result.error = Some(upstream_failure(&e));
             }
         }
         result
     }
 }
 
-fn upstream_message(e: &ProviderError) -> String {
-    match e {
+fn upstream_failure(e: &ProviderError) -> Failure {
+    let secs = |d: &std::time::Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    let (code, provider_code, retry_after) = match e {
+        ProviderError::Rejected { code, .. } => {
+            (ErrorCode::UpstreamRejected, Some(code.clone()), None)
+        }
+        ProviderError::RateLimited { retry_after } => (
+            ErrorCode::UpstreamRateLimited,
+            None,
+            retry_after.as_ref().map(secs),
+        ),
+        ProviderError::Unavailable(_) => (ErrorCode::UpstreamUnavailable, None, None),
+        ProviderError::CircuitOpen { retry_after } => (
+            ErrorCode::UpstreamUnavailable,
+            None,
+            Some(secs(retry_after)),
+        ),
+        ProviderError::Timeout => (ErrorCode::UpstreamTimeout, None, None),
+        ProviderError::Protocol(_) => (ErrorCode::UpstreamError, None, None),
+    };
+    let message = match e {
         ProviderError::Timeout => {
             "the provider did not answer in time; the message may or may not have been sent".into()
         }
         other => other.to_string(),
+    };
+    Failure {
+        code,
+        message,
+        provider_code,
+        retry_after,
     }
 }

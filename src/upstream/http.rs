@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    classify_transport, http_client, retry_after, Accepted, OutboundSms, Provider, ProviderError,
+    clip, common_status_error, http_client, send_once, Accepted, OutboundSms, Provider,
+    ProviderError,
 };
 use crate::config::UpstreamConfig;
 
@@ -14,6 +15,7 @@ pub struct HttpProvider {
     client: reqwest::Client,
     url: String,
     token: String,
+    connect_retries: u32,
 }
 
 #[derive(Serialize)]
@@ -35,6 +37,7 @@ impl HttpProvider {
             client: http_client(cfg)?,
             url: cfg.url.clone(),
             token: cfg.token.expose().to_string(),
+            connect_retries: cfg.connect_retries,
         })
     }
 }
@@ -46,7 +49,7 @@ impl Provider for HttpProvider {
     }
 
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        let resp = self
+        let request = self
             .client
             .post(&self.url)
             .bearer_auth(&self.token)
@@ -55,24 +58,17 @@ impl Provider for HttpProvider {
                 from: &sms.from,
                 body: &sms.body,
                 reference: sms.id.as_str(),
-            })
-            .send()
-            .await
-            .map_err(|e| classify_transport(&e))?;
-        let status = resp.status();
-        if status.as_u16() == 429 {
-            return Err(ProviderError::RateLimited {
-                retry_after: retry_after(resp.headers()),
             });
+        let resp = send_once(request, self.connect_retries).await?;
+        if let Some(e) = common_status_error(&resp) {
+            return Err(e);
         }
-        if status.is_server_error() {
-            return Err(ProviderError::Unavailable(format!("HTTP {status}")));
-        }
+        let status = resp.status();
         if !status.is_success() {
             let text = resp.text().await.unwrap_or_default();
             return Err(ProviderError::Rejected {
                 code: status.as_u16().to_string(),
-                message: text.chars().take(200).collect(),
+                message: clip(&text),
             });
         }
         let body: Response = resp

@@ -1,8 +1,13 @@
 //! Providers that actually deliver SMS. Only this module knows a provider's
 //! wire format; the rest of stopgate sees [`Provider`].
 
+pub mod breaker;
+pub mod cm;
+pub mod guard;
 pub mod http;
 pub mod log;
+pub mod twilio;
+pub mod vonage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +27,8 @@ pub struct OutboundSms {
     pub body: String,
     pub encoding: Encoding,
     pub category: Category,
+    /// A Twilio Messaging Service named by the application (Twilio only).
+    pub messaging_service: Option<String>,
 }
 
 /// The provider took the message.
@@ -49,6 +56,9 @@ pub enum ProviderError {
     /// An answer we do not understand.
     #[error("unexpected provider response: {0}")]
     Protocol(String),
+    /// Not attempted: the provider kept failing and the circuit breaker is open.
+    #[error("provider circuit open after repeated failures; not attempted")]
+    CircuitOpen { retry_after: Duration },
 }
 
 #[async_trait]
@@ -57,12 +67,70 @@ pub trait Provider: Send + Sync + 'static {
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError>;
 }
 
-/// Builds the provider named by the config.
+/// Builds the provider named by the config, behind the global concurrency
+/// bound, the `Retry-After` pause and the circuit breaker.
 pub fn from_config(cfg: &UpstreamConfig) -> anyhow::Result<Arc<dyn Provider>> {
-    Ok(match cfg.kind {
+    let adapter: Arc<dyn Provider> = match cfg.kind {
         UpstreamKind::Log => Arc::new(log::LogProvider),
         UpstreamKind::Http => Arc::new(http::HttpProvider::new(cfg)?),
-    })
+        UpstreamKind::Twilio => Arc::new(twilio::TwilioProvider::new(cfg)?),
+        UpstreamKind::Cm => Arc::new(cm::CmProvider::new(cfg)?),
+        UpstreamKind::Vonage => Arc::new(vonage::VonageProvider::new(cfg)?),
+    };
+    Ok(Arc::new(guard::Guarded::new(adapter, cfg)))
+}
+
+/// `cfg.url` without a trailing slash, or the provider's production base URL.
+fn base_url(cfg: &UpstreamConfig, default: &str) -> String {
+    if cfg.url.is_empty() {
+        default.to_string()
+    } else {
+        cfg.url.trim_end_matches('/').to_string()
+    }
+}
+
+/// Sends a request, retrying only when the connection could not be opened:
+/// then nothing was written, so a retry cannot deliver the message twice.
+/// A timeout or a failure after connecting is never retried.
+pub async fn send_once(
+    request: reqwest::RequestBuilder,
+    connect_retries: u32,
+) -> Result<reqwest::Response, ProviderError> {
+    let mut attempt = 0;
+    loop {
+        let this = request
+            .try_clone()
+            .ok_or_else(|| ProviderError::Protocol("request body cannot be replayed".into()))?;
+        match this.send().await {
+            Ok(resp) => return Ok(resp),
+            Err(e) if e.is_connect() && attempt < connect_retries => {
+                attempt += 1;
+                tracing::debug!(attempt, error = %without_url(&e), "upstream connect failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(classify_transport(&e)),
+        }
+    }
+}
+
+/// The answers every provider gives alike: 429 and 5xx. `None` for the rest,
+/// which each adapter reads in its own format.
+pub fn common_status_error(resp: &reqwest::Response) -> Option<ProviderError> {
+    let status = resp.status();
+    if status.as_u16() == 429 {
+        return Some(ProviderError::RateLimited {
+            retry_after: retry_after(resp.headers()),
+        });
+    }
+    if status.is_server_error() {
+        return Some(ProviderError::Unavailable(format!("HTTP {status}")));
+    }
+    None
+}
+
+/// At most 200 characters of a provider's text, for error messages.
+pub fn clip(s: &str) -> String {
+    s.chars().take(200).collect()
 }
 
 /// The shared HTTP client: pooled keep-alive connections and a timeout on
@@ -90,9 +158,13 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Maps a transport error onto our classification.
+/// Maps a transport error onto our classification. A connect failure (even
+/// a connect timeout) means nothing was sent; only a timeout after that is
+/// "may or may not have been sent".
 pub fn classify_transport(e: &reqwest::Error) -> ProviderError {
-    if e.is_timeout() {
+    if e.is_connect() {
+        ProviderError::Unavailable(format!("cannot connect: {}", without_url(e)))
+    } else if e.is_timeout() {
         ProviderError::Timeout
     } else {
         ProviderError::Unavailable(without_url(e))
@@ -100,7 +172,7 @@ pub fn classify_transport(e: &reqwest::Error) -> ProviderError {
 }
 
 /// reqwest errors print the URL, which may carry credentials in a query string.
-fn without_url(e: &reqwest::Error) -> String {
+pub fn without_url(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     if let Some(url) = e.url() {
         msg = msg.replace(url.as_str(), "<upstream>");

@@ -8,7 +8,7 @@ use crate::helpers::*;
 fn concrete(path: &str) -> String {
     path.replace("{number}", "%2B33612345678")
         .replace("{code}", "aB3dE5gH")
-        .replace("{AccountSid}", "AC00000000000000000000000000000000")
+        .replace("{account_sid}", "AC00000000000000000000000000000000")
 }
 
 async fn openapi(app: &TestApp) -> Value {
@@ -67,6 +67,10 @@ async fn openapi_lists_every_route_the_routers_serve() {
         "GET /healthz",
         "GET /readyz",
         "GET /openapi.json",
+        "POST /2010-04-01/Accounts/{account_sid}/Messages.json",
+        "POST /v1/inbound",
+        "GET /{code}",
+        "POST /{code}",
     ] {
         assert!(
             listed.iter().any(|l| l == route),

@@ -375,11 +375,15 @@ async fn a_reference_makes_a_retry_idempotent() {
 #[tokio::test]
 async fn provider_errors_are_per_recipient_failures_not_500s() {
     let app = spawn_app().await;
-    for behaviour in [
-        Behaviour::Status(500),
-        Behaviour::Status(400),
-        Behaviour::RateLimited(3),
-        Behaviour::Delay(std::time::Duration::from_millis(1500)),
+    // The rate limit comes last: its Retry-After pauses sending.
+    for (behaviour, code) in [
+        (Behaviour::Status(500), "upstream_unavailable"),
+        (Behaviour::Status(400), "upstream_rejected"),
+        (
+            Behaviour::Delay(std::time::Duration::from_millis(1500)),
+            "upstream_timeout",
+        ),
+        (Behaviour::RateLimited(3), "upstream_rate_limited"),
     ] {
         app.mock.set(behaviour.clone());
         let (status, json) = app
@@ -388,7 +392,7 @@ async fn provider_errors_are_per_recipient_failures_not_500s() {
         assert_eq!(status, 200, "{behaviour:?}");
         let r = &json["results"][0];
         assert_eq!(r["status"], "failed", "{behaviour:?}");
-        assert_eq!(r["error"]["code"], "upstream_error");
+        assert_eq!(r["error"]["code"], code, "{behaviour:?}");
         assert_eq!(json["summary"]["failed"], 1);
     }
 }
@@ -403,7 +407,7 @@ async fn an_unreachable_provider_is_a_per_recipient_failure() {
         )
         .await;
     assert_eq!(r["status"], "failed");
-    assert_eq!(r["error"]["code"], "upstream_error");
+    assert_eq!(r["error"]["code"], "upstream_unavailable");
 }
 
 #[tokio::test]

@@ -1,0 +1,333 @@
+//! Provider-related configuration: the upstream adapters' keys and the
+//! Twilio-compatible front's per-tenant credentials, checked at startup with
+//! the bad key named.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, Secret, TenantConfig, UpstreamConfig, UpstreamKind};
+use crate::domain::{ApiKeyHash, Category, Sender, Tenant};
+
+/// When to stop sending to a failing provider, and for how long.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Opens after this many failures in a row.
+    pub consecutive_failures: u32,
+    /// ... or when this share of the last `window` calls failed
+    /// (once at least `min_calls` of them are known).
+    pub failure_ratio: f64,
+    pub window: usize,
+    pub min_calls: usize,
+    /// How long it stays open before one probe is let through.
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            consecutive_failures: 5,
+            failure_ratio: 0.5,
+            window: 20,
+            min_calls: 10,
+            cooldown_ms: 30_000,
+        }
+    }
+}
+
+/// `[tenants.twilio]`: how a tenant authenticates on the Twilio-compatible
+/// front, and its default categories.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioFrontConfig {
+    pub account_sid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_token_sha256: Option<String>,
+    /// Category for messages without `X-Stopgate-Category`, by `From` or by
+    /// `MessagingServiceSid` (a `From` entry wins).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub categories: BTreeMap<String, String>,
+    /// The sender to use when a request names a `MessagingServiceSid` but no `From`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub senders: BTreeMap<String, String>,
+}
+
+/// A tenant's checked Twilio-front credentials.
+#[derive(Debug, Clone)]
+pub struct TwilioAccount {
+    pub tenant: Arc<Tenant>,
+    pub account_sid: String,
+    /// SHA-256 of the auth token, compared in constant time like API keys.
+    pub auth_token: ApiKeyHash,
+    pub categories: HashMap<String, Category>,
+    pub senders: HashMap<String, Sender>,
+}
+
+/// `AC` or `MG` followed by 32 hex digits: Twilio's SID shape.
+pub fn is_sid(s: &str, prefix: &str) -> bool {
+    s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub(super) fn validate_upstream(u: &UpstreamConfig) -> Result<(), ConfigError> {
+    let kind = match u.kind {
+        UpstreamKind::Log | UpstreamKind::Http => None,
+        UpstreamKind::Twilio => Some("twilio"),
+        UpstreamKind::Cm => Some("cm"),
+        UpstreamKind::Vonage => Some("vonage"),
+    };
+    if !u.url.is_empty() {
+        let url = reqwest::Url::parse(&u.url)
+            .map_err(|e| ConfigError::new("upstream.url", format!("{:?}: {e}", u.url)))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ConfigError::new(
+                "upstream.url",
+                "must be an http(s) URL with a host",
+            ));
+        }
+        if kind.is_some() && (url.query().is_some() || url.path() != "/") {
+            return Err(ConfigError::new(
+                "upstream.url",
+                format!(
+                    "for kind = {:?} this is the provider's base URL (scheme and host, e.g. https://api.twilio.com), without a path",
+                    kind.unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    let required = |key: &str, empty: bool| {
+        if empty {
+            Err(ConfigError::new(
+                format!("upstream.{key}"),
+                format!(
+                    "required when upstream.kind = {:?}",
+                    kind.unwrap_or_default()
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    match u.kind {
+        UpstreamKind::Log | UpstreamKind::Http => {}
+        UpstreamKind::Twilio => {
+            required("account_sid", u.account_sid.is_empty())?;
+            if !is_sid(&u.account_sid, "AC") {
+                return Err(ConfigError::new(
+                    "upstream.account_sid",
+                    "must be AC followed by 32 hex digits",
+                ));
+            }
+            required("auth_token", u.auth_token.expose().is_empty())?;
+            if !u.messaging_service_sid.is_empty() && !is_sid(&u.messaging_service_sid, "MG") {
+                return Err(ConfigError::new(
+                    "upstream.messaging_service_sid",
+                    "must be MG followed by 32 hex digits",
+                ));
+            }
+        }
+        UpstreamKind::Cm => required("product_token", u.product_token.expose().is_empty())?,
+        UpstreamKind::Vonage => {
+            required("api_key", u.api_key.is_empty())?;
+            required("api_secret", u.api_secret.expose().is_empty())?;
+        }
+    }
+    let b = &u.breaker;
+    if b.consecutive_failures == 0 {
+        return Err(ConfigError::new(
+            "upstream.breaker.consecutive_failures",
+            "must be at least 1",
+        ));
+    }
+    if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0) {
+        return Err(ConfigError::new(
+            "upstream.breaker.failure_ratio",
+            "must be above 0 and at most 1",
+        ));
+    }
+    if b.window == 0 || b.min_calls == 0 || b.min_calls > b.window {
+        return Err(ConfigError::new(
+            "upstream.breaker.min_calls",
+            "window and min_calls must be at least 1, and min_calls at most window",
+        ));
+    }
+    if u.timeout_ms == 0 || u.connect_timeout_ms == 0 {
+        return Err(ConfigError::new(
+            "upstream.timeout_ms",
+            "timeouts must be at least 1 ms",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks every `[tenants.twilio]`; `tenants` are the already-validated
+/// tenants, in the same order as `configs`.
+pub(super) fn twilio_accounts(
+    configs: &[TenantConfig],
+    tenants: &[Arc<Tenant>],
+) -> Result<Vec<TwilioAccount>, ConfigError> {
+    let mut accounts: Vec<TwilioAccount> = Vec::new();
+    for (i, (tc, tenant)) in configs.iter().zip(tenants).enumerate() {
+        let Some(t) = &tc.twilio else { continue };
+        let key = |field: &str| format!("tenants[{i}].twilio.{field}");
+        if !is_sid(&t.account_sid, "AC") {
+            return Err(ConfigError::new(
+                key("account_sid"),
+                "must be AC followed by 32 hex digits, like a Twilio account SID",
+            ));
+        }
+        if accounts.iter().any(|a| a.account_sid == t.account_sid) {
+            return Err(ConfigError::new(
+                key("account_sid"),
+                "is used by another tenant",
+            ));
+        }
+        let auth_token = match (&t.auth_token, &t.auth_token_sha256) {
+            (Some(tok), None) if !tok.expose().trim().is_empty() => {
+                ApiKeyHash::of_key(tok.expose())
+            }
+            (None, Some(h)) => ApiKeyHash::from_hex(h).map_err(|_| {
+                ConfigError::new(key("auth_token_sha256"), "must be 64 hex characters")
+            })?,
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    key("auth_token"),
+                    "set auth_token or auth_token_sha256, not both",
+                ))
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    key("auth_token"),
+                    "required (or auth_token_sha256)",
+                ))
+            }
+        };
+        let mut categories = HashMap::new();
+        for (who, c) in &t.categories {
+            let category = Category::parse(c).ok_or_else(|| {
+                ConfigError::new(
+                    key(&format!("categories.{who}")),
+                    format!("{c:?} is not one of marketing, transactional, otp"),
+                )
+            })?;
+            categories.insert(who.trim().to_string(), category);
+        }
+        let mut senders = HashMap::new();
+        for (service, from) in &t.senders {
+            let k = key(&format!("senders.{service}"));
+            if !is_sid(service, "MG") {
+                return Err(ConfigError::new(
+                    k,
+                    "the key must be a Messaging Service SID (MG followed by 32 hex digits)",
+                ));
+            }
+            let sender = Sender::parse(from).map_err(|m| ConfigError::new(&k, m))?;
+            senders.insert(service.clone(), sender);
+        }
+        accounts.push(TwilioAccount {
+            tenant: tenant.clone(),
+            account_sid: t.account_sid.clone(),
+            auth_token,
+            categories,
+            senders,
+        });
+    }
+    Ok(accounts)
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::providers::{Format, Serialized, Toml};
+    use figment::Figment;
+
+    use super::super::{Config, Settings};
+    use super::*;
+
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+
+    fn settings(toml: &str) -> Result<Settings, ConfigError> {
+        let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::new(e.path.join("."), e.kind.to_string()))?;
+        Settings::from_config(cfg)
+    }
+
+    fn tenant(twilio: &str) -> String {
+        format!(
+            "[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k\"\n[tenants.twilio]\n{twilio}\n"
+        )
+    }
+
+    #[test]
+    fn upstream_keys_are_required_per_kind() {
+        let e = settings("[upstream]\nkind = \"twilio\"").unwrap_err();
+        assert_eq!(e.key, "upstream.account_sid");
+        let e = settings(&format!(
+            "[upstream]\nkind = \"twilio\"\naccount_sid = \"{SID}\""
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "upstream.auth_token");
+        assert!(e.message.contains("\"twilio\""), "{e}");
+        let e = settings("[upstream]\nkind = \"cm\"").unwrap_err();
+        assert_eq!(e.key, "upstream.product_token");
+        let e = settings("[upstream]\nkind = \"vonage\"\napi_key = \"k\"").unwrap_err();
+        assert_eq!(e.key, "upstream.api_secret");
+        let e = settings(
+            "[upstream]\nkind = \"vonage\"\napi_key = \"k\"\napi_secret = \"s\"\nurl = \"https://rest.nexmo.com/sms/json\"",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "upstream.url");
+        assert!(settings(
+            "[upstream]\nkind = \"vonage\"\napi_key = \"k\"\napi_secret = \"s\"\nurl = \"http://127.0.0.1:9000\""
+        )
+        .is_ok());
+        let e = settings("[upstream.breaker]\nfailure_ratio = 0").unwrap_err();
+        assert_eq!(e.key, "upstream.breaker.failure_ratio");
+    }
+
+    #[test]
+    fn twilio_front_config_is_checked() {
+        let ok = settings(&tenant(&format!(
+            "account_sid = \"{SID}\"\nauth_token = \"tok\"\ncategories = {{ \"ACMEOTP\" = \"otp\" }}\nsenders = {{ \"MG0123456789abcdef0123456789abcdef\" = \"ACME\" }}"
+        )))
+        .unwrap();
+        assert_eq!(ok.twilio_accounts.len(), 1);
+        assert_eq!(
+            ok.twilio_accounts[0].categories.get("ACMEOTP"),
+            Some(&Category::Otp)
+        );
+        assert!(ok.twilio_accounts[0]
+            .auth_token
+            .matches(&ApiKeyHash::of_key("tok")));
+
+        let e = settings(&tenant("account_sid = \"AC12\"\nauth_token = \"t\"")).unwrap_err();
+        assert_eq!(e.key, "tenants[0].twilio.account_sid");
+        let e = settings(&tenant(&format!("account_sid = \"{SID}\""))).unwrap_err();
+        assert_eq!(e.key, "tenants[0].twilio.auth_token");
+        let e = settings(&tenant(&format!(
+            "account_sid = \"{SID}\"\nauth_token = \"t\"\ncategories = {{ \"ACME\" = \"promo\" }}"
+        )))
+        .unwrap_err();
+        assert_eq!(e.key, "tenants[0].twilio.categories.ACME");
+        let e = settings(&tenant(&format!(
+            "account_sid = \"{SID}\"\nauth_token = \"t\"\nsenders = {{ \"ACME\" = \"ACME\" }}"
+        )))
+        .unwrap_err();
+        assert_eq!(e.key, "tenants[0].twilio.senders.ACME");
+    }
+
+    #[test]
+    fn provider_secrets_do_not_print() {
+        let s = settings(&format!(
+            "[upstream]\nkind = \"twilio\"\naccount_sid = \"{SID}\"\nauth_token = \"very-secret\"\n{}",
+            tenant(&format!("account_sid = \"{SID}\"\nauth_token = \"front-secret\""))
+        ))
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("very-secret") && !printed.contains("front-secret"));
+    }
+}
