@@ -1,0 +1,171 @@
+//! A fast mock SMS provider for the benchmark harness (`bench/run`).
+//!
+//! It speaks stopgate's generic `http` upstream format (DESIGN.md §4):
+//! `POST /messages` (any path but `/stats`) with `Authorization: Bearer
+//! {token}` and `{"to", "from", "body", "reference"}`, answered `200
+//! {"id": "mock-<n>"}`. It stores nothing and logs nothing, so that what the
+//! benchmark measures is the thing in front of it, not the mock.
+//!
+//! `GET /stats` returns `{"accepted", "unauthorized", "malformed"}` so the
+//! harness can check that every message it counted really arrived.
+//!
+//! ```sh
+//! mock-provider --listen 127.0.0.1:9000 --token secret --threads 2
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+
+struct Mock {
+    /// `Bearer {token}`, or `None` to accept any Authorization.
+    expected_auth: Option<Vec<u8>>,
+    accepted: AtomicU64,
+    unauthorized: AtomicU64,
+    malformed: AtomicU64,
+}
+
+/// The generic wire format; borrowed, so parsing allocates nothing but escapes.
+#[derive(Deserialize)]
+#[allow(dead_code)] // parsed to check the shape, not used
+struct Sms<'a> {
+    #[serde(borrow)]
+    to: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    from: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    body: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    reference: std::borrow::Cow<'a, str>,
+}
+
+async fn send(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(expected) = &mock.expected_auth {
+        let ok = headers
+            .get(header::AUTHORIZATION)
+            .is_some_and(|v| v.as_bytes() == expected.as_slice());
+        if !ok {
+            mock.unauthorized.fetch_add(1, Ordering::Relaxed);
+            return (StatusCode::UNAUTHORIZED, "bad token").into_response();
+        }
+    }
+    if serde_json::from_slice::<Sms>(&body).is_err() {
+        mock.malformed.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected {to, from, body, reference}",
+        )
+            .into_response();
+    }
+    let n = mock.accepted.fetch_add(1, Ordering::Relaxed);
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{{\"id\":\"mock-{n}\"}}"),
+    )
+        .into_response()
+}
+
+async fn stats(State(mock): State<Arc<Mock>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!(
+            "{{\"accepted\":{},\"unauthorized\":{},\"malformed\":{}}}",
+            mock.accepted.load(Ordering::Relaxed),
+            mock.unauthorized.load(Ordering::Relaxed),
+            mock.malformed.load(Ordering::Relaxed)
+        ),
+    )
+        .into_response()
+}
+
+struct Args {
+    listen: SocketAddr,
+    token: Option<String>,
+    threads: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: "127.0.0.1:9000".parse().expect("literal address"),
+        token: None,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => {
+                let v = value()?;
+                args.listen = v
+                    .parse()
+                    .map_err(|_| format!("--listen {v:?}: not an address"))?;
+            }
+            "--token" => args.token = Some(value()?),
+            "--threads" => {
+                let v = value()?;
+                args.threads = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--threads {v:?}: not a positive number"))?;
+            }
+            "-h" | "--help" => {
+                println!("mock-provider [--listen ADDR] [--token TOKEN] [--threads N]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mock-provider: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mock = Arc::new(Mock {
+        expected_auth: args.token.map(|t| format!("Bearer {t}").into_bytes()),
+        accepted: AtomicU64::new(0),
+        unauthorized: AtomicU64::new(0),
+        malformed: AtomicU64::new(0),
+    });
+    let app = Router::new()
+        .route("/stats", get(stats))
+        .fallback(send)
+        .with_state(mock);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .expect("start the tokio runtime");
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("mock-provider: cannot listen on {}: {e}", args.listen);
+                std::process::exit(1);
+            }
+        };
+        println!(
+            "mock-provider listening on {}",
+            listener.local_addr().expect("bound")
+        );
+        let serve = axum::serve(listener, app);
+        tokio::select! {
+            r = serve => if let Err(e) = r { eprintln!("mock-provider: {e}") },
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    });
+}
