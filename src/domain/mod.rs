@@ -6,6 +6,7 @@ pub mod event;
 pub mod message;
 pub mod phone;
 pub mod tenant;
+mod validity;
 
 pub use category::Category;
 pub use event::{Action, Event, Source};

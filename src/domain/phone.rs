@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::validity::Verdict;
+
 /// ISO 3166-1 alpha-2 country code, upper case (`GB` is the United Kingdom).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Country([u8; 2]);
@@ -118,11 +120,23 @@ impl PhoneNumber {
             .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
             .collect();
         let parsed = phonenumber::parse(None, &compact).map_err(|_| PhoneError::Invalid)?;
-        if !phonenumber::is_valid(&parsed) {
-            return Err(PhoneError::Invalid);
-        }
-        let id = parsed.country().id().ok_or(PhoneError::NoCountry)?;
-        let country = Country::parse(id.as_ref()).ok_or(PhoneError::NoCountry)?;
+        // Validity and country in one lock-free pass (see `validity`): the
+        // crate's own `is_valid` + `country().id()` cost most of a send.
+        let national = parsed.national();
+        let region = match super::validity::classify(
+            parsed.code().value(),
+            &national.to_string(),
+            &national.value().to_string(),
+        ) {
+            Verdict::Region(r) => r,
+            Verdict::Invalid => return Err(PhoneError::Invalid),
+            Verdict::NoCountry => return Err(PhoneError::NoCountry),
+            Verdict::NonGeographic if phonenumber::is_valid(&parsed) => {
+                return Err(PhoneError::NoCountry)
+            }
+            Verdict::NonGeographic => return Err(PhoneError::Invalid),
+        };
+        let country = Country::parse(region).ok_or(PhoneError::NoCountry)?;
         let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
         let code_len = parsed.code().value().to_string().len() as u8;
         Ok(PhoneNumber {

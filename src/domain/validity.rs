@@ -1,0 +1,355 @@
+//! Is a parsed number valid, and which country is it in? The same answers as
+//! the phonenumber crate's `is_valid` and `country().id()`, from the same
+//! libphonenumber metadata, at a fraction of the cost.
+//!
+//! Why: the crate matches every metadata pattern through one process-wide
+//! `Mutex<LruCache<String, Regex>>` (100 entries), hashing the pattern's text
+//! (up to a kilobyte) twice per match and running the regex while holding the
+//! lock. `PhoneNumber::parse` asked for validity and then for the country,
+//! which repeats the region search, so a US number took three full
+//! classifications. Profiles of the send path and of CSV imports showed this
+//! as the largest single cost (17% of the CPU of a transactional send, 30% of
+//! an import), serialized across threads by that lock.
+//!
+//! Here each region's patterns are compiled once (with the crate's own
+//! option, `ignore_whitespace`) into a table that is read without a lock, and
+//! one classification serves both questions. The logic mirrors the crate's
+//! `validator::source_for` and `validator::number_type` (private there); the
+//! property test below checks the answers against the crate's.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use phonenumber::metadata::{Descriptor, Metadata, DATABASE};
+use regex::{Regex, RegexBuilder};
+
+/// What the metadata says about a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid, in this region (an ISO 3166 code such as `FR`).
+    Region(&'static str),
+    /// Not a valid number.
+    Invalid,
+    /// Valid, but the country search finds no region: the crate looks for
+    /// the country without the leading zeros it kept for validity, so an
+    /// Italian fixed line (`+39 02 3661 8300`) is valid with no country.
+    NoCountry,
+    /// Valid or not, it belongs to no country (`+800`, `+979`, ...): ask the crate.
+    NonGeographic,
+}
+
+/// Classifies a number given its country calling code and its national
+/// significant number, as the crate's `Display` (with Italian leading zeros)
+/// and as its bare value (the crate uses the first for validity and the
+/// second for the country).
+pub fn classify(code: u16, national: &str, national_value: &str) -> Verdict {
+    let Some(regions) = DATABASE.region(&code) else {
+        return Verdict::Invalid;
+    };
+    if regions.len() == 1 && regions[0] == "001" {
+        return Verdict::NonGeographic;
+    }
+    // Validity: the region found for `national`, then its number type.
+    let Some((region, typed)) = source_for(&regions, national) else {
+        return Verdict::Invalid;
+    };
+    let valid = typed || compiled(region).is_some_and(|r| r.has_type(national));
+    if !valid {
+        return Verdict::Invalid;
+    }
+    // The country: the same search on the value without leading zeros.
+    if national_value == national {
+        return Verdict::Region(region);
+    }
+    match source_for(&regions, national_value) {
+        Some((region, _)) => Verdict::Region(region),
+        None => Verdict::NoCountry,
+    }
+}
+
+/// The region of `regions` (one calling code's) that `national` belongs to,
+/// and whether that was decided by its number type (then it is known valid).
+fn source_for(regions: &[&'static str], national: &str) -> Option<(&'static str, bool)> {
+    if regions.len() == 1 {
+        return Some((regions[0], false));
+    }
+    for &region in regions {
+        let r = compiled(region)?;
+        match &r.leading_digits {
+            Some(leading) => {
+                if leading.find(national).is_some_and(|m| m.start() == 0) {
+                    return Some((region, false));
+                }
+            }
+            None => {
+                if r.has_type(national) {
+                    return Some((region, true));
+                }
+            }
+        }
+    }
+    None
+}
+
+struct Pattern {
+    possible_length: Vec<u16>,
+    regex: Regex,
+}
+
+impl Pattern {
+    fn new(d: &Descriptor) -> Pattern {
+        Pattern {
+            possible_length: d.possible_length().to_vec(),
+            regex: compile(d.national_number().as_str()),
+        }
+    }
+
+    /// `Descriptor::is_match`: a possible length, and a match at the start.
+    fn is_match(&self, national: &str) -> bool {
+        if !self.possible_length.is_empty()
+            && !self.possible_length.contains(&(national.len() as u16))
+        {
+            return false;
+        }
+        self.regex.find(national).is_some_and(|m| m.start() == 0)
+    }
+}
+
+/// One region's patterns, compiled.
+struct Region {
+    general: Pattern,
+    /// Every type `number_type` tries; any match means "not Unknown".
+    types: Vec<Pattern>,
+    leading_digits: Option<Regex>,
+}
+
+impl Region {
+    fn new(meta: &Metadata) -> Region {
+        let d = meta.descriptors();
+        let types = [
+            d.premium_rate(),
+            d.toll_free(),
+            d.shared_cost(),
+            d.voip(),
+            d.personal_number(),
+            d.pager(),
+            d.uan(),
+            d.voicemail(),
+            d.fixed_line(),
+            d.mobile(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(Pattern::new)
+        .collect();
+        Region {
+            general: Pattern::new(d.general()),
+            types,
+            leading_digits: meta.leading_digits().map(|r| compile(r.as_str())),
+        }
+    }
+
+    /// `number_type(meta, national) != Type::Unknown`.
+    fn has_type(&self, national: &str) -> bool {
+        self.general.is_match(national) && self.types.iter().any(|p| p.is_match(national))
+    }
+}
+
+fn compile(pattern: &str) -> Regex {
+    RegexBuilder::new(pattern)
+        .ignore_whitespace(true)
+        .build()
+        .expect("libphonenumber's metadata patterns compile (the crate compiled them already)")
+}
+
+/// Every region's slot, made once; a region is compiled on first use.
+fn compiled(region: &str) -> Option<&'static Region> {
+    static TABLE: OnceLock<HashMap<&'static str, OnceLock<Region>>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        DATABASE
+            .iter()
+            .filter(|m| m.id() != "001")
+            .map(|m| (m.id(), OnceLock::new()))
+            .collect()
+    });
+    let slot = table.get(region)?;
+    Some(slot.get_or_init(|| Region::new(DATABASE.by_id(region).expect("listed region"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the crate says, through its public API.
+    fn crate_verdict(n: &phonenumber::PhoneNumber) -> (bool, Option<String>) {
+        (
+            phonenumber::is_valid(n),
+            n.country().id().map(|id| id.as_ref().to_string()),
+        )
+    }
+
+    fn ours(n: &phonenumber::PhoneNumber) -> Verdict {
+        classify(
+            n.code().value(),
+            &n.national().to_string(),
+            &n.national().value().to_string(),
+        )
+    }
+
+    fn agrees(input: &str) -> Result<(), TestCaseError> {
+        let Ok(n) = phonenumber::parse(None, input) else {
+            return Ok(());
+        };
+        let (valid, id) = crate_verdict(&n);
+        match ours(&n) {
+            Verdict::Region(r) => {
+                prop_assert!(
+                    valid,
+                    "{input}: we say valid in {r}, the crate says invalid"
+                );
+                prop_assert_eq!(Some(r.to_string()), id, "{}", input);
+            }
+            Verdict::Invalid => prop_assert!(!valid, "{input}: we say invalid, the crate valid"),
+            Verdict::NoCountry => {
+                prop_assert!(
+                    valid && id.is_none(),
+                    "{input}: we say valid without a country"
+                )
+            }
+            Verdict::NonGeographic => prop_assert!(id.is_none(), "{input}"),
+        }
+        Ok(())
+    }
+
+    /// Example numbers of every type of every region, as E.164 inputs.
+    fn examples() -> &'static [String] {
+        static ALL: OnceLock<Vec<String>> = OnceLock::new();
+        ALL.get_or_init(|| {
+            let mut out = Vec::new();
+            for m in DATABASE.iter() {
+                let d = m.descriptors();
+                for desc in [
+                    Some(d.general()),
+                    d.fixed_line(),
+                    d.mobile(),
+                    d.toll_free(),
+                    d.premium_rate(),
+                    d.shared_cost(),
+                    d.personal_number(),
+                    d.voip(),
+                    d.pager(),
+                    d.uan(),
+                    d.voicemail(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if let Some(e) = desc.example() {
+                        out.push(format!("+{}{}", m.country_code(), e));
+                    }
+                }
+            }
+            out
+        })
+    }
+
+    #[test]
+    fn every_metadata_example_gets_the_crates_answer() {
+        let all = examples();
+        assert!(all.len() > 1000, "{} examples", all.len());
+        for e in all {
+            agrees(e).unwrap();
+        }
+    }
+
+    #[test]
+    fn known_numbers() {
+        let v = |s: &str| ours(&phonenumber::parse(None, s).unwrap());
+        assert_eq!(v("+12125550123"), Verdict::Region("US"));
+        assert_eq!(v("+14165550123"), Verdict::Region("CA"));
+        assert_eq!(v("+33612345678"), Verdict::Region("FR"));
+        assert_eq!(v("+393123456789"), Verdict::Region("IT"));
+        assert_eq!(v("+390236618300"), Verdict::NoCountry);
+        assert_eq!(v("+12530000"), Verdict::Invalid);
+        assert_eq!(v("+80012345678"), Verdict::NonGeographic);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Examples with a digit changed, dropped or added: mostly other
+        /// regions' numbers and invalid ones, where the two could disagree.
+        #[test]
+        fn mutated_examples_get_the_crates_answer(
+            pick in any::<prop::sample::Index>(),
+            at in any::<prop::sample::Index>(),
+            digit in 0u8..10,
+            how in 0u8..3,
+        ) {
+            let all = examples();
+            let e = &all[pick.index(all.len())];
+            let mut digits: Vec<u8> = e[1..].bytes().collect();
+            let i = at.index(digits.len());
+            match how {
+                0 => digits[i] = b'0' + digit,
+                1 => { digits.remove(i); }
+                _ => digits.insert(i, b'0' + digit),
+            }
+            agrees(&format!("+{}", String::from_utf8(digits).unwrap()))?;
+        }
+
+        /// Random national numbers under every calling code that has several regions.
+        #[test]
+        fn shared_calling_codes(code in prop::sample::select(vec![1u16, 7, 44, 47, 61, 262, 290, 358, 590, 599]),
+                                national in "[0-9]{4,12}") {
+            agrees(&format!("+{code}{national}"))?;
+        }
+    }
+}
+/// `cargo test --release --lib validity_timing -- --ignored --nocapture`:
+/// per-call cost of the crate's checks against [`classify`].
+#[cfg(test)]
+mod timing {
+    #[test]
+    #[ignore = "a measurement, not a test"]
+    fn validity_timing() {
+        let nums: Vec<String> = (0..100_000)
+            .map(|i| format!("+1212{}", 2_000_000 + i))
+            .collect();
+        let fr: Vec<String> = (0..100_000).map(|i| format!("+3361{:07}", i)).collect();
+        for set in [&nums, &fr] {
+            let parsed: Vec<_> = set
+                .iter()
+                .map(|s| phonenumber::parse(None, s).unwrap())
+                .collect();
+            let t = std::time::Instant::now();
+            for s in set.iter() {
+                std::hint::black_box(phonenumber::parse(None, s).unwrap());
+            }
+            eprintln!("crate parse: {:?}/op", t.elapsed() / set.len() as u32);
+            let t = std::time::Instant::now();
+            for n in &parsed {
+                std::hint::black_box((phonenumber::is_valid(n), n.country().id()));
+            }
+            eprintln!("crate is_valid+id: {:?}/op", t.elapsed() / set.len() as u32);
+            let t = std::time::Instant::now();
+            for n in &parsed {
+                std::hint::black_box(super::classify(
+                    n.code().value(),
+                    &n.national().to_string(),
+                    &n.national().value().to_string(),
+                ));
+            }
+            eprintln!("classify: {:?}/op", t.elapsed() / set.len() as u32);
+            let t = std::time::Instant::now();
+            for s in set.iter() {
+                std::hint::black_box(crate::domain::PhoneNumber::parse(s).unwrap());
+            }
+            eprintln!(
+                "PhoneNumber::parse: {:?}/op",
+                t.elapsed() / set.len() as u32
+            );
+        }
+    }
+}
