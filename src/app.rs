@@ -116,6 +116,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let App { state, api, public } = self;
+        let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep());
         let grace = Duration::from_secs(state.settings.config.server.shutdown_grace_secs);
         let (stop_tx, stop_rx) = watch::channel(false);
         let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -159,6 +160,7 @@ impl App {
             .durable()
             .await
             .context("final flush of the store")?;
+        upkeep.abort();
         tracing::info!("stopped");
         Ok(())
     }

@@ -42,6 +42,19 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Drains recorded histogram samples into their buckets every few seconds.
+/// The recorder keeps every sample until upkeep runs, and upkeep otherwise
+/// only runs on a scrape: unscraped, memory grew by ~40 bytes per request
+/// (bench/run, scenario 3: +8 MiB RSS in 20 s at 10k requests/s).
+pub async fn metrics_upkeep() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        metrics_handle().run_upkeep();
+    }
+}
+
 pub fn render_metrics() -> String {
     let handle = metrics_handle();
     handle.run_upkeep();
