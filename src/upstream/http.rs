@@ -13,8 +13,10 @@ use crate::config::UpstreamConfig;
 
 pub struct HttpProvider {
     client: reqwest::Client,
-    url: String,
-    token: String,
+    /// Parsed once: parsing it per message (URL + IDNA) was ~3% of a send.
+    url: reqwest::Url,
+    /// `Bearer {token}`, built once, marked sensitive.
+    auth: reqwest::header::HeaderValue,
     connect_retries: u32,
 }
 
@@ -33,10 +35,16 @@ struct Response {
 
 impl HttpProvider {
     pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<HttpProvider> {
+        let url = reqwest::Url::parse(&cfg.url)
+            .map_err(|e| anyhow::anyhow!("upstream.url: {e}"))?;
+        let mut auth =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", cfg.token.expose()))
+                .map_err(|_| anyhow::anyhow!("upstream.token: not a valid header value"))?;
+        auth.set_sensitive(true);
         Ok(HttpProvider {
             client: http_client(cfg)?,
-            url: cfg.url.clone(),
-            token: cfg.token.expose().to_string(),
+            url,
+            auth,
             connect_retries: cfg.connect_retries,
         })
     }
@@ -51,8 +59,8 @@ impl Provider for HttpProvider {
     async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
         let request = self
             .client
-            .post(&self.url)
-            .bearer_auth(&self.token)
+            .post(self.url.clone())
+            .header(reqwest::header::AUTHORIZATION, self.auth.clone())
             .json(&Request {
                 to: sms.to.as_str(),
                 from: &sms.from,
