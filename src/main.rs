@@ -13,6 +13,9 @@ use stopgate::store::{SledStore, Store};
 use stopgate::suppressions::{export_csv, import_csv};
 use tokio::io::AsyncWriteExt;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
