@@ -35,8 +35,8 @@ struct Response {
 
 impl HttpProvider {
     pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<HttpProvider> {
-        let url = reqwest::Url::parse(&cfg.url)
-            .map_err(|e| anyhow::anyhow!("upstream.url: {e}"))?;
+        let url =
+            reqwest::Url::parse(&cfg.url).map_err(|e| anyhow::anyhow!("upstream.url: {e}"))?;
         let mut auth =
             reqwest::header::HeaderValue::from_str(&format!("Bearer {}", cfg.token.expose()))
                 .map_err(|_| anyhow::anyhow!("upstream.token: not a valid header value"))?;
