@@ -9,6 +9,11 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 
+# The benchmark smoke (bench/smoke_test.py, run by scripts/test.sh): wrk
+# drives the load, nginx is the reverse proxy stopgate is compared with.
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+
 # The official Twilio SDK, for the real-client test (tests/sdk/). It lives in a
 # virtualenv under target/, so `cargo clean` removes it and nothing leaks into
 # the system Python. Pinned: the test asserts on the SDK's behaviour.
@@ -29,4 +34,11 @@ if ! "$VENV/bin/python" -c "import twilio, sys; sys.exit(twilio.__version__ != '
   rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "twilio==$TWILIO_VERSION"
+fi
+
+# oha: the fixed-rate load of the benchmark's added-latency figure. Built from
+# crates.io into target/ (bench/run looks there), pinned like bench/run's OHA_VERSION.
+OHA_VERSION="1.16.0"
+if ! target/bench-tools/bin/oha --version 2>/dev/null | grep -q " $OHA_VERSION"; then
+  cargo install --locked --quiet oha --version "$OHA_VERSION" --root target/bench-tools
 fi

@@ -13,4 +13,7 @@ cargo clippy --locked --all-targets -- -D warnings
 # The suite writes its logs here; the privacy audit reads them afterwards.
 rm -rf target/tmp/test-logs
 cargo test --locked --all-targets
+# The benchmark harness in seconds (bench/run --smoke): it completes and
+# writes every scenario. Behaviour, not speed.
+python3 bench/smoke_test.py
 cargo test --locked --test log_audit -- --ignored
