@@ -53,11 +53,16 @@ class SmokeTest(unittest.TestCase):
                     self.assertGreater(s["rss_kib"], 0)
                     self.assertEqual(s["non_2xx"], 0)
                     self.assertEqual(s["errors"], 0, s["note"])
-            # What stopgate says it forwarded, the mock received.
+            # What stopgate says it forwarded, the mock received. The mock may
+            # have a few more: requests cut off when wrk stops are forwarded
+            # but never counted (at most one request per connection).
             for sid in ("3", "4", "5", "6", "7"):
                 c = rows[sid]["checks"]
-                self.assertGreater(c["recipients"]["sent"], 0)
-                self.assertEqual(c["mock_accepted"], c["recipients"]["sent"], sid)
+                sent, got = c["recipients"]["sent"], c["mock_accepted"]
+                batch = 1000 if sid == "6" else 1
+                self.assertGreater(sent, 0)
+                self.assertGreaterEqual(got, sent, sid)
+                self.assertLessEqual(got - sent, rows[sid]["load"]["connections"] * batch, sid)
             self.assertTrue(data["preload"]["probe_blocked"])
             self.assertEqual(data["preload"]["import_report"]["imported"], data["preload"]["numbers"])
 
