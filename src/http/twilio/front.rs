@@ -176,7 +176,12 @@ pub async fn create_message(
     req: Request,
 ) -> Response {
     let Ok(Path(account_sid)) = account_sid else {
-        return TwilioError::new(StatusCode::NOT_FOUND, 20404, "The requested resource was not found").into_response();
+        return TwilioError::new(
+            StatusCode::NOT_FOUND,
+            20404,
+            "The requested resource was not found",
+        )
+        .into_response();
     };
     match create(state, account_sid, req).await {
         Ok(r) => r,
