@@ -108,15 +108,19 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
         ));
     }
     let mo: MoBody = parse_json(&bytes)?;
-    let outcome = inbound::handle_mo(&state, &mo.from, &mo.to, &mo.text)
-        .await
-        .map_err(|e| match e {
-            MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
-            MoError::UnknownShortCode(_) => {
-                ApiError::unprocessable("unknown_shortcode", e.to_string())
-            }
-            MoError::Store(e) => ApiError::internal(e),
-        })?;
+    let outcome = inbound::handle_mo(
+        &state,
+        &mo.from,
+        &mo.to,
+        &mo.text,
+        inbound::ReplyVia::Upstream,
+    )
+    .await
+    .map_err(|e| match e {
+        MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
+        MoError::UnknownShortCode(_) => ApiError::unprocessable("unknown_shortcode", e.to_string()),
+        MoError::Store(e) => ApiError::internal(e),
+    })?;
     Ok(Json(MoAnswer {
         action: outcome.action.as_str(),
         tenants: outcome.tenants.iter().map(|t| t.to_string()).collect(),

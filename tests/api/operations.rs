@@ -69,6 +69,7 @@ async fn openapi_lists_every_route_the_routers_serve() {
         "GET /openapi.json",
         "POST /2010-04-01/Accounts/{account_sid}/Messages.json",
         "POST /v1/inbound",
+        "POST /inbound/twilio",
         "GET /{code}",
         "POST /{code}",
     ] {
