@@ -129,6 +129,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A single path parameter, with errors in the JSON shape.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| PathParam(p))
+            .map_err(|e| ApiError::bad_request("invalid_field", format!("path: {e}")))
+    }
+}
+
 /// A phone number in the path (`/v1/suppressions/{number}`), parsed.
 pub struct PathNumber(pub PhoneNumber);
 
@@ -136,9 +150,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathNumber {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_field", format!("path: {e}")))?;
+        let PathParam(raw) = PathParam::from_request_parts(parts, state).await?;
         PhoneNumber::parse(&raw)
             .map(PathNumber)
             .map_err(|e| ApiError::unprocessable("invalid_number", format!("number: {e}")))

@@ -115,7 +115,7 @@ pub struct SuppressionJson {
     history: Vec<EventJson>,
 }
 
-fn state_json(
+pub(crate) fn state_json(
     store: &dyn Store,
     tenant: &TenantId,
     number: &PhoneNumber,
@@ -214,7 +214,9 @@ pub async fn put_suppression(
         body.campaign,
         "campaign: at most 500 characters, no control characters",
     )?;
-    let changed = record_durably(state.store.as_ref(), &event).await?;
+    let changed = record_durably(state.store.as_ref(), &event)
+        .await
+        .map_err(SuppressionError::from)?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "suppressed through the API");
     Ok(Json(
         state_json(state.store.as_ref(), &tenant.id, &number, Some(changed))
@@ -246,7 +248,9 @@ pub async fn delete_suppression(
     .ok_or(SuppressionError::ProofRequired)?;
     let mut event = Event::new(tenant.id.clone(), &number, Action::OptIn, Source::Api);
     event.text = Some(proof);
-    let changed = record_durably(state.store.as_ref(), &event).await?;
+    let changed = record_durably(state.store.as_ref(), &event)
+        .await
+        .map_err(SuppressionError::from)?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "re-subscribed through the API");
     Ok(Json(
         state_json(state.store.as_ref(), &tenant.id, &number, Some(changed))
@@ -255,7 +259,7 @@ pub async fn delete_suppression(
 }
 
 /// Records and waits for the disk before the caller answers 2xx.
-async fn record_durably(store: &dyn Store, event: &Event) -> Result<bool, SuppressionError> {
+pub(crate) async fn record_durably(store: &dyn Store, event: &Event) -> Result<bool, StoreError> {
     let changed = store.record(event)?;
     store.durable().await?;
     Ok(changed)
