@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::TryStreamExt;
@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_json, read_body, AuthTenant, PathNumber, QueryParams};
+use super::extract::{
+    parse_json, read_body, require_content_type, AuthTenant, PathNumber, QueryParams,
+};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Action, Event, PhoneNumber, Source, TenantId};
 use crate::store::{Store, StoreError, Suppression};
@@ -359,19 +361,7 @@ pub async fn import(
     AuthTenant(tenant): AuthTenant,
     req: Request,
 ) -> Result<Json<ImportJson>, ApiError> {
-    let is_csv = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"));
-    if !is_csv {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send Content-Type: text/csv",
-        ));
-    }
+    require_content_type(req.headers(), "text/csv")?;
     let stream = req
         .into_body()
         .into_data_stream()

@@ -71,7 +71,7 @@ pub async fn inbound_twilio(
     let params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
     let url = format!("{}{PATH}", state.settings.public_base_url);
     if !signature::validate(token, &url, &params, &presented) {
-        metrics::counter!("stopgate_inbound_rejected_total", "reason" => "twilio_signature")
+        metrics::counter!("stopgate_inbound_refused_total", "reason" => "twilio_signature")
             .increment(1);
         return Err(ApiError::unauthorized("X-Twilio-Signature does not match"));
     }
