@@ -181,6 +181,10 @@ impl Default for UpstreamConfig {
 pub struct InboundConfig {
     /// HMAC-SHA256 key for `X-Stopgate-Signature` on `/v1/inbound`.
     pub secret: Secret,
+    /// Auth token of the Twilio account that owns the short codes, for
+    /// `X-Twilio-Signature` on `/inbound/twilio`. Defaults to
+    /// `upstream.auth_token` when the upstream is Twilio.
+    pub twilio_auth_token: Secret,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

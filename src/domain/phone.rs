@@ -169,6 +169,46 @@ pub fn mask_unparsed(raw: &str) -> String {
     mask_digits(&digits, 0)
 }
 
+/// Masks every phone-number-like run in free text (a provider's error
+/// message, say): 7 or more digits, possibly split by single spaces, dots or
+/// dashes, keep only their last two digits.
+pub fn scrub_numbers(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_ascii_digit() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // Extend the run over digits and single separators between digits.
+        let start = i;
+        let mut end = i;
+        let mut j = i;
+        while j < chars.len() {
+            if chars[j].is_ascii_digit() {
+                end = j + 1;
+                j += 1;
+            } else if matches!(chars[j], ' ' | '.' | '-')
+                && chars.get(j + 1).is_some_and(char::is_ascii_digit)
+            {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        let run: String = chars[start..end].iter().collect();
+        if run.chars().filter(char::is_ascii_digit).count() >= 7 {
+            out.push_str(&mask_unparsed(&run));
+        } else {
+            out.push_str(&run);
+        }
+        i = end;
+    }
+    out
+}
+
 /// `+{code} ` then the national digits in groups of three, all but the first
 /// and the last two replaced by `•`.
 fn mask_digits(digits: &str, code_len: usize) -> String {
@@ -295,6 +335,19 @@ mod tests {
                 "{s}"
             );
         }
+    }
+
+    #[test]
+    fn numbers_in_free_text_are_scrubbed() {
+        assert_eq!(
+            scrub_numbers("Gsm '0033612345678' is not a number. Code 303"),
+            "Gsm '••• ••• ••• ••78' is not a number. Code 303"
+        );
+        // Dates look like numbers too; masking them is the safe mistake.
+        assert!(!scrub_numbers("on 2026-11-23").contains("2026"));
+        let s = scrub_numbers("to +33 6 12 34 56 78 failed");
+        assert!(!s.contains("12 34 56") && s.ends_with("78 failed"), "{s}");
+        assert_eq!(scrub_numbers("no digits"), "no digits");
     }
 
     proptest! {

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use super::error::{self, ApiError, ErrorBody};
 use super::extract::{AuthTenant, JsonBody};
-use super::{insights, suppressions};
+use super::{insights, review, suppressions};
 use crate::app::AppState;
 use crate::domain::{Campaign, Category, Sender};
 use crate::outbound::{OptOut, RecipientResult, SendRequest, Status};
@@ -33,6 +33,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(suppressions::import))
         .routes(routes!(suppressions::export))
+        .routes(routes!(review::list))
+        .routes(routes!(review::confirm))
         .routes(routes!(insights::campaigns))
         .routes(routes!(super::twilio::front::create_message))
         .routes(routes!(healthz))

@@ -71,21 +71,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send Content-Type: application/json",
-            ));
-        }
+        require_content_type(req.headers(), "application/json")?;
         let bytes = read_body(req, state).await?;
         parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// `415` unless the request's media type (parameters aside) is `mime`.
+pub fn require_content_type(headers: &axum::http::HeaderMap, mime: &str) -> Result<(), ApiError> {
+    let matches = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(mime));
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send Content-Type: {mime}"),
+        ))
     }
 }
 
@@ -129,6 +135,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A single path parameter, with errors in the JSON shape.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| PathParam(p))
+            .map_err(|e| ApiError::bad_request("invalid_field", format!("path: {e}")))
+    }
+}
+
 /// A phone number in the path (`/v1/suppressions/{number}`), parsed.
 pub struct PathNumber(pub PhoneNumber);
 
@@ -136,9 +156,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PathNumber {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_field", format!("path: {e}")))?;
+        let PathParam(raw) = PathParam::from_request_parts(parts, state).await?;
         PhoneNumber::parse(&raw)
             .map(PathNumber)
             .map_err(|e| ApiError::unprocessable("invalid_number", format!("number: {e}")))

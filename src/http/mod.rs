@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod pages;
 pub mod public;
 pub mod ratelimit;
+pub mod review;
 pub mod suppressions;
 pub mod twilio;
 pub mod webhook;

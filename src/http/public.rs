@@ -22,6 +22,7 @@ fn routes_with(limiter: Option<Arc<ClientLimiter>>) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(webhook::inbound))
+        .routes(routes!(super::twilio::inbound::inbound_twilio))
         .merge(pages::routes(limiter))
 }
 

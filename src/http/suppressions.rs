@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::TryStreamExt;
@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{parse_json, read_body, AuthTenant, PathNumber, QueryParams};
+use super::extract::{
+    parse_json, read_body, require_content_type, AuthTenant, PathNumber, QueryParams,
+};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Action, Event, PhoneNumber, Source, TenantId};
 use crate::store::{Store, StoreError, Suppression};
@@ -115,7 +117,7 @@ pub struct SuppressionJson {
     history: Vec<EventJson>,
 }
 
-fn state_json(
+pub(crate) fn state_json(
     store: &dyn Store,
     tenant: &TenantId,
     number: &PhoneNumber,
@@ -214,7 +216,9 @@ pub async fn put_suppression(
         body.campaign,
         "campaign: at most 500 characters, no control characters",
     )?;
-    let changed = record_durably(state.store.as_ref(), &event).await?;
+    let changed = record_durably(state.store.as_ref(), &event)
+        .await
+        .map_err(SuppressionError::from)?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "suppressed through the API");
     Ok(Json(
         state_json(state.store.as_ref(), &tenant.id, &number, Some(changed))
@@ -246,7 +250,9 @@ pub async fn delete_suppression(
     .ok_or(SuppressionError::ProofRequired)?;
     let mut event = Event::new(tenant.id.clone(), &number, Action::OptIn, Source::Api);
     event.text = Some(proof);
-    let changed = record_durably(state.store.as_ref(), &event).await?;
+    let changed = record_durably(state.store.as_ref(), &event)
+        .await
+        .map_err(SuppressionError::from)?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "re-subscribed through the API");
     Ok(Json(
         state_json(state.store.as_ref(), &tenant.id, &number, Some(changed))
@@ -255,7 +261,7 @@ pub async fn delete_suppression(
 }
 
 /// Records and waits for the disk before the caller answers 2xx.
-async fn record_durably(store: &dyn Store, event: &Event) -> Result<bool, SuppressionError> {
+pub(crate) async fn record_durably(store: &dyn Store, event: &Event) -> Result<bool, StoreError> {
     let changed = store.record(event)?;
     store.durable().await?;
     Ok(changed)
@@ -355,19 +361,7 @@ pub async fn import(
     AuthTenant(tenant): AuthTenant,
     req: Request,
 ) -> Result<Json<ImportJson>, ApiError> {
-    let is_csv = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"));
-    if !is_csv {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send Content-Type: text/csv",
-        ));
-    }
+    require_content_type(req.headers(), "text/csv")?;
     let stream = req
         .into_body()
         .into_data_stream()

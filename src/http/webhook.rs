@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::parse_json;
+use super::extract::{parse_json, require_content_type};
 use crate::app::AppState;
 use crate::inbound::{self, signature, MoError};
 
@@ -94,29 +94,21 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
         metrics::counter!("stopgate_inbound_refused_total", "reason" => "signature").increment(1);
         return Err(ApiError::unauthorized(e.to_string()));
     }
-    let is_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send Content-Type: application/json",
-        ));
-    }
+    require_content_type(&parts.headers, "application/json")?;
     let mo: MoBody = parse_json(&bytes)?;
-    let outcome = inbound::handle_mo(&state, &mo.from, &mo.to, &mo.text)
-        .await
-        .map_err(|e| match e {
-            MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
-            MoError::UnknownShortCode(_) => {
-                ApiError::unprocessable("unknown_shortcode", e.to_string())
-            }
-            MoError::Store(e) => ApiError::internal(e),
-        })?;
+    let outcome = inbound::handle_mo(
+        &state,
+        &mo.from,
+        &mo.to,
+        &mo.text,
+        inbound::ReplyVia::Upstream,
+    )
+    .await
+    .map_err(|e| match e {
+        MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
+        MoError::UnknownShortCode(_) => ApiError::unprocessable("unknown_shortcode", e.to_string()),
+        MoError::Store(e) => ApiError::internal(e),
+    })?;
     Ok(Json(MoAnswer {
         action: outcome.action.as_str(),
         tenants: outcome.tenants.iter().map(|t| t.to_string()).collect(),

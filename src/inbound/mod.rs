@@ -53,6 +53,17 @@ pub struct Outcome {
     pub action: MoAction,
     /// The tenants concerned (opted out, re-subscribed, or helped).
     pub tenants: Vec<TenantId>,
+    /// The confirmation or help text for the recipient, if any.
+    pub reply: Option<String>,
+}
+
+/// Who delivers the confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyVia {
+    /// We send it through the upstream provider, from the short code.
+    Upstream,
+    /// The webhook's caller does (Twilio sends a TwiML `<Message>` itself).
+    Caller,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +94,7 @@ pub async fn handle_mo(
     from: &str,
     to: &str,
     text: &str,
+    via: ReplyVia,
 ) -> Result<Outcome, MoError> {
     let number = parse_sender(from).map_err(MoError::InvalidNumber)?;
     let unknown = || MoError::UnknownShortCode(to.chars().take(20).collect());
@@ -185,15 +197,16 @@ pub async fn handle_mo(
         possible_optout = intent == Intent::PossibleOptOut,
         "inbound reply handled"
     );
-    if let Some(template) = template {
-        if !attr.tenants.is_empty() {
-            let body = render_reply(template, &attr.tenants, &code);
-            send_reply(state, &number, &code, body).await;
-        }
+    let reply = template
+        .filter(|_| !attr.tenants.is_empty())
+        .map(|t| render_reply(t, &attr.tenants, &code));
+    if let (Some(body), ReplyVia::Upstream) = (&reply, via) {
+        send_reply(state, &number, &code, body.clone()).await;
     }
     Ok(Outcome {
         action,
         tenants: attr.ids(),
+        reply,
     })
 }
 

@@ -195,6 +195,9 @@ pub trait Store: Send + Sync + 'static {
     fn note_possible_optout(&self, record: &PossibleOptOut) -> Result<u64>;
 
     /// Possible opt-outs in id order, those after `after` (exclusive), at most `limit`.
+    /// One possible opt-out by id.
+    fn possible_optout(&self, id: u64) -> Result<Option<PossibleOptOut>>;
+
     fn possible_optouts(
         &self,
         after: Option<u64>,

@@ -434,6 +434,13 @@ impl Store for SledStore {
         Ok(id)
     }
 
+    fn possible_optout(&self, id: u64) -> Result<Option<PossibleOptOut>> {
+        self.possible_optouts
+            .get(id.to_be_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
     fn possible_optouts(
         &self,
         after: Option<u64>,

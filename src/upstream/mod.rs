@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::config::{UpstreamConfig, UpstreamKind};
+use crate::domain::phone::scrub_numbers;
 use crate::domain::{Category, MessageId, PhoneNumber};
 use crate::outbound::segments::Encoding;
 
@@ -42,19 +43,21 @@ pub struct Accepted {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// The provider refused this message (bad number, bad sender, ...).
-    #[error("provider rejected the message: {code}: {message}")]
+    // Providers echo the recipient in their error texts; every text they
+    // wrote is scrubbed of numbers before it is shown or logged.
+    #[error("provider rejected the message: {code}: {}", scrub_numbers(.message))]
     Rejected { code: String, message: String },
     /// The provider asked us to slow down.
     #[error("provider rate limit; retry after {retry_after:?}")]
     RateLimited { retry_after: Option<Duration> },
     /// The provider could not be reached or failed on its side.
-    #[error("provider unavailable: {0}")]
+    #[error("provider unavailable: {}", scrub_numbers(.0))]
     Unavailable(String),
     /// No answer in time: the message may or may not have been sent.
     #[error("provider did not answer in time")]
     Timeout,
     /// An answer we do not understand.
-    #[error("unexpected provider response: {0}")]
+    #[error("unexpected provider response: {}", scrub_numbers(.0))]
     Protocol(String),
     /// Not attempted: the provider kept failing and the circuit breaker is open.
     #[error("provider circuit open after repeated failures; not attempted")]

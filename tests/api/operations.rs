@@ -8,6 +8,7 @@ use crate::helpers::*;
 fn concrete(path: &str) -> String {
     path.replace("{number}", "%2B33612345678")
         .replace("{code}", "aB3dE5gH")
+        .replace("{id}", "1")
         .replace("{account_sid}", "AC00000000000000000000000000000000")
 }
 
@@ -63,12 +64,15 @@ async fn openapi_lists_every_route_the_routers_serve() {
         "POST /v1/suppressions/import",
         "GET /v1/suppressions/export",
         "GET /v1/insights/campaigns",
+        "GET /v1/possible-optouts",
+        "POST /v1/possible-optouts/{id}/confirm",
         "GET /metrics",
         "GET /healthz",
         "GET /readyz",
         "GET /openapi.json",
         "POST /2010-04-01/Accounts/{account_sid}/Messages.json",
         "POST /v1/inbound",
+        "POST /inbound/twilio",
         "GET /{code}",
         "POST /{code}",
     ] {

@@ -511,3 +511,152 @@ async fn a_tenant_over_its_rate_gets_429_with_retry_after() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn possible_opt_outs_are_listed_for_review_and_can_be_confirmed() {
+    let app = spawn_app().await;
+    let number = "+33612345678";
+    app.send(
+        ACME_KEY,
+        json!({"to": number, "from": "ACME", "body": "Soldes", "campaign": "spring"}),
+    )
+    .await;
+    let (s, v) = app.mo(number, "36111", "Cancel my order please").await;
+    assert_eq!((s.as_u16(), v["action"].as_str()), (200, Some("none")));
+
+    let (s, list) = app
+        .call(Method::GET, ACME_KEY, "/v1/possible-optouts", None)
+        .await;
+    assert_eq!(s, 200, "{list}");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(
+        (items[0]["number"].as_str(), items[0]["text"].as_str()),
+        (Some(number), Some("Cancel my order please"))
+    );
+    assert_eq!(
+        (
+            items[0]["shortcode"].as_str(),
+            items[0]["suppressed"].as_bool()
+        ),
+        (Some("36111"), Some(false))
+    );
+    let id = items[0]["id"].as_str().unwrap().to_string();
+
+    // beta shares the FR code but never wrote to this number: it sees nothing and can do nothing.
+    let (_, beta_list) = app
+        .call(Method::GET, BETA_KEY, "/v1/possible-optouts", None)
+        .await;
+    assert!(
+        beta_list["items"].as_array().unwrap().is_empty(),
+        "{beta_list}"
+    );
+    let (s, e) = app
+        .call(
+            Method::POST,
+            BETA_KEY,
+            &format!("/v1/possible-optouts/{id}/confirm"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), e["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    let (s, v) = app
+        .call(
+            Method::POST,
+            ACME_KEY,
+            &format!("/v1/possible-optouts/{id}/confirm"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["suppressed"].as_bool(), v["changed"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let event = &v["history"][0];
+    assert_eq!(
+        (event["source"].as_str(), event["reason"].as_str()),
+        (Some("sms"), Some("confirmed_on_review"))
+    );
+    assert_eq!(
+        (event["text"].as_str(), event["campaign"].as_str()),
+        (Some("Cancel my order please"), Some("spring"))
+    );
+    assert!(app.blocked(ACME_KEY, number).await);
+    let (_, again) = app
+        .call(
+            Method::POST,
+            ACME_KEY,
+            &format!("/v1/possible-optouts/{id}/confirm"),
+            None,
+        )
+        .await;
+    assert_eq!(again["changed"], false);
+    let (_, list) = app
+        .call(Method::GET, ACME_KEY, "/v1/possible-optouts", None)
+        .await;
+    assert_eq!(list["items"][0]["suppressed"], true);
+
+    for (path, status) in [
+        ("/v1/possible-optouts/999999/confirm", 404),
+        ("/v1/possible-optouts/abc/confirm", 404),
+    ] {
+        let (s, e) = app.call(Method::POST, ACME_KEY, path, None).await;
+        assert_eq!(s.as_u16(), status, "{path}: {e}");
+        assert!(e["error"]["code"].is_string());
+    }
+    for path in [
+        "/v1/possible-optouts?limit=0",
+        "/v1/possible-optouts?after=abc",
+    ] {
+        let (s, e) = app.call(Method::GET, ACME_KEY, path, None).await;
+        assert_eq!(
+            (s.as_u16(), e["error"]["code"].as_str()),
+            (422, Some("invalid_field")),
+            "{path}"
+        );
+    }
+}
+
+/// SMS and link opt-outs land in their campaign's counters, reasons included.
+#[tokio::test]
+async fn insights_count_sms_and_link_opt_outs_by_campaign() {
+    let app = spawn_app().await;
+    let (_, sent) = app
+        .send(ACME_KEY, json!({"to": ["+33612345678", "+12125550123", "+12125550124"], "from": "ACME", "body": "Deals", "campaign": "bf"}))
+        .await;
+    assert_eq!(sent["summary"]["sent"], 3);
+    let (s, v) = app.mo("+33612345678", "36111", "STOP").await;
+    assert_eq!((s.as_u16(), v["action"].as_str()), (200, Some("opted_out")));
+    let url = sent["results"][1]["optout"]["url"].as_str().unwrap();
+    let code = url.rsplit('/').next().unwrap();
+    let r = app
+        .client
+        .post(format!("{}/{code}", app.public))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("reason=too_many")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let (_, v) = app
+        .call(Method::GET, ACME_KEY, "/v1/insights/campaigns", None)
+        .await;
+    let bf = v["campaigns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["campaign"] == "bf")
+        .unwrap()
+        .clone();
+    assert_eq!(bf["sent"], 3);
+    assert_eq!(bf["optouts"], json!({"link": 1, "sms": 1}));
+    assert_eq!(bf["reasons"], json!({"too_many": 1}));
+    assert_eq!(bf["optouts_total"], 2);
+    assert!((bf["optout_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+}

@@ -29,8 +29,15 @@ fn front_config() -> TwilioFrontConfig {
     }
 }
 
+/// The Twilio account that owns the short codes signs its webhooks with this.
+const WEBHOOK_TOKEN: &str = "owner-account-auth-token";
+
 async fn spawn_front() -> TestApp {
-    spawn_app_with(|c| c.tenants[0].twilio = Some(front_config())).await
+    spawn_app_with(|c| {
+        c.tenants[0].twilio = Some(front_config());
+        c.inbound.twilio_auth_token = Secret(WEBHOOK_TOKEN.into());
+    })
+    .await
 }
 
 fn url(app: &TestApp, sid: &str) -> String {
@@ -370,7 +377,9 @@ fn sdk_python() -> std::path::PathBuf {
 async fn the_official_twilio_python_sdk_works_unchanged() {
     let app = spawn_front().await;
     app.suppress("acme", OPTED_OUT);
-    let sign_url = format!("{}/inbound/twilio", app.public);
+    // Twilio signs the URL set in its console: our public_base_url, as seen
+    // through the operator's TLS proxy, not the loopback address.
+    let sign_url = format!("{BASE_URL}/inbound/twilio");
     let out = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(sdk_python())
@@ -381,6 +390,7 @@ async fn the_official_twilio_python_sdk_works_unchanged() {
             .env("STOPGATE_URL", &app.api)
             .env("ACCOUNT_SID", ACME_SID)
             .env("AUTH_TOKEN", ACME_TOKEN)
+            .env("WEBHOOK_TOKEN", WEBHOOK_TOKEN)
             .env("OPTED_OUT", OPTED_OUT)
             .env("SIGN_URL", &sign_url)
             .env("NO_PROXY", "127.0.0.1,localhost")
@@ -441,15 +451,60 @@ async fn the_official_twilio_python_sdk_works_unchanged() {
         .collect();
     let sig = s["signature"].as_str().unwrap();
     use stopgate::http::twilio::signature::validate;
-    assert!(validate(ACME_TOKEN, &sign_url, &params, sig));
+    assert!(validate(WEBHOOK_TOKEN, &sign_url, &params, sig));
     assert!(!validate("another-token", &sign_url, &params, sig));
     let mut tampered = params.clone();
     tampered.iter_mut().find(|(k, _)| k == "Body").unwrap().1 = "START".into();
-    assert!(!validate(ACME_TOKEN, &sign_url, &tampered, sig));
+    assert!(!validate(WEBHOOK_TOKEN, &sign_url, &tampered, sig));
     assert!(!validate(
-        ACME_TOKEN,
+        WEBHOOK_TOKEN,
         &sign_url,
         &params,
         "AAAAAAAAAAAAAAAAAAAAAAAAAAA="
     ));
+
+    // Over the wire: a tampered or wrong signature is refused and changes nothing...
+    let webhook = format!("{}/inbound/twilio", app.public);
+    for (form, signature) in [(&tampered, sig), (&params, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")] {
+        let r = app
+            .client
+            .post(&webhook)
+            .header("x-twilio-signature", signature)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let acme = stopgate::domain::TenantId::parse("acme").unwrap();
+    let suppressed = || app.store.is_suppressed(&acme, "+33612345678").unwrap();
+    assert!(!suppressed(), "a refused webhook changed nothing");
+    // ...and the SDK-signed STOP opts the number out, answering TwiML with the
+    // confirmation, which Twilio then sends from the short code.
+    let r = app
+        .client
+        .post(&webhook)
+        .header("x-twilio-signature", sig)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/xml"));
+    let xml = r.text().await.unwrap();
+    assert!(
+        xml.contains("<Response><Message>ACME Shop : vous ne recevrez plus de SMS marketing"),
+        "{xml}"
+    );
+    assert!(suppressed());
+    assert_eq!(
+        app.mock.received().len(),
+        3,
+        "the confirmation went back in TwiML, not through the upstream"
+    );
 }

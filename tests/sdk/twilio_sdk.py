@@ -5,7 +5,8 @@ scripts/install-test-deps.sh. Prints one JSON object per line, one per case;
 the Rust test asserts on them.
 
 Environment: STOPGATE_URL (http://127.0.0.1:port), ACCOUNT_SID, AUTH_TOKEN,
-OPTED_OUT (a number opted out from this tenant), SIGN_URL (a webhook URL to sign).
+OPTED_OUT (a number opted out from this tenant), SIGN_URL (a webhook URL to sign),
+WEBHOOK_TOKEN (the auth token Twilio signs webhooks with).
 """
 
 import datetime
@@ -79,7 +80,7 @@ params = {
     "AccountSid": os.environ["ACCOUNT_SID"],
     "NumMedia": "0",
 }
-validator = RequestValidator(os.environ["AUTH_TOKEN"])
+validator = RequestValidator(os.environ["WEBHOOK_TOKEN"])
 print(json.dumps({
     "case": "signature",
     "url": os.environ["SIGN_URL"],

@@ -4,6 +4,7 @@
 //! Only this module knows the Twilio-front wire format.
 
 pub mod front;
+pub mod inbound;
 pub mod signature;
 pub mod twiml;
 
