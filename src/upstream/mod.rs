@@ -131,47 +131,9 @@ pub fn common_status_error(resp: &reqwest::Response) -> Option<ProviderError> {
     None
 }
 
-/// At most 200 characters of a provider's text, for error messages. These
-/// messages are logged, and some providers echo the recipient's number
-/// (CM: `Gsm '0033612345678' is not a number.`), so a run of six or more
-/// digits keeps only its last two (`•••••••••••78`).
+/// At most 200 characters of a provider's text, for error messages.
 pub fn clip(s: &str) -> String {
-    let chars: Vec<char> = s.chars().take(200).collect();
-    let mut out = String::with_capacity(chars.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let start = i;
-        while i < chars.len() && chars[i].is_ascii_digit() {
-            i += 1;
-        }
-        let run = &chars[start..i];
-        if run.len() >= 6 {
-            out.extend(std::iter::repeat_n('•', run.len() - 2));
-            out.extend(&run[run.len() - 2..]);
-        } else {
-            out.extend(run);
-        }
-        if i < chars.len() {
-            out.push(chars[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod clip_tests {
-    #[test]
-    fn provider_text_is_clipped_and_numbers_in_it_masked() {
-        assert_eq!(
-            super::clip("Gsm '0033612345678' is not a number."),
-            "Gsm '•••••••••••78' is not a number."
-        );
-        assert_eq!(super::clip("error 21211 at 12:30"), "error 21211 at 12:30");
-        assert_eq!(super::clip(&"x".repeat(300)).chars().count(), 200);
-        assert_eq!(super::clip("123456"), "••••56");
-        assert_eq!(super::clip(""), "");
-    }
+    s.chars().take(200).collect()
 }
 
 /// The shared HTTP client: pooled keep-alive connections and a timeout on
