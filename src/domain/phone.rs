@@ -121,7 +121,8 @@ impl PhoneNumber {
             .collect();
         let parsed = phonenumber::parse(None, &compact).map_err(|_| PhoneError::Invalid)?;
         // Validity and country in one lock-free pass (see `validity`): the
-        // crate's own `is_valid` + `country().id()` cost most of a send.
+        // crate's own `is_valid` + `country().id()` were the largest single
+        // cost of a send (docs/benchmarks.md).
         let national = parsed.national();
         let region = match super::validity::classify(
             parsed.code().value(),
