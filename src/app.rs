@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Settings;
@@ -31,6 +32,9 @@ pub struct AppState {
     pub outbound: Arc<Outbound>,
     /// Per-tenant request rate limit; `None` when disabled.
     pub tenant_limiter: Option<Arc<TenantLimiter>>,
+    /// Confirmation replies being sent after their webhook was answered;
+    /// shutdown waits for them (within the grace period).
+    pub replies: TaskTracker,
 }
 
 pub type TenantLimiter = governor::DefaultKeyedRateLimiter<TenantId>;
@@ -84,6 +88,7 @@ impl App {
                 format!("binding the public listener on {}", settings.public_listen)
             })?;
         let state = AppState {
+            replies: TaskTracker::new(),
             tenant_limiter: tenant_limiter(&cfg.limits),
             tenants: settings.tenants.clone().into(),
             settings: Arc::new(settings),
@@ -147,6 +152,8 @@ impl App {
         let drained = tokio::time::timeout(grace, async {
             let _ = api_server.await;
             let _ = public_server.await;
+            state.replies.close();
+            state.replies.wait().await;
         })
         .await;
         if drained.is_err() {

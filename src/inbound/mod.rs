@@ -88,7 +88,8 @@ pub fn parse_sender(from: &str) -> Result<PhoneNumber, PhoneError> {
 }
 
 /// Handles one reply `text` from `from` to short code `to`. Returns once
-/// every change is on disk and the confirmation has been tried.
+/// every change is on disk; the confirmation is then sent in the background
+/// (`ReplyVia::Upstream`) or left to the caller (`ReplyVia::Caller`).
 pub async fn handle_mo(
     state: &AppState,
     from: &str,
@@ -201,7 +202,12 @@ pub async fn handle_mo(
         .filter(|_| !attr.tenants.is_empty())
         .map(|t| render_reply(t, &attr.tenants, &code));
     if let (Some(body), ReplyVia::Upstream) = (&reply, via) {
-        send_reply(state, &number, &code, body.clone()).await;
+        // Not awaited: the provider waiting on this webhook must not wait on
+        // another provider call (up to its timeout) before its answer.
+        let (state2, body) = (state.clone(), body.clone());
+        state
+            .replies
+            .spawn(async move { send_reply(&state2, &number, &code, body).await });
     }
     Ok(Outcome {
         action,

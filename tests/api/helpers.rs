@@ -72,6 +72,20 @@ impl MockProvider {
         self.received.lock().unwrap().clone()
     }
 
+    /// The messages for `e164` once there are at least `count` of them:
+    /// confirmation replies are sent after the webhook answers. Gives up
+    /// (returning what arrived) after 10 s.
+    pub async fn wait_for(&self, e164: &str, count: usize) -> Vec<Value> {
+        for _ in 0..1000 {
+            let got = self.received_for(e164);
+            if got.len() >= count {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.received_for(e164)
+    }
+
     pub fn received_for(&self, e164: &str) -> Vec<Value> {
         self.received()
             .into_iter()
