@@ -18,7 +18,7 @@ pub struct CampaignJson {
     campaign: Option<String>,
     /// Marketing messages the provider accepted.
     sent: u64,
-    /// Opt-outs attributed to the campaign, by source (`sms`, `link`, `api`, `import`).
+    /// Opt-outs attributed to the campaign, by source (`sms`, `link`, `api`; imports are not counted).
     optouts: BTreeMap<String, u64>,
     optouts_total: u64,
     /// `optouts_total / sent`; `null` when nothing was sent.

@@ -5,6 +5,7 @@
 //! then await `durable()` before they acknowledge or forward, and concurrent
 //! callers share one fsync (group commit, see [`commit`]).
 
+mod bulk;
 pub mod commit;
 pub mod sled;
 
@@ -58,7 +59,8 @@ pub struct CampaignCounters {
     pub campaign: Option<String>,
     /// Marketing messages accepted by the provider.
     pub sent: u64,
-    /// Opt-outs by source (`sms`, `link`, `api`, `import`).
+    /// Opt-outs by source (`sms`, `link`, `api`). Imports are not counted:
+    /// a list moved in from elsewhere says nothing about a campaign.
     pub optouts: BTreeMap<String, u64>,
     /// Reasons picked on the link page.
     pub reasons: BTreeMap<String, u64>,
@@ -97,6 +99,30 @@ pub struct PossibleOptOut {
     pub text: String,
 }
 
+/// What a bulk import did with the numbers it queued.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkCounts {
+    /// Newly suppressed.
+    pub imported: u64,
+    /// Already suppressed, or repeated.
+    pub unchanged: u64,
+    /// Numbers that have a state of their own saying "subscribed" (a
+    /// re-subscribe): not bulk-written; the caller records each as an
+    /// ordinary `import` event, so its history stays in order.
+    pub individual: Vec<String>,
+}
+
+/// A large import of suppressions (source `import`, no reason, no campaign),
+/// written in sorted bulk instead of one transaction per number. Its numbers
+/// are suppressed when [`BulkImport::finish`] returns, and durable after the
+/// next [`Store::durable`]. Their history shows one `import` event each.
+pub trait BulkImport: Send {
+    /// Queues one E.164 number.
+    fn add(&mut self, number: &str) -> Result<()>;
+    /// Writes everything still queued.
+    fn finish(self: Box<Self>) -> Result<BulkCounts>;
+}
+
 /// What a request's idempotency `reference` says about a new attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -130,6 +156,9 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::record`] for a batch, in one transaction (imports). Returns
     /// how many events changed a state (and so were appended).
     fn record_many(&self, events: &[Event]) -> Result<usize>;
+
+    /// Starts a bulk import for `tenant`. Blocking: call it off the async workers.
+    fn bulk_import(&self, tenant: &TenantId) -> Result<Box<dyn BulkImport>>;
 
     /// Numbers currently suppressed for `tenant`, in E.164 order, starting
     /// after `after`. The cursor is the number itself, so entries added or

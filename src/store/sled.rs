@@ -15,6 +15,10 @@
 //!
 //! Insights counters are `sent`, `optout:<source>` and `reason:<reason>`;
 //! the empty campaign is "no campaign".
+//!
+//! Bulk-imported numbers live in the `bulk` and `imports` trees instead
+//! (see [`super::bulk`]); a number's own row in `suppressions`, when it has
+//! one, is authoritative over them.
 
 use std::ops::Bound;
 use std::path::Path;
@@ -23,10 +27,11 @@ use async_trait::async_trait;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use super::bulk::{self, Bulk, ImportInfo};
 use super::commit::GroupCommit;
 use super::{
-    Attempt, CampaignCounters, LinkRecord, MarketingSend, PossibleOptOut, Result, Store,
-    StoreError, Suppression,
+    Attempt, BulkCounts, BulkImport, CampaignCounters, LinkRecord, MarketingSend, PossibleOptOut,
+    Result, Store, StoreError, Suppression,
 };
 use crate::domain::{now_millis, Action, Event, Source, TenantId, UnixMillis};
 
@@ -44,6 +49,8 @@ pub struct SledStore {
     requests: sled::Tree,
     possible_optouts: sled::Tree,
     insights: sled::Tree,
+    bulk: Bulk,
+    import_round: usize,
     commit: GroupCommit,
 }
 
@@ -73,6 +80,17 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 impl SledStore {
     /// Opens (or creates) the store. `cache_mb` bounds sled's page cache.
     pub fn open(path: &Path, cache_mb: u64) -> Result<SledStore> {
+        Self::open_with(path, cache_mb, bulk::CHUNK, IMPORT_ROUND)
+    }
+
+    /// [`SledStore::open`] with the bulk chunk size and import round given,
+    /// so that tests split chunks and run several merges with few numbers.
+    pub(crate) fn open_with(
+        path: &Path,
+        cache_mb: u64,
+        chunk: usize,
+        round: usize,
+    ) -> Result<SledStore> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mb * 1024 * 1024)
@@ -90,6 +108,8 @@ impl SledStore {
             requests: db.open_tree("requests")?,
             possible_optouts: db.open_tree("possible_optouts")?,
             insights: db.open_tree("insights")?,
+            bulk: Bulk::open(&db, chunk)?,
+            import_round: round,
             commit,
             db,
         })
@@ -116,6 +136,83 @@ fn decode_send(v: &[u8]) -> Result<MarketingSend> {
     })
 }
 
+/// The state of a number that only a bulk import holds.
+fn imported(import: &ImportInfo) -> Suppression {
+    Suppression {
+        suppressed: true,
+        updated: import.at,
+        source: Source::Import,
+        reason: None,
+        campaign: None,
+    }
+}
+
+/// Numbers queued per bulk merge: 32 MiB of packed numbers, so a
+/// 10M-line file is three sorted merges, not ten.
+const IMPORT_ROUND: usize = 4_000_000;
+
+struct SledImport {
+    id: u64,
+    bulk: Bulk,
+    rows: sled::Tree,
+    tenant: TenantId,
+    queued: Vec<u64>,
+    round: usize,
+    counts: BulkCounts,
+}
+
+impl SledImport {
+    fn merge_queued(&mut self) -> Result<()> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        self.queued.sort_unstable();
+        let queued = self.queued.len() as u64;
+        self.queued.dedup();
+        // A number with a row of its own is never bulk-written (see bulk.rs).
+        let tenant = self.tenant.as_str().as_bytes();
+        let late_before = self.counts.individual.len();
+        let mut keep = Vec::with_capacity(self.queued.len());
+        for &n in &self.queued {
+            let number = bulk::unpack(n);
+            match self.rows.get(key(&[tenant, number.as_bytes()]))? {
+                None => keep.push(n),
+                Some(v) => {
+                    if !decode::<Suppression>(&v)?.suppressed {
+                        self.counts.individual.push(number);
+                    }
+                }
+            }
+        }
+        let added = self.bulk.merge(&self.tenant, &keep, self.id)?;
+        self.counts.imported += added;
+        let late = (self.counts.individual.len() - late_before) as u64;
+        // Repeats, numbers already suppressed (in bulk or on their own row).
+        self.counts.unchanged += queued - added - late;
+        metrics::counter!("stopgate_suppression_changes_total", "action" => "opt_out", "source" => "import")
+            .increment(added);
+        self.queued.clear();
+        Ok(())
+    }
+}
+
+impl BulkImport for SledImport {
+    fn add(&mut self, number: &str) -> Result<()> {
+        let n = bulk::pack(number)
+            .ok_or_else(|| StoreError::Corrupt(format!("not E.164: {}", number.len())))?;
+        self.queued.push(n);
+        if self.queued.len() >= self.round {
+            self.merge_queued()?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<BulkCounts> {
+        self.merge_queued()?;
+        Ok(std::mem::take(&mut self.counts))
+    }
+}
+
 /// Layout of a `requests` value: state byte, time (i64 BE), fingerprint, response.
 const REQ_PENDING: u8 = 0;
 const REQ_DONE: u8 = 1;
@@ -133,12 +230,33 @@ fn request_value(state: u8, fingerprint: &[u8; 32], response: &[u8]) -> Vec<u8> 
 impl Store for SledStore {
     fn suppression(&self, tenant: &TenantId, number: &str) -> Result<Option<Suppression>> {
         let k = key(&[tenant.as_str().as_bytes(), number.as_bytes()]);
-        self.suppressions.get(k)?.map(|v| decode(&v)).transpose()
+        if let Some(v) = self.suppressions.get(k)? {
+            return decode(&v).map(Some);
+        }
+        Ok(self
+            .bulk
+            .lookup(tenant, number)?
+            .map(|import| imported(&import)))
+    }
+
+    fn bulk_import(&self, tenant: &TenantId) -> Result<Box<dyn BulkImport>> {
+        Ok(Box::new(SledImport {
+            id: self.bulk.begin(&self.db, tenant, now_millis())?,
+            bulk: self.bulk.clone(),
+            rows: self.suppressions.clone(),
+            tenant: tenant.clone(),
+            queued: Vec::new(),
+            round: self.import_round,
+            counts: BulkCounts::default(),
+        }))
     }
 
     fn record_many(&self, events: &[Event]) -> Result<usize> {
         struct Prepared {
             state_key: Vec<u8>,
+            /// Held by a bulk import (only asked when there is no row of its
+            /// own, which then stays so: rows are never removed).
+            imported: bool,
             event_key: Vec<u8>,
             suppressed: bool,
             state: Vec<u8>,
@@ -151,7 +269,8 @@ impl Store for SledStore {
             let seq = self.db.generate_id()?;
             let suppressed = event.action == Action::OptOut;
             let mut counters = Vec::new();
-            if suppressed {
+            // An import says nothing about a campaign: not counted.
+            if suppressed && event.source != Source::Import {
                 let campaign = event.campaign.as_deref().unwrap_or("").as_bytes();
                 let source = format!("optout:{}", event.source.as_str());
                 counters.push(key(&[tenant, campaign, source.as_bytes()]));
@@ -163,8 +282,14 @@ impl Store for SledStore {
                     ]));
                 }
             }
+            let state_key = key(&[tenant, event.number.as_bytes()]);
+            // Read before the transaction: sled deadlocks on a plain read
+            // of another tree inside one.
+            let imported = !self.suppressions.contains_key(&state_key)?
+                && self.bulk.lookup(&event.tenant, &event.number)?.is_some();
             prepared.push(Prepared {
-                state_key: key(&[tenant, event.number.as_bytes()]),
+                state_key,
+                imported,
                 event_key: key(&[tenant, event.number.as_bytes(), &seq.to_be_bytes()]),
                 suppressed,
                 state: encode(&Suppression {
@@ -192,7 +317,7 @@ impl Store for SledStore {
                                 })?
                                 .suppressed
                         }
-                        None => false,
+                        None => p.imported,
                     };
                     if was_suppressed == p.suppressed {
                         continue;
@@ -231,22 +356,52 @@ impl Store for SledStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Suppression)>> {
-        let mut prefix = tenant.as_str().as_bytes().to_vec();
+        let t = tenant.as_str().as_bytes();
+        let mut prefix = t.to_vec();
         prefix.push(0);
         let start = match after {
-            Some(a) => Bound::Excluded(key(&[tenant.as_str().as_bytes(), a.as_bytes()])),
+            Some(a) => Bound::Excluded(key(&[t, a.as_bytes()])),
             None => Bound::Included(prefix.clone()),
         };
-        let mut out = Vec::new();
+        let mut rows = Vec::new();
         for kv in self.suppressions.range((start, Bound::Unbounded)) {
             let (k, v) = kv?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
+            if !k.starts_with(&prefix) || rows.len() >= limit {
                 break;
             }
             let state: Suppression = decode(&v)?;
             if state.suppressed {
                 let number = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                out.push((number, state));
+                rows.push((number, state));
+            }
+        }
+        // Imported numbers that have no row of their own, merged in order.
+        let imports = self.bulk.page(tenant, after, limit, |n| {
+            Ok(!self.suppressions.contains_key(key(&[t, n.as_bytes()]))?)
+        })?;
+        let mut infos: Vec<ImportInfo> = Vec::new();
+        let mut out = Vec::with_capacity(limit.min(rows.len() + imports.len()));
+        let (mut rows, mut imports) = (rows.into_iter().peekable(), imports.into_iter().peekable());
+        while out.len() < limit {
+            let take_import = match (rows.peek(), imports.peek()) {
+                (Some(r), Some(i)) => i.0 < r.0,
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (None, None) => break,
+            };
+            if take_import {
+                let (number, id) = imports.next().expect("peeked");
+                let info = match infos.iter().find(|i| i.id == id) {
+                    Some(i) => i.clone(),
+                    None => {
+                        let i = self.bulk.import_info(id)?;
+                        infos.push(i.clone());
+                        i
+                    }
+                };
+                out.push((number, imported(&info)));
+            } else {
+                out.push(rows.next().expect("peeked"));
             }
         }
         Ok(out)
@@ -306,10 +461,25 @@ impl Store for SledStore {
     fn events(&self, tenant: &TenantId, number: &str) -> Result<Vec<Event>> {
         let mut prefix = key(&[tenant.as_str().as_bytes(), number.as_bytes()]);
         prefix.push(0);
-        self.events
-            .scan_prefix(prefix)
-            .map(|kv| decode(&kv?.1))
-            .collect()
+        // A bulk import only takes numbers without a row of their own, so it
+        // comes before every event kept per number.
+        let mut history: Vec<Event> = Vec::new();
+        if let Some(import) = self.bulk.lookup(tenant, number)? {
+            history.push(Event {
+                at: import.at,
+                tenant: tenant.clone(),
+                number: number.to_string(),
+                action: Action::OptOut,
+                source: Source::Import,
+                campaign: None,
+                reason: None,
+                text: None,
+            });
+        }
+        for kv in self.events.scan_prefix(prefix) {
+            history.push(decode(&kv?.1)?);
+        }
+        Ok(history)
     }
 
     fn link_for(

@@ -660,3 +660,96 @@ async fn insights_count_sms_and_link_opt_outs_by_campaign() {
     assert_eq!(bf["optouts_total"], 2);
     assert!((bf["optout_rate"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
 }
+
+/// A plain list goes in bulk; each number still has a state, a history, a
+/// place in the listing, and blocks marketing. A re-subscribe overrides the
+/// import, and importing the list again suppresses that number again.
+#[tokio::test]
+async fn a_bulk_imported_list_behaves_like_any_opt_out() {
+    let app = spawn_app().await;
+    let numbers: Vec<String> = (0..3000).map(|i| format!("+1212555{i:04}")).collect();
+    let csv = format!("number\n{}\n", numbers.join("\n"));
+    let (status, report) = app.import_csv(ACME_KEY, csv.clone()).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["imported"].as_u64(), report["unchanged"].as_u64()),
+        (Some(3000), Some(0))
+    );
+
+    let path = "/v1/suppressions/%2B12125551234";
+    let (_, view) = app.call(reqwest::Method::GET, ACME_KEY, path, None).await;
+    assert_eq!(view["suppressed"], true, "{view}");
+    assert_eq!(view["source"], "import", "{view}");
+    let history = view["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "{view}");
+    assert_eq!(
+        (history[0]["action"].as_str(), history[0]["source"].as_str()),
+        (Some("opt_out"), Some("import"))
+    );
+
+    let blocked = app
+        .send_one(
+            ACME_KEY,
+            json!({"to": "+12125551234", "from": "ACME", "body": "Sale"}),
+        )
+        .await;
+    assert_eq!(blocked["status"], "blocked", "{blocked}");
+    assert_eq!(app.list_all(ACME_KEY, 700).await, numbers);
+    assert!(
+        app.list_all(BETA_KEY, 100).await.is_empty(),
+        "another tenant's list"
+    );
+
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            ACME_KEY,
+            path,
+            Some(json!({"proof": "signed form 42"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, view) = app.call(reqwest::Method::GET, ACME_KEY, path, None).await;
+    assert_eq!(view["suppressed"], false, "{view}");
+    let actions: Vec<&str> = view["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["opt_out", "opt_in"]);
+    let listed = app.list_all(ACME_KEY, 1000).await;
+    assert_eq!(listed.len(), 2999);
+    assert!(!listed.contains(&"+12125551234".to_string()));
+    let sent = app
+        .send_one(
+            ACME_KEY,
+            json!({"to": "+12125551234", "from": "ACME", "body": "Sale"}),
+        )
+        .await;
+    assert_eq!(sent["status"], "sent", "{sent}");
+
+    let (_, again) = app.import_csv(ACME_KEY, csv).await;
+    assert_eq!(
+        (again["imported"].as_u64(), again["unchanged"].as_u64()),
+        (Some(1), Some(2999)),
+        "{again}"
+    );
+    let (_, view) = app.call(reqwest::Method::GET, ACME_KEY, path, None).await;
+    assert_eq!(view["suppressed"], true, "{view}");
+    assert_eq!(view["history"].as_array().unwrap().len(), 3, "{view}");
+    assert_eq!(app.list_all(ACME_KEY, 1000).await.len(), 3000);
+
+    let (_, insights) = app
+        .call(
+            reqwest::Method::GET,
+            ACME_KEY,
+            "/v1/insights/campaigns",
+            None,
+        )
+        .await;
+    assert!(
+        !insights.to_string().contains("import"),
+        "imports are no campaign's cost: {insights}"
+    );
+}
