@@ -119,7 +119,35 @@ impl PhoneNumber {
             .chars()
             .filter(|c| !matches!(c, ' ' | '-' | '.' | '/'))
             .collect();
-        let parsed = phonenumber::parse(None, &compact).map_err(|_| PhoneError::Invalid)?;
+        if let Some(n) = Self::parse_plain(&compact) {
+            return n;
+        }
+        Self::parse_with_crate(&compact)
+    }
+
+    /// `+<digits>` that the crate would only split (see
+    /// `validity::split_plain_e164`): no call into the crate's parser.
+    /// `None` whenever the crate's answer could differ; tests compare both.
+    fn parse_plain(compact: &str) -> Option<Result<PhoneNumber, PhoneError>> {
+        let digits = compact.strip_prefix('+')?;
+        let (code, national) = super::validity::split_plain_e164(digits)?;
+        match super::validity::classify(code, national, national.trim_start_matches('0')) {
+            Verdict::Region(region) => Some(
+                Country::parse(region)
+                    .map(|country| PhoneNumber {
+                        e164: compact.to_string(),
+                        country,
+                        code_len: (digits.len() - national.len()) as u8,
+                    })
+                    .ok_or(PhoneError::NoCountry),
+            ),
+            Verdict::Invalid => Some(Err(PhoneError::Invalid)),
+            Verdict::NoCountry | Verdict::NonGeographic => None,
+        }
+    }
+
+    fn parse_with_crate(compact: &str) -> Result<PhoneNumber, PhoneError> {
+        let parsed = phonenumber::parse(None, compact).map_err(|_| PhoneError::Invalid)?;
         // Validity and country in one lock-free pass (see `validity`): the
         // crate's own `is_valid` + `country().id()` were the largest single
         // cost of a send (docs/benchmarks.md).
@@ -253,6 +281,54 @@ impl fmt::Debug for PhoneNumber {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The shortcut for `+<digits>` must give exactly the crate's answer
+    /// (number, country, error) whenever it answers at all.
+    fn paths_agree(input: &str) -> Result<bool, TestCaseError> {
+        let Some(fast) = PhoneNumber::parse_plain(input) else {
+            return Ok(false);
+        };
+        prop_assert_eq!(fast, PhoneNumber::parse_with_crate(input), "{}", input);
+        Ok(true)
+    }
+
+    #[test]
+    fn the_e164_shortcut_agrees_with_the_crate_on_every_example() {
+        let mut inputs = Vec::new();
+        for e in crate::domain::validity::tests::examples() {
+            inputs.push(e.clone());
+            // A national prefix written after the code, a digit too many or
+            // too few: the cases where the crate's prefix rules matter.
+            for (i, _) in e.char_indices().skip(2).take(3) {
+                inputs.push(format!("{}0{}", &e[..i], &e[i..]));
+                inputs.push(format!("{}1{}", &e[..i], &e[i..]));
+                inputs.push(format!("{}8{}", &e[..i], &e[i..]));
+            }
+            inputs.push(format!("{e}7"));
+            inputs.push(e[..e.len() - 1].to_string());
+        }
+        let mut shortcut = 0;
+        for input in &inputs {
+            shortcut += paths_agree(input).unwrap() as usize;
+        }
+        // Most canonical numbers take the shortcut, or it would test nothing.
+        assert!(
+            shortcut * 2 > inputs.len(),
+            "{shortcut} of {}",
+            inputs.len()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn the_e164_shortcut_agrees_with_the_crate_on_any_digits(
+            code in prop::sample::select(vec!["1", "7", "20", "33", "39", "44", "49", "54", "52", "55", "61", "62", "81", "86", "91", "234", "262", "358", "590", "599", "380", "971", "998"]),
+            rest in "[0-9]{4,14}",
+        ) {
+            paths_agree(&format!("+{code}{rest}"))?;
+        }
+    }
 
     #[test]
     fn spellings_of_one_number_are_one_number() {

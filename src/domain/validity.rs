@@ -67,6 +67,52 @@ pub fn classify(code: u16, national: &str, national_value: &str) -> Verdict {
     }
 }
 
+/// A number written `+<digits>` split into its calling code and national
+/// number exactly as `phonenumber::parse` would, when none of the crate's
+/// national-prefix rules can apply to it (then its parse changes nothing but
+/// the split). `None` means "ask the crate": a prefix rule matches, the code
+/// is non-geographic, or the length is unusual.
+///
+/// Why: the crate's parse runs its own region search (`validator::source_for`)
+/// through the global regex-cache lock before it looks at the national
+/// prefix; for canonical E.164, what most APIs and every CSV export send,
+/// that search is the whole cost (most of a 10M-number import's CPU).
+pub fn split_plain_e164(digits: &str) -> Option<(u16, &str)> {
+    if !(8..=17).contains(&digits.len())
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || digits.starts_with('0')
+    {
+        return None;
+    }
+    // The crate's `helper::country_code`: the shortest known prefix.
+    let (code, national) = (1..=3).find_map(|len| {
+        let code: u16 = digits[..len].parse().ok()?;
+        DATABASE.by_code(&code).map(|_| (code, &digits[len..]))
+    })?;
+    if !(2..=17).contains(&national.len()) || national.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    let regions = DATABASE.region(&code)?;
+    if regions.contains(&"001") {
+        return None;
+    }
+    // The crate picks the metadata from the number without leading zeros;
+    // none found means no prefix rule is tried.
+    let Some((region, _)) = source_for(&regions, national.trim_start_matches('0')) else {
+        return Some((code, national));
+    };
+    let meta = DATABASE.by_id(region)?;
+    let r = compiled(region)?;
+    // `helper::national_number`, then `parse_with`'s own prefix strip.
+    let prefix_applies = match &r.prefix_for_parsing {
+        Some(parsing) => parsing.find(national).is_some_and(|m| m.start() == 0),
+        None => false,
+    } || meta
+        .national_prefix()
+        .is_some_and(|p| national.starts_with(p));
+    (!prefix_applies).then_some((code, national))
+}
+
 /// The region of `regions` (one calling code's) that `national` belongs to,
 /// and whether that was decided by its number type (then it is known valid).
 fn source_for(regions: &[&'static str], national: &str) -> Option<(&'static str, bool)> {
@@ -121,6 +167,8 @@ struct Region {
     /// Every type `number_type` tries; any match means "not Unknown".
     types: Vec<Pattern>,
     leading_digits: Option<Regex>,
+    /// `national_prefix_for_parsing`, for [`split_plain_e164`].
+    prefix_for_parsing: Option<Regex>,
 }
 
 impl Region {
@@ -146,6 +194,9 @@ impl Region {
             general: Pattern::new(d.general()),
             types,
             leading_digits: meta.leading_digits().map(|r| compile(r.as_str())),
+            prefix_for_parsing: meta
+                .national_prefix_for_parsing()
+                .map(|r| compile(r.as_str())),
         }
     }
 
@@ -158,6 +209,7 @@ impl Region {
 fn compile(pattern: &str) -> Regex {
     RegexBuilder::new(pattern)
         .ignore_whitespace(true)
+        .dfa_size_limit(16 << 20)
         .build()
         .expect("libphonenumber's metadata patterns compile (the crate compiled them already)")
 }
@@ -177,7 +229,7 @@ fn compiled(region: &str) -> Option<&'static Region> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -223,7 +275,7 @@ mod tests {
     }
 
     /// Example numbers of every type of every region, as E.164 inputs.
-    fn examples() -> &'static [String] {
+    pub(crate) fn examples() -> &'static [String] {
         static ALL: OnceLock<Vec<String>> = OnceLock::new();
         ALL.get_or_init(|| {
             let mut out = Vec::new();
