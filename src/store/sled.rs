@@ -198,8 +198,10 @@ impl SledImport {
 
 impl BulkImport for SledImport {
     fn add(&mut self, number: &str) -> Result<()> {
-        let n = bulk::pack(number)
-            .ok_or_else(|| StoreError::Corrupt(format!("not E.164: {}", number.len())))?;
+        // The number itself stays out of the message: errors get logged.
+        let n = bulk::pack(number).ok_or_else(|| {
+            StoreError::Corrupt(format!("a {}-character number is not E.164", number.len()))
+        })?;
         self.queued.push(n);
         if self.queued.len() >= self.round {
             self.merge_queued()?;
