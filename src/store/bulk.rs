@@ -421,14 +421,8 @@ mod tests {
                 );
             }
             let seen = listed(&bulk, &tenant);
-            assert!(
-                seen.windows(2).all(|w| w[0] < w[1]),
-                "cut {cut}: {seen:?}"
-            );
-            assert!(
-                seen.iter().all(|n| all.contains(n)),
-                "cut {cut}: {seen:?}"
-            );
+            assert!(seen.windows(2).all(|w| w[0] < w[1]), "cut {cut}: {seen:?}");
+            assert!(seen.iter().all(|n| all.contains(n)), "cut {cut}: {seen:?}");
             assert!(
                 old.iter().map(number).all(|n| seen.contains(&n)),
                 "cut {cut}"
