@@ -237,12 +237,24 @@ async fn apply(
                 e
             })
             .collect();
-        let changed = store.record_many(&events)? as u64;
+        let changed = off_the_worker(|| store.record_many(&events))? as u64;
         store.durable().await?;
         report.imported += changed;
         report.unchanged += events.len() as u64 - changed;
     }
     Ok(())
+}
+
+/// A 2,000-row transaction takes tens of milliseconds: on a multi-threaded
+/// runtime (the server, the CLI) the worker's other tasks (sends, webhooks)
+/// move to another thread meanwhile. Tests on a current-thread runtime just
+/// run it.
+fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 fn fail(report: &mut ImportReport, line: u64, message: String) {
