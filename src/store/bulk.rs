@@ -172,17 +172,29 @@ impl Bulk {
             .transpose()?)
     }
 
-    /// The key (first number) of the chunk after `key`, if any.
-    fn next_first(&self, prefix: &[u8], key: &[u8]) -> Result<Option<u64>> {
-        match self
+    /// The tenant's chunk after `after` (exclusive), or its first chunk.
+    fn next_chunk(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+    ) -> Result<Option<(sled::IVec, sled::IVec)>> {
+        let start = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Included(prefix),
+        };
+        Ok(self
             .chunks
-            .range::<&[u8], _>((Bound::Excluded(key), Bound::Unbounded))
+            .range::<&[u8], _>((start, Bound::Unbounded))
             .next()
             .transpose()?
-        {
-            Some((k, _)) if k.starts_with(prefix) => Ok(Some(Self::first_of(prefix, &k)?)),
-            _ => Ok(None),
-        }
+            .filter(|(k, _)| k.starts_with(prefix)))
+    }
+
+    /// The key (first number) of the chunk after `key`, if any.
+    fn next_first(&self, prefix: &[u8], key: &[u8]) -> Result<Option<u64>> {
+        self.next_chunk(prefix, Some(key))?
+            .map(|(k, _)| Self::first_of(prefix, &k))
+            .transpose()
     }
 
     /// Starts an import: its record is written before any entry names it.
@@ -266,11 +278,7 @@ impl Bulk {
                 // Below every chunk: new chunks up to the first one.
                 None => {
                     let first = self
-                        .chunks
-                        .range(prefix.clone()..)
-                        .next()
-                        .transpose()?
-                        .filter(|(k, _)| k.starts_with(&prefix))
+                        .next_chunk(&prefix, None)?
                         .map(|(k, _)| Self::first_of(&prefix, &k))
                         .transpose()?;
                     (None, Vec::new(), first)
@@ -313,16 +321,16 @@ impl Bulk {
             None => None,
         };
         if chunk.is_none() {
-            chunk = self
-                .chunks
-                .range(prefix.clone()..)
-                .next()
-                .transpose()?
-                .filter(|(k, _)| k.starts_with(&prefix));
+            chunk = self.next_chunk(&prefix, None)?;
         }
         let mut out = Vec::new();
         while let Some((key, value)) = chunk {
-            let upper = self.next_first(&prefix, &key)?;
+            // One read gives the next chunk and, by its key, this one's end.
+            let next = self.next_chunk(&prefix, Some(&key))?;
+            let upper = next
+                .as_ref()
+                .map(|(k, _)| Self::first_of(&prefix, k))
+                .transpose()?;
             for e in 0..check(&value)? {
                 let (n, id) = entry(&value, e);
                 if upper.is_some_and(|u| n >= u) {
@@ -337,13 +345,7 @@ impl Bulk {
                     return Ok(out);
                 }
             }
-            chunk = match upper {
-                Some(u) => self.chunks.get(Self::chunk_key(&prefix, u))?.map(|v| {
-                    let k: sled::IVec = Self::chunk_key(&prefix, u).into();
-                    (k, v)
-                }),
-                None => None,
-            };
+            chunk = next;
         }
         Ok(out)
     }
