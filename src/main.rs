@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use stopgate::app::{shutdown_signal, App};
 use stopgate::config::{demo_tenant, Config, Settings};
-use stopgate::store::{SledStore, Store};
+use stopgate::store::{SledStore, Store, StoreError};
 use stopgate::suppressions::{export_csv, import_csv};
 use tokio::io::AsyncWriteExt;
 
@@ -184,8 +184,12 @@ fn suppressions(path: Option<PathBuf>, cmd: SuppressionsCommand) -> ExitCode {
     let storage = &settings.config.storage;
     let store: Arc<dyn Store> = match SledStore::open(&storage.path, storage.cache_mb) {
         Ok(s) => Arc::new(s),
+        Err(e @ StoreError::InUse(_)) => {
+            eprintln!("{e}; stop it, or use the HTTP API while it runs");
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
-            eprintln!("cannot open the store at {} ({e}); if stopgate is running, stop it or use the HTTP API", storage.path.display());
+            eprintln!("cannot open the store at {}: {e}", storage.path.display());
             return ExitCode::FAILURE;
         }
     };

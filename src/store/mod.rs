@@ -24,6 +24,8 @@ pub enum StoreError {
     Backend(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("the store at {} is locked by another process (is stopgate running?)", .0.display())]
+    InUse(std::path::PathBuf),
 }
 
 impl From<::sled::Error> for StoreError {

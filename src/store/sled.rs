@@ -22,6 +22,7 @@
 
 use std::ops::Bound;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -38,6 +39,12 @@ use crate::domain::{now_millis, Action, Event, Source, TenantId, UnixMillis};
 /// A request still marked in progress after this long was abandoned by a
 /// crash; a retry may take it over.
 const STALE_ATTEMPT_MS: i64 = 60_000;
+
+/// sled releases its file lock from a background thread after the last
+/// handle is dropped (spacejam/sled#1234), so opening a store again in the
+/// same process can find the lock still held for a moment. A lock held
+/// longer than this belongs to another process.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
 
 pub struct SledStore {
     db: sled::Db,
@@ -91,11 +98,13 @@ impl SledStore {
         chunk: usize,
         round: usize,
     ) -> Result<SledStore> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_mb * 1024 * 1024)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        let db = open_db(
+            &sled::Config::new()
+                .path(path)
+                .cache_capacity(cache_mb * 1024 * 1024)
+                .mode(sled::Mode::HighThroughput),
+            path,
+        )?;
         let flusher = db.clone();
         let commit =
             GroupCommit::start(move || flusher.flush().map(|_| ()).map_err(|e| e.to_string()));
@@ -120,6 +129,27 @@ impl SledStore {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// Opens the database, waiting up to [`LOCK_WAIT`] for its file lock.
+fn open_db(config: &sled::Config, path: &Path) -> Result<sled::Db> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if is_lock_held(&e) => {
+                if Instant::now() >= deadline {
+                    return Err(StoreError::InUse(path.to_path_buf()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// sled reports a held lock as an `Other` I/O error; its text is the only sign.
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
 /// A `sends` value: the time, then the campaign. Values written before the
@@ -981,5 +1011,17 @@ mod tests {
         }
         let s = SledStore::open(&dir.path().join("db"), 16).unwrap();
         assert!(s.is_suppressed(&t("acme"), n.as_str()).unwrap());
+    }
+
+    #[test]
+    fn a_store_held_open_is_reported_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let _held = SledStore::open(&path, 16).unwrap();
+        match SledStore::open(&path, 16) {
+            Err(StoreError::InUse(p)) => assert_eq!(p, path),
+            Err(e) => panic!("expected InUse, got {e}"),
+            Ok(_) => panic!("a second open of a held store succeeded"),
+        }
     }
 }
