@@ -99,13 +99,28 @@ pub struct ProviderMock {
 impl ProviderMock {
     /// Answers every path with `reply` until told otherwise.
     pub async fn start(reply: Reply) -> ProviderMock {
+        let (mock, open) = ProviderMock::reserved(reply);
+        open();
+        mock
+    }
+
+    /// A mock whose port is chosen now but which listens only once `open`
+    /// is called: until then a connection to it is refused.
+    pub fn reserved(reply: Reply) -> (ProviderMock, impl FnOnce()) {
         let shared = Arc::new(Shared::default());
         shared.script.lock().unwrap().push_back(reply);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        ProviderMock { addr, shared }
+        let open = move || {
+            let listener = std::net::TcpListener::bind(addr).unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        };
+        (ProviderMock { addr, shared }, open)
     }
 
     pub fn base_url(&self) -> String {

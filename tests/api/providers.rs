@@ -198,6 +198,29 @@ async fn a_provider_that_cannot_be_reached_is_unavailable() {
     );
 }
 
+#[tokio::test]
+async fn a_provider_that_comes_up_during_the_connect_retries_gets_the_message_once() {
+    for (kind, ok) in each_provider() {
+        let (mock, open) = ProviderMock::reserved(ok);
+        // Attempts at about 0, 0.1, 0.3, 0.6, 1 and 1.5 s (the backoff grows by 100 ms).
+        let app = app_with(kind, &mock, |c| c.upstream.connect_retries = 5).await;
+        let sending = tokio::spawn(async move {
+            let r = send(&app, "+12125550123", "Hi").await;
+            (app, r)
+        });
+        // The first attempt is refused well before the provider listens.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !sending.is_finished(),
+            "{kind:?}: no connect retry happened"
+        );
+        open();
+        let (_app, r) = sending.await.unwrap();
+        assert_eq!(r["status"], "sent", "{kind:?}: {r}");
+        assert_eq!(mock.count(), 1, "{kind:?}: delivered exactly once");
+    }
+}
+
 // ---------------------------------------------------------------- CM.com
 
 #[tokio::test]
