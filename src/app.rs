@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Settings;
-use crate::domain::{Tenant, TenantId};
+use crate::domain::{PhoneNumber, Tenant, TenantId};
 use crate::http::{self, error::ApiError};
 use crate::outbound::Outbound;
 use crate::store::{SledStore, Store};
@@ -57,6 +57,7 @@ impl App {
     /// Opens the store and binds both listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         crate::telemetry::metrics_handle();
+        PhoneNumber::load_metadata();
         let cfg = &settings.config;
         if let Some(dir) = cfg
             .storage
