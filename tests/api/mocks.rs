@@ -99,13 +99,17 @@ pub struct ProviderMock {
 impl ProviderMock {
     /// Answers every path with `reply` until told otherwise.
     pub async fn start(reply: Reply) -> ProviderMock {
-        let (mock, open) = ProviderMock::reserved(reply);
-        open();
-        mock
+        let shared = Arc::new(Shared::default());
+        shared.script.lock().unwrap().push_back(reply);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        serve(listener, shared.clone());
+        ProviderMock { addr, shared }
     }
 
     /// A mock whose port is chosen now but which listens only once `open`
-    /// is called: until then a connection to it is refused.
+    /// is called: until then a connection to it is refused. (The port is
+    /// free in between; only the connect-retry test needs this.)
     pub fn reserved(reply: Reply) -> (ProviderMock, impl FnOnce()) {
         let shared = Arc::new(Shared::default());
         shared.script.lock().unwrap().push_back(reply);
@@ -113,12 +117,14 @@ impl ProviderMock {
             .unwrap()
             .local_addr()
             .unwrap();
-        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let serving = shared.clone();
         let open = move || {
             let listener = std::net::TcpListener::bind(addr).unwrap();
             listener.set_nonblocking(true).unwrap();
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            serve(
+                tokio::net::TcpListener::from_std(listener).unwrap(),
+                serving,
+            );
         };
         (ProviderMock { addr, shared }, open)
     }
@@ -146,6 +152,11 @@ impl ProviderMock {
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(Ordering::SeqCst)
     }
+}
+
+fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let app = Router::new().fallback(handle).with_state(shared);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 }
 
 async fn handle(
