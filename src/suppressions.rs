@@ -110,8 +110,10 @@ where
     let reason_col = column(&["reason"]);
 
     let mut report = ImportReport::default();
-    let mut bulk = Some(store.bulk_import(tenant)?);
-    let mut in_flight: Option<tokio::task::JoinHandle<_>> = None;
+    // The bulk import travels with each batch to the blocking pool and back;
+    // a batch is parsed there while the next one is read.
+    let bulk = store.bulk_import(tenant)?;
+    let mut in_flight = tokio::task::spawn_blocking(move || (bulk, Ok(Parsed::default())));
     let mut records = csv.records();
     let mut done = false;
     while !done {
@@ -142,23 +144,15 @@ where
                     .map(|r| r.chars().take(200).collect()),
             });
         }
-        if let Some(previous) = in_flight.take() {
-            let (b, parsed) = joined(previous.await)?;
-            bulk = Some(b);
-            apply(store, tenant, parsed, &mut report).await?;
-        }
-        let mut b = bulk.take().expect("returned by the previous batch");
-        in_flight = Some(tokio::task::spawn_blocking(move || {
+        let (mut b, parsed) = joined(in_flight.await)?;
+        apply(store, tenant, parsed, &mut report).await?;
+        in_flight = tokio::task::spawn_blocking(move || {
             let parsed = parse_rows(rows, b.as_mut());
             (b, parsed)
-        }));
+        });
     }
-    if let Some(last) = in_flight.take() {
-        let (b, parsed) = joined(last.await)?;
-        bulk = Some(b);
-        apply(store, tenant, parsed, &mut report).await?;
-    }
-    let b = bulk.take().expect("returned by the last batch");
+    let (b, parsed) = joined(in_flight.await)?;
+    apply(store, tenant, parsed, &mut report).await?;
     let counts = tokio::task::spawn_blocking(move || b.finish())
         .await
         .map_err(|e| StoreError::Backend(format!("bulk import task: {e}")))??;
