@@ -15,9 +15,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::segments::is_gsm7;
+use crate::domain::text::normalize;
 use crate::domain::{ApiKeyHash, Country, ShortCode, Tenant, TenantId};
-use crate::inbound::keywords::normalize;
-use crate::outbound::segments::is_gsm7;
 use crate::rules::{check_footer, Method, RuleSet};
 
 mod providers;

@@ -5,7 +5,9 @@ pub mod category;
 pub mod event;
 pub mod message;
 pub mod phone;
+pub mod segments;
 pub mod tenant;
+pub mod text;
 mod validity;
 
 pub use category::Category;

@@ -15,27 +15,11 @@
 
 use std::collections::BTreeSet;
 
-use unicode_normalization::char::is_combining_mark;
-use unicode_normalization::UnicodeNormalization;
-
+pub use crate::domain::text::normalize;
 use crate::rules::KeywordSet;
 
 /// How many filler phrases may follow a stop keyword.
 pub const MAX_FILLERS: usize = 3;
-
-/// Normalizes text for keyword matching. Idempotent.
-pub fn normalize(text: &str) -> String {
-    let folded: String = text
-        .nfkd()
-        .filter(|c| !is_combining_mark(*c))
-        .flat_map(char::to_uppercase)
-        // Upper-casing can produce new decomposable characters (`ǰ` -> `J̌`).
-        .nfkd()
-        .filter(|c| !is_combining_mark(*c))
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect();
-    folded.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// Who a STOP is aimed at, before attribution resolves it to tenants.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,11 +15,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::app::AppState;
+use crate::domain::segments::analyze;
 use crate::domain::{
     now_millis, Action, Category, Event, MessageId, PhoneError, PhoneNumber, ShortCode, Source,
     Tenant, TenantId,
 };
-use crate::outbound::segments::analyze;
 use crate::store::{PossibleOptOut, StoreError};
 use crate::upstream::OutboundSms;
 use attribution::{Attribution, Rule};

@@ -75,8 +75,8 @@ fn contains_loosely(haystack: &str, needle: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::segments::{analyze, Encoding};
     use crate::domain::{ApiKeyHash, Country, TenantId};
-    use crate::outbound::segments::{analyze, Encoding};
     use crate::rules::RuleSet;
     use proptest::prelude::*;
 

@@ -6,7 +6,6 @@
 //! so a recipient never gets a link that a crash could forget.
 
 pub mod footer;
-pub mod segments;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
+use crate::domain::segments::{analyze, Encoding};
 use crate::domain::{
     now_millis, Campaign, Category, Country, MessageId, PhoneNumber, Sender, ShortCode, Tenant,
 };
@@ -22,7 +22,6 @@ use crate::rules::RuleSet;
 use crate::store::{Store, StoreError};
 use crate::upstream::{OutboundSms, Provider, ProviderError};
 use footer::FooterPlan;
-use segments::{analyze, Encoding};
 
 /// Everything the pipeline needs, built once at startup.
 pub struct Outbound {

@@ -12,9 +12,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::domain::segments::is_gsm7;
+use crate::domain::text::normalize;
 use crate::domain::Country;
-use crate::inbound::keywords::normalize;
-use crate::outbound::segments::is_gsm7;
 
 /// The files shipped with stopgate, compiled into the binary.
 const BUILTIN: &[(&str, &str)] = &[

@@ -16,7 +16,7 @@ use super::{
     ProviderError,
 };
 use crate::config::UpstreamConfig;
-use crate::outbound::segments::{analyze, Encoding};
+use crate::domain::segments::{analyze, Encoding};
 
 pub const DEFAULT_BASE_URL: &str = "https://gw.messaging.cm.com";
 /// CM concatenates at most 8 parts.

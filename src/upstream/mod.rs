@@ -16,8 +16,8 @@ use async_trait::async_trait;
 
 use crate::config::{UpstreamConfig, UpstreamKind};
 use crate::domain::phone::scrub_numbers;
+use crate::domain::segments::Encoding;
 use crate::domain::{Category, MessageId, PhoneNumber};
-use crate::outbound::segments::Encoding;
 
 /// One SMS to one recipient, final body included.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use super::{
     ProviderError,
 };
 use crate::config::UpstreamConfig;
-use crate::outbound::segments::Encoding;
+use crate::domain::segments::Encoding;
 
 pub const DEFAULT_BASE_URL: &str = "https://rest.nexmo.com";
 
