@@ -19,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::config::Settings;
 use crate::domain::{PhoneNumber, Tenant, TenantId};
 use crate::http::{self, error::ApiError};
+use crate::inbound::Inbound;
 use crate::outbound::Outbound;
 use crate::store::{SledStore, Store};
 use crate::upstream;
@@ -30,11 +31,9 @@ pub struct AppState {
     pub tenants: Arc<[Arc<Tenant>]>,
     pub store: Arc<dyn Store>,
     pub outbound: Arc<Outbound>,
+    pub inbound: Arc<Inbound>,
     /// Per-tenant request rate limit; `None` when disabled.
     pub tenant_limiter: Option<Arc<TenantLimiter>>,
-    /// Confirmation replies being sent after their webhook was answered;
-    /// shutdown waits for them (within the grace period).
-    pub replies: TaskTracker,
 }
 
 pub type TenantLimiter = governor::DefaultKeyedRateLimiter<TenantId>;
@@ -72,10 +71,23 @@ impl App {
                 .with_context(|| format!("opening the store at {}", cfg.storage.path.display()))?,
         );
         let provider = upstream::from_config(&cfg.upstream)?;
+        let tenants: Arc<[Arc<Tenant>]> = settings.tenants.clone().into();
+        let rules = Arc::new(settings.rules.clone());
+        let inbound = Arc::new(Inbound {
+            store: store.clone(),
+            provider: provider.clone(),
+            rules: rules.clone(),
+            tenants: tenants.clone(),
+            shortcodes: settings.shortcodes.clone(),
+            attribution_window: Duration::from_secs(
+                u64::from(cfg.attribution.window_days) * 86_400,
+            ),
+            replies: TaskTracker::new(),
+        });
         let outbound = Arc::new(Outbound {
             store: store.clone(),
             provider,
-            rules: Arc::new(settings.rules.clone()),
+            rules,
             shortcodes: settings.shortcodes.clone(),
             public_base_url: settings.public_base_url.clone(),
             concurrency: cfg.upstream.concurrency,
@@ -89,12 +101,12 @@ impl App {
                 format!("binding the public listener on {}", settings.public_listen)
             })?;
         let state = AppState {
-            replies: TaskTracker::new(),
             tenant_limiter: tenant_limiter(&cfg.limits),
-            tenants: settings.tenants.clone().into(),
+            tenants,
             settings: Arc::new(settings),
             store,
             outbound,
+            inbound,
         };
         Ok(App { state, api, public })
     }
@@ -153,8 +165,8 @@ impl App {
         let drained = tokio::time::timeout(grace, async {
             let _ = api_server.await;
             let _ = public_server.await;
-            state.replies.close();
-            state.replies.wait().await;
+            state.inbound.replies.close();
+            state.inbound.replies.wait().await;
         })
         .await;
         if drained.is_err() {
@@ -183,7 +195,7 @@ async fn housekeeping(store: Arc<dyn Store>) {
     loop {
         tick.tick().await;
         let before = crate::domain::now_millis() - IDEMPOTENCY_WINDOW.as_millis() as i64;
-        match store.purge_requests(before) {
+        match store.purge_requests(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired idempotency records removed"),
             Err(e) => tracing::warn!(error = %e, "idempotency clean-up failed"),

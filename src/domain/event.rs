@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::{PhoneNumber, TenantId, UnixMillis};
+use super::{Campaign, PhoneNumber, TenantId, UnixMillis};
 
 /// What happened to a number's subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,12 +36,11 @@ impl Source {
 pub struct Event {
     pub at: UnixMillis,
     pub tenant: TenantId,
-    /// E.164; stored as a string because the store is below the domain parser.
-    pub number: String,
+    pub number: PhoneNumber,
     pub action: Action,
     pub source: Source,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub campaign: Option<String>,
+    pub campaign: Option<Campaign>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The raw text the recipient sent (for `sms`), or the proof given (for `api`).
@@ -54,7 +53,7 @@ impl Event {
         Event {
             at: super::now_millis(),
             tenant,
-            number: number.as_str().to_string(),
+            number: number.clone(),
             action,
             source,
             campaign: None,

@@ -101,9 +101,63 @@ impl Sender {
     }
 }
 
+/// An opt-out link code: 8 base62 characters from a CSPRNG, unique per
+/// (tenant, recipient, campaign).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LinkCode(String);
+
+impl LinkCode {
+    pub const LEN: usize = 8;
+    /// 62^8: the number of distinct codes.
+    const SPACE: u64 = 218_340_105_584_896;
+
+    /// A fresh random code from the thread-local CSPRNG (ChaCha, OS-seeded).
+    pub fn generate() -> LinkCode {
+        let n = rand::rng().random_range(0..Self::SPACE);
+        let mut s = base62::encode(n);
+        // base62 drops leading zeros; pad so every code has the same length.
+        while s.len() < Self::LEN {
+            s.insert(0, '0');
+        }
+        LinkCode(s)
+    }
+
+    /// `None` for anything that does not have a code's shape: such a path
+    /// is a 404 without a look-up.
+    pub fn parse(s: &str) -> Option<LinkCode> {
+        (s.len() == Self::LEN && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| LinkCode(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for LinkCode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        LinkCode::parse(&s).ok_or_else(|| "a link code is 8 base62 characters".into())
+    }
+}
+
+impl From<LinkCode> for String {
+    fn from(c: LinkCode) -> String {
+        c.0
+    }
+}
+
+impl fmt::Display for LinkCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A campaign name chosen by the application; links are unique per campaign
 /// and insights are grouped by it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Campaign(String);
 
 impl Campaign {
@@ -122,6 +176,19 @@ impl Campaign {
     }
 }
 
+impl TryFrom<String> for Campaign {
+    type Error = &'static str;
+    fn try_from(s: String) -> Result<Self, &'static str> {
+        Campaign::parse(&s)
+    }
+}
+
+impl From<Campaign> for String {
+    fn from(c: Campaign) -> String {
+        c.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +199,24 @@ mod tests {
         let b = MessageId::generate();
         assert_ne!(a, b);
         assert!(a.as_str().starts_with("msg_"));
+    }
+
+    #[test]
+    fn link_codes_are_eight_base62_characters_and_distinct() {
+        let codes: std::collections::HashSet<LinkCode> =
+            (0..10_000).map(|_| LinkCode::generate()).collect();
+        assert_eq!(codes.len(), 10_000);
+        assert!(codes.iter().all(|c| LinkCode::parse(c.as_str()).is_some()));
+        assert_eq!(LinkCode::SPACE, 62u64.pow(8));
+        assert_eq!(base62::encode(LinkCode::SPACE - 1).len(), LinkCode::LEN);
+    }
+
+    #[test]
+    fn link_code_shape() {
+        assert!(LinkCode::parse("aB3dE5gH").is_some());
+        assert!(LinkCode::parse("aB3dE5g").is_none());
+        assert!(LinkCode::parse("aB3dE5g!").is_none());
+        assert!(LinkCode::parse("healthz").is_none());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::extract::{AuthTenant, JsonBody};
 use super::{insights, review, suppressions};
 use crate::app::AppState;
 use crate::domain::{Campaign, Category, Sender};
-use crate::outbound::{OptOut, RecipientResult, SendRequest, Status};
+use crate::outbound::{ErrorCode, OptOut, RecipientResult, SendRequest, Status};
 use crate::store::{Attempt, StoreError};
 
 /// Every API route, registered through utoipa so the OpenAPI document and
@@ -60,13 +60,14 @@ async fn healthz() -> Json<Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store takes writes (a write that must reach the disk).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
         .store
-        .link("00000000")
+        .ready()
+        .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string()))?;
     Ok(Json(serde_json::json!({"status": "ready"})))
 }
@@ -346,6 +347,7 @@ async fn send_messages(
         match state
             .store
             .begin_request(&tenant.id, reference, fp)
+            .await
             .map_err(SendError::from)?
         {
             Attempt::Fresh => {}
@@ -366,15 +368,22 @@ async fn send_messages(
         }
     }
 
-    let results = match state.outbound.send(&req).await {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some((reference, _)) = &idempotency {
-                let _ = state.store.abandon_request(&tenant.id, reference);
-            }
-            return Err(SendError::Store(e).into());
-        }
+    let results = state.outbound.send(&req).await;
+    // Nothing went out because the store failed: the reference is freed
+    // instead of answered, so that a retry does the work.
+    let mut idempotency = idempotency;
+    let store_failed = |r: &RecipientResult| {
+        r.error
+            .as_ref()
+            .is_some_and(|e| e.code == ErrorCode::StoreUnavailable)
     };
+    if results.iter().any(store_failed) && results.iter().all(|r| r.status != Status::Sent) {
+        if let Some((reference, _)) = idempotency.take() {
+            if let Err(e) = state.store.abandon_request(&tenant.id, &reference).await {
+                tracing::warn!(error = %e, "could not release an idempotency reference");
+            }
+        }
+    }
     let mut summary = Summary::default();
     for r in &results {
         *match r.status {
@@ -402,6 +411,7 @@ async fn send_messages(
         if let Err(e) = state
             .store
             .finish_request(&tenant.id, reference, fp, &bytes)
+            .await
         {
             tracing::error!(error = %e, "could not store an idempotent response");
         }

@@ -82,6 +82,14 @@ impl ApiError {
     }
 }
 
+/// A store failure is ours, never the client's: 503, so that clients and
+/// providers retry (see [`ApiError::internal`]).
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message}});

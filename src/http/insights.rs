@@ -40,17 +40,14 @@ pub async fn campaigns(
     State(state): State<AppState>,
     AuthTenant(tenant): AuthTenant,
 ) -> Result<Json<InsightsJson>, ApiError> {
-    let counters = state
-        .store
-        .campaign_counters(&tenant.id)
-        .map_err(ApiError::internal)?;
+    let counters = state.store.campaign_counters(&tenant.id).await?;
     let campaigns = counters
         .into_iter()
         .map(|c| {
             let optouts_total = c.optouts.values().sum();
             CampaignJson {
                 optout_rate: (c.sent > 0).then(|| optouts_total as f64 / c.sent as f64),
-                campaign: c.campaign,
+                campaign: c.campaign.map(String::from),
                 sent: c.sent,
                 optouts: c.optouts,
                 optouts_total,

@@ -15,14 +15,18 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{AuthTenant, PathParam, QueryParams};
 use super::suppressions::{record_durably, state_json, SuppressionJson};
 use crate::app::AppState;
-use crate::domain::{rfc3339, Action, Event, PhoneNumber, Source, Tenant};
+use crate::domain::{rfc3339, Action, Event, Source, Tenant};
 use crate::store::{PossibleOptOut, Store, StoreError};
 
 const MAX_PAGE: usize = 500;
 /// Records read from the store per step while filtering for one tenant.
 const SCAN_STEP: usize = 512;
 
-fn visible_to(store: &dyn Store, tenant: &Tenant, p: &PossibleOptOut) -> Result<bool, StoreError> {
+async fn visible_to(
+    store: &dyn Store,
+    tenant: &Tenant,
+    p: &PossibleOptOut,
+) -> Result<bool, StoreError> {
     if !p.tenants.contains(&tenant.id) {
         return Ok(false);
     }
@@ -30,7 +34,8 @@ fn visible_to(store: &dyn Store, tenant: &Tenant, p: &PossibleOptOut) -> Result<
         return Ok(true);
     }
     Ok(store
-        .last_marketing_send(&p.number, &p.shortcode, &tenant.id)?
+        .last_marketing_send(&p.number, &p.shortcode, &tenant.id)
+        .await?
         .is_some())
 }
 
@@ -90,27 +95,23 @@ pub async fn list(
     let store = state.store.as_ref();
     let mut items = Vec::new();
     'scan: loop {
-        let batch = store
-            .possible_optouts(cursor, SCAN_STEP)
-            .map_err(ApiError::internal)?;
+        let batch = store.possible_optouts(cursor, SCAN_STEP).await?;
         let exhausted = batch.len() < SCAN_STEP;
         for (id, p) in batch {
             cursor = Some(id);
-            if !visible_to(store, &tenant, &p).map_err(ApiError::internal)? {
+            if !visible_to(store, &tenant, &p).await? {
                 continue;
             }
             let suppressed = store
-                .is_suppressed(&tenant.id, &p.number)
-                .map_err(ApiError::internal)?;
-            let country = PhoneNumber::parse(&p.number)
-                .map(|n| n.country().to_string())
-                .unwrap_or_default();
+                .suppression(&tenant.id, &p.number)
+                .await?
+                .is_some_and(|s| s.suppressed);
             items.push(PossibleOptOutJson {
                 id: id.to_string(),
                 at: rfc3339(p.at),
-                number: p.number,
-                country,
-                shortcode: p.shortcode,
+                country: p.number.country().to_string(),
+                number: p.number.as_str().to_string(),
+                shortcode: p.shortcode.to_string(),
                 text: p.text,
                 suppressed,
             });
@@ -142,26 +143,21 @@ pub async fn confirm(
     let not_found = || ApiError::not_found("no such possible opt-out");
     let id: u64 = id.parse().map_err(|_| not_found())?;
     let store = state.store.as_ref();
-    let p = store
-        .possible_optout(id)
-        .map_err(ApiError::internal)?
-        .ok_or_else(not_found)?;
-    if !visible_to(store, &tenant, &p).map_err(ApiError::internal)? {
+    let p = store.possible_optout(id).await?.ok_or_else(not_found)?;
+    if !visible_to(store, &tenant, &p).await? {
         return Err(not_found());
     }
-    let number = PhoneNumber::parse(&p.number).map_err(|_| not_found())?;
+    let number = p.number.clone();
     let mut event = Event::new(tenant.id.clone(), &number, Action::OptOut, Source::Sms);
     event.text = Some(p.text);
     event.reason = Some("confirmed_on_review".into());
     event.campaign = store
         .last_marketing_send(&p.number, &p.shortcode, &tenant.id)
-        .map_err(ApiError::internal)?
+        .await?
         .and_then(|s| s.campaign);
-    let changed = record_durably(store, &event)
-        .await
-        .map_err(ApiError::internal)?;
+    let changed = record_durably(store, &event).await?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "possible opt-out confirmed on review");
     Ok(Json(
-        state_json(store, &tenant.id, &number, Some(changed)).map_err(ApiError::internal)?,
+        state_json(store, &tenant.id, &number, Some(changed)).await?,
     ))
 }

@@ -15,7 +15,7 @@ use super::extract::{
     parse_json, read_body, require_content_type, AuthTenant, PathNumber, QueryParams,
 };
 use crate::app::AppState;
-use crate::domain::{rfc3339, Action, Event, PhoneNumber, Source, TenantId};
+use crate::domain::{rfc3339, Action, Campaign, Event, PhoneNumber, Source, TenantId};
 use crate::store::{Store, StoreError, Suppression};
 use crate::suppressions::{export_csv, import_csv, ImportError};
 
@@ -86,7 +86,7 @@ impl From<Event> for EventJson {
             at: rfc3339(e.at),
             action: e.action,
             source: e.source,
-            campaign: e.campaign,
+            campaign: e.campaign.map(String::from),
             reason: e.reason,
             text: e.text,
         }
@@ -117,15 +117,16 @@ pub struct SuppressionJson {
     history: Vec<EventJson>,
 }
 
-pub(crate) fn state_json(
+pub(crate) async fn state_json(
     store: &dyn Store,
     tenant: &TenantId,
     number: &PhoneNumber,
     changed: Option<bool>,
 ) -> Result<SuppressionJson, StoreError> {
-    let state = store.suppression(tenant, number.as_str())?;
+    let state = store.suppression(tenant, number).await?;
     let history = store
-        .events(tenant, number.as_str())?
+        .events(tenant, number)
+        .await?
         .into_iter()
         .map(EventJson::from)
         .collect();
@@ -136,7 +137,7 @@ pub(crate) fn state_json(
         updated: state.as_ref().map(|s| rfc3339(s.updated)),
         source: state.as_ref().map(|s| s.source),
         reason: state.as_ref().and_then(|s| s.reason.clone()),
-        campaign: state.and_then(|s| s.campaign),
+        campaign: state.and_then(|s| s.campaign).map(String::from),
         changed,
         history,
     })
@@ -154,6 +155,7 @@ pub async fn get_suppression(
 ) -> Result<Json<SuppressionJson>, ApiError> {
     Ok(Json(
         state_json(state.store.as_ref(), &tenant.id, &number, None)
+            .await
             .map_err(SuppressionError::from)?,
     ))
 }
@@ -194,6 +196,8 @@ fn clean_text(s: Option<String>, what: &'static str) -> Result<Option<String>, S
     }
 }
 
+const CAMPAIGN_ERROR: &str = "campaign: 1 to 64 bytes, no control characters";
+
 /// Suppresses a number for this tenant (source `api`). Idempotent.
 #[utoipa::path(put, path = "/v1/suppressions/{number}", tag = "suppressions",
     params(("number" = String, Path)),
@@ -212,16 +216,16 @@ pub async fn put_suppression(
         body.reason,
         "reason: at most 500 characters, no control characters",
     )?;
-    event.campaign = clean_text(
-        body.campaign,
-        "campaign: at most 500 characters, no control characters",
-    )?;
+    event.campaign = clean_text(body.campaign, CAMPAIGN_ERROR)?
+        .map(|c| Campaign::parse(&c).map_err(|_| SuppressionError::InvalidField(CAMPAIGN_ERROR)))
+        .transpose()?;
     let changed = record_durably(state.store.as_ref(), &event)
         .await
         .map_err(SuppressionError::from)?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "suppressed through the API");
     Ok(Json(
         state_json(state.store.as_ref(), &tenant.id, &number, Some(changed))
+            .await
             .map_err(SuppressionError::from)?,
     ))
 }
@@ -256,13 +260,14 @@ pub async fn delete_suppression(
     tracing::info!(tenant = %tenant.id, number = %number, changed, "re-subscribed through the API");
     Ok(Json(
         state_json(state.store.as_ref(), &tenant.id, &number, Some(changed))
+            .await
             .map_err(SuppressionError::from)?,
     ))
 }
 
 /// Records and waits for the disk before the caller answers 2xx.
 pub(crate) async fn record_durably(store: &dyn Store, event: &Event) -> Result<bool, StoreError> {
-    let changed = store.record(event)?;
+    let changed = store.record(event).await?;
     store.durable().await?;
     Ok(changed)
 }
@@ -316,15 +321,16 @@ pub async fn list_suppressions(
     };
     let page = state
         .store
-        .suppressed_page(&tenant.id, after.as_ref().map(PhoneNumber::as_str), limit)
+        .suppressed_page(&tenant.id, after.as_ref(), limit)
+        .await
         .map_err(SuppressionError::from)?;
     let next = (page.len() == limit)
-        .then(|| page.last().map(|(n, _)| n.clone()))
+        .then(|| page.last().map(|(n, _)| n.as_str().to_string()))
         .flatten();
     let items = page
         .into_iter()
-        .map(|(number, s): (String, Suppression)| ListItem {
-            number,
+        .map(|(number, s): (PhoneNumber, Suppression)| ListItem {
+            number: number.as_str().to_string(),
             updated: rfc3339(s.updated),
             source: s.source,
             reason: s.reason,

@@ -3,7 +3,7 @@
 //! The signature is checked over the raw body before anything in it is
 //! read, so an unsigned request learns nothing and changes nothing. Then
 //! `{"from", "to", "text"}` (other fields are ignored: a relay may add its
-//! own ids) goes to [`inbound::handle_mo`]; the answer is
+//! own ids) goes to [`inbound::Inbound::handle_mo`]; the answer is
 //! `{"action": "opted_out|opted_in|help|none", "tenants": [..]}`, sent only
 //! once every change is on disk.
 
@@ -96,19 +96,17 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
     }
     require_content_type(&parts.headers, "application/json")?;
     let mo: MoBody = parse_json(&bytes)?;
-    let outcome = inbound::handle_mo(
-        &state,
-        &mo.from,
-        &mo.to,
-        &mo.text,
-        inbound::ReplyVia::Upstream,
-    )
-    .await
-    .map_err(|e| match e {
-        MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
-        MoError::UnknownShortCode(_) => ApiError::unprocessable("unknown_shortcode", e.to_string()),
-        MoError::Store(e) => ApiError::internal(e),
-    })?;
+    let outcome = state
+        .inbound
+        .handle_mo(&mo.from, &mo.to, &mo.text, inbound::ReplyVia::Upstream)
+        .await
+        .map_err(|e| match e {
+            MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
+            MoError::UnknownShortCode(_) => {
+                ApiError::unprocessable("unknown_shortcode", e.to_string())
+            }
+            MoError::Store(e) => ApiError::internal(e),
+        })?;
     Ok(Json(MoAnswer {
         action: outcome.action.as_str(),
         tenants: outcome.tenants.iter().map(|t| t.to_string()).collect(),

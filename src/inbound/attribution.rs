@@ -63,6 +63,14 @@ pub struct Attribution {
 }
 
 impl Attribution {
+    /// Nobody: a reply that changes nothing.
+    pub fn none() -> Attribution {
+        Attribution {
+            tenants: Vec::new(),
+            rule: Rule::AllOnCode,
+        }
+    }
+
     pub fn ids(&self) -> Vec<TenantId> {
         self.tenants.iter().map(|t| t.id.clone()).collect()
     }

@@ -1,6 +1,6 @@
 //! Replies from recipients (MO messages): what they mean and what to do.
 //!
-//! [`handle_mo`] is the one entry point for every webhook shape (the native
+//! [`Inbound::handle_mo`] is the one entry point for every webhook shape (the native
 //! `/v1/inbound`, and provider-shaped ones): classify the text with the
 //! keyword lists of the sender's country, attribute it to tenants, record
 //! each change as an audit event, make it durable, then send one
@@ -11,18 +11,21 @@ pub mod attribution;
 pub mod keywords;
 pub mod signature;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::app::AppState;
+use tokio_util::task::TaskTracker;
+
 use crate::domain::segments::analyze;
 use crate::domain::{
-    now_millis, Action, Category, Event, MessageId, PhoneError, PhoneNumber, ShortCode, Source,
-    Tenant, TenantId,
+    now_millis, Action, Category, Country, Event, MessageId, PhoneError, PhoneNumber, ShortCode,
+    Source, Tenant, TenantId,
 };
-use crate::store::{PossibleOptOut, StoreError};
-use crate::upstream::OutboundSms;
-use attribution::{Attribution, Rule};
+use crate::rules::RuleSet;
+use crate::store::{PossibleOptOut, Store, StoreError};
+use crate::upstream::{OutboundSms, Provider};
+use attribution::Attribution;
 use keywords::{Intent, Scope};
 
 /// Longest reply text kept in an audit event or a possible opt-out.
@@ -87,133 +90,153 @@ pub fn parse_sender(from: &str) -> Result<PhoneNumber, PhoneError> {
     }
 }
 
-/// Handles one reply `text` from `from` to short code `to`. Returns once
-/// every change is on disk; the confirmation is then sent in the background
-/// (`ReplyVia::Upstream`) or left to the caller (`ReplyVia::Caller`).
-pub async fn handle_mo(
-    state: &AppState,
-    from: &str,
-    to: &str,
-    text: &str,
-    via: ReplyVia,
-) -> Result<Outcome, MoError> {
-    let number = parse_sender(from).map_err(MoError::InvalidNumber)?;
-    let unknown = || MoError::UnknownShortCode(to.chars().take(20).collect());
-    let code = ShortCode::parse(to.trim().trim_start_matches('+')).map_err(|_| unknown())?;
-    let on_code = attribution::tenants_on_code(&code, &state.tenants, &state.settings.shortcodes);
-    if on_code.is_empty() {
-        return Err(unknown());
-    }
-    let rules = state.settings.rules.for_country(number.country());
-    let tenant_keywords: BTreeSet<String> =
-        on_code.iter().filter_map(|t| t.keyword.clone()).collect();
-    let intent = keywords::classify(text, &rules.keywords, &tenant_keywords);
-    let store = state.store.as_ref();
-    let kept_text: String = text.chars().take(MAX_KEPT_TEXT).collect();
+/// The inbound service: everything a reply needs, built once by the app.
+pub struct Inbound {
+    pub store: Arc<dyn Store>,
+    /// Sends the confirmations (transactional, from the short code).
+    pub provider: Arc<dyn Provider>,
+    pub rules: Arc<RuleSet>,
+    pub tenants: Arc<[Arc<Tenant>]>,
+    /// Shared short codes by country.
+    pub shortcodes: BTreeMap<Country, ShortCode>,
+    /// A STOP on a shared code goes to the tenants that sent marketing to
+    /// the number through it within this long.
+    pub attribution_window: Duration,
+    /// Confirmations being sent after their webhook was answered; shutdown
+    /// waits for them.
+    pub replies: TaskTracker,
+}
 
-    let (action, attr, template) = match &intent {
-        Intent::OptOut(scope) => {
-            let recent = if attribution::stop_needs_senders(scope, &on_code) {
-                let window_ms =
-                    i64::from(state.settings.config.attribution.window_days) * 86_400_000;
-                store.marketing_senders(number.as_str(), code.as_str(), now_millis() - window_ms)?
-            } else {
-                Vec::new()
-            };
-            let attr = attribution::attribute_stop(scope, &on_code, &recent);
-            for t in &attr.tenants {
-                let campaign = store
-                    .last_marketing_send(number.as_str(), code.as_str(), &t.id)?
-                    .and_then(|s| s.campaign);
-                let mut event = Event::new(t.id.clone(), &number, Action::OptOut, Source::Sms);
-                event.campaign = campaign;
-                event.text = Some(kept_text.clone());
-                store.record(&event)?;
-            }
-            let template = if matches!(scope, Scope::All) {
-                &rules.replies.stopall
-            } else {
-                &rules.replies.stop
-            };
-            (MoAction::OptedOut, attr, Some(template))
+impl Inbound {
+    /// Handles one reply `text` from `from` to short code `to`. Returns once
+    /// every change is on disk; the confirmation is then sent in the background
+    /// (`ReplyVia::Upstream`) or left to the caller (`ReplyVia::Caller`).
+    pub async fn handle_mo(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+        via: ReplyVia,
+    ) -> Result<Outcome, MoError> {
+        let number = parse_sender(from).map_err(MoError::InvalidNumber)?;
+        let unknown = || MoError::UnknownShortCode(to.chars().take(20).collect());
+        let code = ShortCode::parse(to.trim().trim_start_matches('+')).map_err(|_| unknown())?;
+        let on_code = attribution::tenants_on_code(&code, &self.tenants, &self.shortcodes);
+        if on_code.is_empty() {
+            return Err(unknown());
         }
-        Intent::OptIn(keyword) => {
-            let mut opted_out_by = Vec::new();
-            for t in &on_code {
-                if let Some(s) = store.suppression(&t.id, number.as_str())? {
-                    if s.suppressed {
-                        opted_out_by.push((t.id.clone(), s.source));
+        let rules = self.rules.for_country(number.country());
+        let tenant_keywords: BTreeSet<String> =
+            on_code.iter().filter_map(|t| t.keyword.clone()).collect();
+        let intent = keywords::classify(text, &rules.keywords, &tenant_keywords);
+        let store = self.store.as_ref();
+        let kept_text: String = text.chars().take(MAX_KEPT_TEXT).collect();
+
+        let (action, attr, template) = match &intent {
+            Intent::OptOut(scope) => {
+                let recent = if attribution::stop_needs_senders(scope, &on_code) {
+                    let since = now_millis() - self.attribution_window.as_millis() as i64;
+                    store.marketing_senders(&number, &code, since).await?
+                } else {
+                    Vec::new()
+                };
+                let attr = attribution::attribute_stop(scope, &on_code, &recent);
+                let mut events = Vec::with_capacity(attr.tenants.len());
+                for t in &attr.tenants {
+                    let campaign = store
+                        .last_marketing_send(&number, &code, &t.id)
+                        .await?
+                        .and_then(|s| s.campaign);
+                    let mut event = Event::new(t.id.clone(), &number, Action::OptOut, Source::Sms);
+                    event.campaign = campaign;
+                    event.text = Some(kept_text.clone());
+                    events.push(event);
+                }
+                store.record_many(&events).await?;
+                let template = if matches!(scope, Scope::All) {
+                    &rules.replies.stopall
+                } else {
+                    &rules.replies.stop
+                };
+                (MoAction::OptedOut, attr, Some(template))
+            }
+            Intent::OptIn(keyword) => {
+                let mut opted_out_by = Vec::new();
+                for t in &on_code {
+                    if let Some(s) = store.suppression(&t.id, &number).await? {
+                        if s.suppressed {
+                            opted_out_by.push((t.id.clone(), s.source));
+                        }
                     }
                 }
+                let attr =
+                    attribution::attribute_start(keyword.as_deref(), &on_code, &opted_out_by);
+                let events: Vec<Event> = attr
+                    .tenants
+                    .iter()
+                    .map(|t| {
+                        let mut event =
+                            Event::new(t.id.clone(), &number, Action::OptIn, Source::Sms);
+                        event.text = Some(kept_text.clone());
+                        event
+                    })
+                    .collect();
+                store.record_many(&events).await?;
+                (MoAction::OptedIn, attr, Some(&rules.replies.start))
             }
-            let attr = attribution::attribute_start(keyword.as_deref(), &on_code, &opted_out_by);
-            for t in &attr.tenants {
-                let mut event = Event::new(t.id.clone(), &number, Action::OptIn, Source::Sms);
-                event.text = Some(kept_text.clone());
-                store.record(&event)?;
+            Intent::Help(keyword) => {
+                let attr = attribution::attribute_help(keyword.as_deref(), &on_code);
+                (MoAction::Help, attr, Some(&rules.replies.help))
             }
-            (MoAction::OptedIn, attr, Some(&rules.replies.start))
+            Intent::PossibleOptOut => {
+                store
+                    .note_possible_optout(&PossibleOptOut {
+                        at: now_millis(),
+                        number: number.clone(),
+                        shortcode: code.clone(),
+                        tenants: on_code.iter().map(|t| t.id.clone()).collect(),
+                        text: kept_text,
+                    })
+                    .await?;
+                (MoAction::None, Attribution::none(), None)
+            }
+            Intent::None => (MoAction::None, Attribution::none(), None),
+        };
+        // Always, even when nothing changed: a repeat of a STOP whose first
+        // attempt crashed before its flush must not be acknowledged from memory.
+        if matches!(
+            intent,
+            Intent::OptOut(_) | Intent::OptIn(_) | Intent::PossibleOptOut
+        ) {
+            store.durable().await?;
         }
-        Intent::Help(keyword) => {
-            let attr = attribution::attribute_help(keyword.as_deref(), &on_code);
-            (MoAction::Help, attr, Some(&rules.replies.help))
+        metrics::counter!("stopgate_inbound_total", "action" => action.as_str()).increment(1);
+        tracing::info!(
+            from = %number,
+            to = %code,
+            action = action.as_str(),
+            tenants = ?attr.ids().iter().map(TenantId::as_str).collect::<Vec<_>>(),
+            rule = if attr.tenants.is_empty() { "-" } else { attr.rule.as_str() },
+            possible_optout = intent == Intent::PossibleOptOut,
+            "inbound reply handled"
+        );
+        let reply = template
+            .filter(|_| !attr.tenants.is_empty())
+            .map(|t| render_reply(t, &attr.tenants, &code));
+        if let (Some(body), ReplyVia::Upstream) = (&reply, via) {
+            // Not awaited: the provider waiting on this webhook must not wait on
+            // another provider call (up to its timeout) before its answer.
+            let provider = self.provider.clone();
+            let body = body.clone();
+            self.replies
+                .spawn(async move { send_reply(provider.as_ref(), &number, &code, body).await });
         }
-        Intent::PossibleOptOut => {
-            store.note_possible_optout(&PossibleOptOut {
-                at: now_millis(),
-                number: number.as_str().to_string(),
-                shortcode: code.as_str().to_string(),
-                tenants: on_code.iter().map(|t| t.id.clone()).collect(),
-                text: kept_text,
-            })?;
-            let none = Attribution {
-                tenants: Vec::new(),
-                rule: Rule::AllOnCode,
-            };
-            (MoAction::None, none, None)
-        }
-        Intent::None => {
-            let none = Attribution {
-                tenants: Vec::new(),
-                rule: Rule::AllOnCode,
-            };
-            (MoAction::None, none, None)
-        }
-    };
-    // Always, even when nothing changed: a repeat of a STOP whose first
-    // attempt crashed before its flush must not be acknowledged from memory.
-    if matches!(
-        intent,
-        Intent::OptOut(_) | Intent::OptIn(_) | Intent::PossibleOptOut
-    ) {
-        store.durable().await?;
+        Ok(Outcome {
+            action,
+            tenants: attr.ids(),
+            reply,
+        })
     }
-    metrics::counter!("stopgate_inbound_total", "action" => action.as_str()).increment(1);
-    tracing::info!(
-        from = %number,
-        to = %code,
-        action = action.as_str(),
-        tenants = ?attr.ids().iter().map(TenantId::as_str).collect::<Vec<_>>(),
-        rule = if attr.tenants.is_empty() { "-" } else { attr.rule.as_str() },
-        possible_optout = intent == Intent::PossibleOptOut,
-        "inbound reply handled"
-    );
-    let reply = template
-        .filter(|_| !attr.tenants.is_empty())
-        .map(|t| render_reply(t, &attr.tenants, &code));
-    if let (Some(body), ReplyVia::Upstream) = (&reply, via) {
-        // Not awaited: the provider waiting on this webhook must not wait on
-        // another provider call (up to its timeout) before its answer.
-        let (state2, body) = (state.clone(), body.clone());
-        state
-            .replies
-            .spawn(async move { send_reply(&state2, &number, &code, body).await });
-    }
-    Ok(Outcome {
-        action,
-        tenants: attr.ids(),
-        reply,
-    })
 }
 
 /// Fills a reply template from the rules: `{tenants}` is the tenants'
@@ -228,7 +251,7 @@ pub fn render_reply(template: &str, tenants: &[Arc<Tenant>], code: &ShortCode) -
 /// Sends a confirmation as transactional SMS from the short code, straight
 /// to the provider: no footer, and no suppression check (an opted-out number
 /// must still get its confirmation). A failure is logged, never returned.
-async fn send_reply(state: &AppState, to: &PhoneNumber, code: &ShortCode, body: String) {
+async fn send_reply(provider: &dyn Provider, to: &PhoneNumber, code: &ShortCode, body: String) {
     let sms = OutboundSms {
         id: MessageId::generate(),
         to: to.clone(),
@@ -238,7 +261,6 @@ async fn send_reply(state: &AppState, to: &PhoneNumber, code: &ShortCode, body: 
         category: Category::Transactional,
         messaging_service: None,
     };
-    let provider = &state.outbound.provider;
     match provider.send(&sms).await {
         Ok(_) => {
             metrics::counter!("stopgate_inbound_replies_total", "status" => "sent").increment(1);

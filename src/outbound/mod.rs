@@ -19,7 +19,7 @@ use crate::domain::{
 };
 use crate::links;
 use crate::rules::RuleSet;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::upstream::{OutboundSms, Provider, ProviderError};
 use footer::FooterPlan;
 
@@ -87,6 +87,9 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// No answer in time: the message may or may not have been sent.
     UpstreamTimeout,
+    /// Marketing not forwarded: the store (suppressions, links) cannot be
+    /// reached, and marketing never goes out unchecked.
+    StoreUnavailable,
 }
 
 impl ErrorCode {
@@ -100,6 +103,7 @@ impl ErrorCode {
             ErrorCode::UpstreamRateLimited => "upstream_rate_limited",
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamTimeout => "upstream_timeout",
+            ErrorCode::StoreUnavailable => "store_unavailable",
         }
     }
 }
@@ -143,24 +147,63 @@ struct Ready {
     sms: OutboundSms,
 }
 
+/// One recipient on its way through [`Outbound::send`].
+enum Slot {
+    /// Parsed, not yet checked.
+    Parsed(PhoneNumber),
+    /// Checked and footered.
+    Ready(Ready),
+    /// Not forwarded (rejected, blocked, failed): its result is final.
+    Done(RecipientResult),
+}
+
 impl Outbound {
-    /// Sends one request. Only a storage failure fails the whole request;
-    /// everything else is a per-recipient result.
-    pub async fn send(&self, req: &SendRequest) -> Result<Vec<RecipientResult>, StoreError> {
+    /// Sends one request. Every outcome is a per-recipient result: when the
+    /// store cannot be reached, marketing fails closed (`store_unavailable`,
+    /// never forwarded unchecked), while OTP and transactional messages,
+    /// which never depend on it, are forwarded as usual.
+    pub async fn send(&self, req: &SendRequest) -> Vec<RecipientResult> {
         let mut seen = HashSet::new();
-        let mut needs_commit = false;
-        let mut planned: Vec<Result<Ready, RecipientResult>> = Vec::with_capacity(req.to.len());
-        for raw in &req.to {
-            planned.push(self.plan(req, raw, &mut seen, &mut needs_commit)?);
+        let mut slots: Vec<Slot> = req
+            .to
+            .iter()
+            .map(|raw| match PhoneNumber::parse(raw) {
+                Err(e) => Slot::Done(unsent(
+                    req,
+                    raw.to_string(),
+                    Status::Rejected,
+                    None,
+                    ErrorCode::InvalidNumber,
+                    e.to_string(),
+                )),
+                Ok(n) if !seen.insert(n.as_str().to_string()) => Slot::Done(unsent(
+                    req,
+                    n.as_str().into(),
+                    Status::Rejected,
+                    Some(n.country()),
+                    ErrorCode::DuplicateRecipient,
+                    "the same number appears earlier in this request".into(),
+                )),
+                Ok(n) => Slot::Parsed(n),
+            })
+            .collect();
+        if req.category.is_marketing() {
+            self.check_suppressions(req, &mut slots).await;
+            self.add_footers(req, &mut slots).await;
+        } else {
+            for slot in &mut slots {
+                if let Slot::Parsed(n) = slot {
+                    let n = n.clone();
+                    *slot = Slot::Ready(ready(req, n, req.body.clone(), None));
+                }
+            }
         }
-        if needs_commit {
-            self.store.durable().await?;
-        }
-        let results = futures::stream::iter(planned)
-            .map(|p| async move {
-                match p {
-                    Ok(ready) => self.forward(ready).await,
-                    Err(done) => done,
+        let results = futures::stream::iter(slots)
+            .map(|slot| async move {
+                match slot {
+                    Slot::Ready(ready) => self.forward(ready).await,
+                    Slot::Done(done) => done,
+                    Slot::Parsed(_) => unreachable!("every parsed recipient is planned"),
                 }
             })
             .buffered(self.concurrency)
@@ -168,10 +211,10 @@ impl Outbound {
             .await;
         let sent_marketing = results.iter().filter(|r| r.status == Status::Sent).count() as u64;
         if req.category.is_marketing() && sent_marketing > 0 {
-            let campaign = req.campaign.as_ref().map(Campaign::as_str);
-            if let Err(e) =
-                self.store
-                    .count_marketing_sent(&req.tenant.id, campaign, sent_marketing)
+            if let Err(e) = self
+                .store
+                .count_marketing_sent(&req.tenant.id, req.campaign.as_ref(), sent_marketing)
+                .await
             {
                 // Insights are best effort; the messages are already sent.
                 tracing::warn!(error = %e, "could not count sent marketing");
@@ -181,140 +224,119 @@ impl Outbound {
             metrics::counter!("stopgate_messages_total", "category" => req.category.as_str(), "status" => r.status.as_str())
                 .increment(1);
         }
-        Ok(results)
+        results
     }
 
-    fn plan(
-        &self,
-        req: &SendRequest,
-        raw: &str,
-        seen: &mut HashSet<String>,
-        needs_commit: &mut bool,
-    ) -> Result<Result<Ready, RecipientResult>, StoreError> {
-        let unsent = |to: String, status, country, code: ErrorCode, message: String| {
-            let info = analyze(&req.body);
-            RecipientResult {
-                to,
-                status,
-                id: None,
-                country,
-                body: req.body.clone(),
-                encoding: info.encoding,
-                segments: info.segments,
-                optout: None,
-                provider_id: None,
-                error: Some(Failure {
-                    code,
-                    message,
-                    provider_code: None,
-                    retry_after: None,
-                }),
-            }
-        };
-        let number = match PhoneNumber::parse(raw) {
-            Ok(n) => n,
-            Err(e) => {
-                return Ok(Err(unsent(
-                    raw.to_string(),
-                    Status::Rejected,
-                    None,
-                    ErrorCode::InvalidNumber,
-                    e.to_string(),
-                )));
-            }
-        };
-        let country = Some(number.country());
-        if !seen.insert(number.as_str().to_string()) {
-            let msg = "the same number appears earlier in this request".to_string();
-            return Ok(Err(unsent(
-                number.as_str().into(),
-                Status::Rejected,
-                country,
-                ErrorCode::DuplicateRecipient,
-                msg,
-            )));
+    /// Blocks opted-out recipients: one look-up for the whole request.
+    async fn check_suppressions(&self, req: &SendRequest, slots: &mut [Slot]) {
+        let numbers: Vec<PhoneNumber> = slots
+            .iter()
+            .filter_map(|s| match s {
+                Slot::Parsed(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        if numbers.is_empty() {
+            return;
         }
-
         let tenant = &req.tenant;
-        let mut body = req.body.clone();
-        let mut optout = None;
-        if req.category.is_marketing() {
-            if self.store.is_suppressed(&tenant.id, number.as_str())? {
-                tracing::info!(tenant = %tenant.id, to = %number, "blocked: recipient opted out");
-                let msg = "the recipient opted out of this sender's marketing".to_string();
-                return Ok(Err(unsent(
-                    number.as_str().into(),
-                    Status::Blocked,
-                    country,
-                    ErrorCode::RecipientOptedOut,
-                    msg,
-                )));
+        let verdicts = self.store.suppressed(&tenant.id, &numbers).await;
+        let mut verdicts = match verdicts {
+            Ok(v) => v.into_iter(),
+            Err(e) => {
+                tracing::warn!(error = %e, "suppressions unreadable: marketing not forwarded");
+                fail_parsed(req, slots);
+                return;
             }
+        };
+        for slot in slots {
+            let Slot::Parsed(n) = slot else { continue };
+            if verdicts.next() == Some(true) {
+                tracing::info!(tenant = %tenant.id, to = %n, "blocked: recipient opted out");
+                *slot = Slot::Done(unsent(
+                    req,
+                    n.as_str().into(),
+                    Status::Blocked,
+                    Some(n.country()),
+                    ErrorCode::RecipientOptedOut,
+                    "the recipient opted out of this sender's marketing".into(),
+                ));
+            }
+        }
+    }
+
+    /// Appends each recipient's footer. Short-code sends are noted for the
+    /// attribution of later STOPs (one write), and minted links are made
+    /// durable (one flush) before anything carrying them is forwarded.
+    async fn add_footers(&self, req: &SendRequest, slots: &mut [Slot]) {
+        let tenant = &req.tenant;
+        let mut noted: Vec<(PhoneNumber, ShortCode)> = Vec::new();
+        let mut links = false;
+        for slot in slots.iter_mut() {
+            let Slot::Parsed(number) = slot else { continue };
+            let number = number.clone();
             let rules = self.rules.for_country(number.country());
             let shortcode = tenant
                 .shortcodes
                 .get(&number.country())
                 .or_else(|| self.shortcodes.get(&number.country()));
-            let text = match footer::plan(rules, tenant, shortcode) {
+            let (text, optout) = match footer::plan(rules, tenant, shortcode) {
                 FooterPlan::ShortCode {
                     shortcode,
                     template,
                 } => {
-                    self.store.note_marketing_send(
-                        number.as_str(),
-                        shortcode.as_str(),
-                        &tenant.id,
-                        now_millis(),
-                        req.campaign.as_ref().map(Campaign::as_str),
-                    )?;
+                    noted.push((number.clone(), shortcode.clone()));
                     let text =
                         footer::render(&template, Some(shortcode.as_str()), None, &tenant.name);
-                    optout = Some(OptOut::ShortCode(shortcode));
-                    text
+                    (text, OptOut::ShortCode(shortcode))
                 }
                 FooterPlan::Link { template } => {
-                    let (url, _minted) = links::link_for(
+                    let minted = links::link_for(
                         self.store.as_ref(),
                         &self.public_base_url,
                         tenant,
                         &number,
                         req.campaign.as_ref(),
-                    )?;
+                    )
+                    .await;
+                    let url = match minted {
+                        Ok((url, _)) => url,
+                        Err(e) => {
+                            tracing::warn!(error = %e, to = %number, "link not minted: not forwarded");
+                            *slot = Slot::Done(store_failed(req, &number));
+                            continue;
+                        }
+                    };
                     // Even an existing link may have been minted by a concurrent
                     // request whose flush has not finished yet.
-                    *needs_commit = true;
+                    links = true;
                     let text = footer::render(&template, None, Some(&url), &tenant.name);
-                    optout = Some(OptOut::Url(url));
-                    text
+                    (text, OptOut::Url(url))
                 }
             };
-            body = footer::append(&body, &text);
+            let body = footer::append(&req.body, &text);
+            *slot = Slot::Ready(ready(req, number, body, Some(optout)));
         }
-        let info = analyze(&body);
-        let id = MessageId::generate();
-        Ok(Ok(Ready {
-            result: RecipientResult {
-                to: number.as_str().to_string(),
-                status: Status::Sent,
-                id: Some(id.clone()),
-                country,
-                body: body.clone(),
-                encoding: info.encoding,
-                segments: info.segments,
-                optout,
-                provider_id: None,
-                error: None,
-            },
-            sms: OutboundSms {
-                id,
-                to: number,
-                from: req.from.as_str().to_string(),
-                body,
-                encoding: info.encoding,
-                category: req.category,
-                messaging_service: req.messaging_service.clone(),
-            },
-        }))
+        let mut written = Ok(());
+        if !noted.is_empty() {
+            written = self
+                .store
+                .note_marketing_sends(&tenant.id, req.campaign.as_ref(), now_millis(), &noted)
+                .await;
+        }
+        // The notes only help attribute a later STOP: not worth an fsync.
+        if written.is_ok() && links {
+            written = self.store.durable().await;
+        }
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "store write failed: marketing not forwarded");
+            for slot in slots {
+                if let Slot::Ready(r) = slot {
+                    let number = r.sms.to.clone();
+                    *slot = Slot::Done(store_failed(req, &number));
+                }
+            }
+        }
     }
 
     async fn forward(&self, ready: Ready) -> RecipientResult {
@@ -335,6 +357,85 @@ impl Outbound {
             }
         }
         result
+    }
+}
+
+/// A recipient ready to forward with this final body.
+fn ready(req: &SendRequest, number: PhoneNumber, body: String, optout: Option<OptOut>) -> Ready {
+    let info = analyze(&body);
+    let id = MessageId::generate();
+    Ready {
+        result: RecipientResult {
+            to: number.as_str().to_string(),
+            status: Status::Sent,
+            id: Some(id.clone()),
+            country: Some(number.country()),
+            body: body.clone(),
+            encoding: info.encoding,
+            segments: info.segments,
+            optout,
+            provider_id: None,
+            error: None,
+        },
+        sms: OutboundSms {
+            id,
+            to: number,
+            from: req.from.as_str().to_string(),
+            body,
+            encoding: info.encoding,
+            category: req.category,
+            messaging_service: req.messaging_service.clone(),
+        },
+    }
+}
+
+/// The result of a recipient that is not forwarded.
+fn unsent(
+    req: &SendRequest,
+    to: String,
+    status: Status,
+    country: Option<Country>,
+    code: ErrorCode,
+    message: String,
+) -> RecipientResult {
+    let info = analyze(&req.body);
+    RecipientResult {
+        to,
+        status,
+        id: None,
+        country,
+        body: req.body.clone(),
+        encoding: info.encoding,
+        segments: info.segments,
+        optout: None,
+        provider_id: None,
+        error: Some(Failure {
+            code,
+            message,
+            provider_code: None,
+            retry_after: None,
+        }),
+    }
+}
+
+fn store_failed(req: &SendRequest, number: &PhoneNumber) -> RecipientResult {
+    unsent(
+        req,
+        number.as_str().into(),
+        Status::Failed,
+        Some(number.country()),
+        ErrorCode::StoreUnavailable,
+        "stopgate cannot check this recipient's opt-out right now; not sent, retry later".into(),
+    )
+}
+
+/// Fails every recipient not yet decided: the store could not be asked.
+fn fail_parsed(req: &SendRequest, slots: &mut [Slot]) {
+    for slot in slots {
+        if let Slot::Parsed(n) = slot {
+            let n = n.clone();
+            *slot = Slot::Done(store_failed(req, &n));
+        }
     }
 }
 

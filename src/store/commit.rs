@@ -71,11 +71,13 @@ impl GroupCommit {
             .as_ref()
             .expect("queue is only taken on drop")
             .send(tx)
-            .map_err(|_| StoreError::Backend("the commit thread has stopped".into()))?;
+            .map_err(|_| StoreError::Unavailable("the commit thread has stopped".into()))?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Backend(format!("flush failed: {e}"))),
-            Err(_) => Err(StoreError::Backend("the commit thread has stopped".into())),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!("flush failed: {e}"))),
+            Err(_) => Err(StoreError::Unavailable(
+                "the commit thread has stopped".into(),
+            )),
         }
     }
 }

@@ -277,7 +277,7 @@ impl TestApp {
     }
 
     /// Seeds an opt-out straight into the store (until the API for it exists).
-    pub fn suppress(&self, tenant: &str, number: &str) {
+    pub async fn suppress(&self, tenant: &str, number: &str) {
         let n = PhoneNumber::parse(number).unwrap();
         let e = Event::new(
             TenantId::parse(tenant).unwrap(),
@@ -285,7 +285,30 @@ impl TestApp {
             Action::OptOut,
             Source::Import,
         );
-        self.store.record(&e).unwrap();
+        self.store.record(&e).await.unwrap();
+    }
+
+    /// A number's history for a tenant, read from the store.
+    pub async fn events(&self, tenant: &str, number: &str) -> Vec<Event> {
+        self.store
+            .events(
+                &TenantId::parse(tenant).unwrap(),
+                &PhoneNumber::parse(number).unwrap(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Whether the store holds `number` as suppressed for `tenant`.
+    pub async fn is_suppressed(&self, tenant: &str, number: &str) -> bool {
+        self.store
+            .suppression(
+                &TenantId::parse(tenant).unwrap(),
+                &PhoneNumber::parse(number).unwrap(),
+            )
+            .await
+            .unwrap()
+            .is_some_and(|s| s.suppressed)
     }
 }
 

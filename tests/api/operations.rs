@@ -121,7 +121,7 @@ async fn the_public_listener_serves_no_admin_route() {
 #[tokio::test]
 async fn metrics_expose_messages_upstream_latency_and_flushes() {
     let app = spawn_app().await;
-    app.suppress("acme", "+33698765432");
+    app.suppress("acme", "+33698765432").await;
     app.send(
         ACME_KEY,
         json!({"to": ["+12125550123", "+33698765432"], "from": "ACME", "body": "Sale"}),

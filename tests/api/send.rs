@@ -131,14 +131,15 @@ async fn link_countries_get_a_link_unique_per_recipient_and_stable_per_campaign(
     let code = urls[1].rsplit('/').next().unwrap();
     let link = app
         .store
-        .link(code)
+        .link(&stopgate::domain::LinkCode::parse(code).unwrap())
+        .await
         .unwrap()
         .expect("minted link is stored");
     assert_eq!(
         (
             link.tenant.as_str(),
             link.number.as_str(),
-            link.campaign.as_deref()
+            link.campaign.as_ref().map(|c| c.as_str())
         ),
         ("acme", "+34612345678", Some("bf-2026"))
     );
@@ -165,7 +166,7 @@ async fn transactional_and_otp_pass_untouched() {
 #[tokio::test]
 async fn marketing_to_an_opted_out_number_is_blocked_and_never_reaches_the_provider() {
     let app = spawn_app().await;
-    app.suppress("acme", "+33612345678");
+    app.suppress("acme", "+33612345678").await;
     let r = app
         .send_one(
             ACME_KEY,
@@ -210,7 +211,7 @@ async fn marketing_to_an_opted_out_number_is_blocked_and_never_reaches_the_provi
 #[tokio::test]
 async fn opt_outs_are_scoped_to_one_tenant() {
     let app = spawn_app().await;
-    app.suppress("acme", "+447400123456");
+    app.suppress("acme", "+447400123456").await;
     let acme = app
         .send_one(
             ACME_KEY,

@@ -25,8 +25,7 @@ use utoipa_axum::routes;
 
 use super::ratelimit::{self, ClientLimiter};
 use crate::app::AppState;
-use crate::domain::{now_millis, Action, Event, PhoneNumber, Source, UnixMillis};
-use crate::links;
+use crate::domain::{now_millis, Action, Event, LinkCode, PhoneNumber, Source, UnixMillis};
 use crate::rules::RuleSet;
 use crate::store::{LinkRecord, StoreError};
 use i18n::{Lang, REASONS};
@@ -62,7 +61,7 @@ async fn show(
     headers: HeaderMap,
 ) -> Response {
     let accept = accept_language(&headers);
-    match find(&state, code, accept) {
+    match find(&state, code, accept).await {
         Ok(Some(f)) => page(
             StatusCode::OK,
             f.lang,
@@ -91,7 +90,7 @@ async fn submit(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let accept = accept_language(&headers);
-    let f = match find(&state, code, accept) {
+    let f = match find(&state, code, accept).await {
         Ok(Some(f)) => f,
         Ok(None) => return not_found(accept),
         Err(e) => return unavailable(accept, &e),
@@ -106,7 +105,7 @@ async fn submit(
     );
     event.campaign = f.link.campaign.clone();
     event.reason = reason.map(str::to_string);
-    let changed = match state.store.record(&event) {
+    let changed = match state.store.record(&event).await {
         Ok(c) => c,
         Err(e) => return unavailable(Some(f.lang.code()), &e),
     };
@@ -125,7 +124,7 @@ async fn submit(
 }
 
 /// Resolves a code: unknown, malformed and expired codes are all `None`.
-fn find(
+async fn find(
     state: &AppState,
     code: Result<Path<String>, PathRejection>,
     accept: Option<&str>,
@@ -133,10 +132,10 @@ fn find(
     let Ok(Path(code)) = code else {
         return Ok(None);
     };
-    if !links::is_code(&code) {
+    let Some(code) = LinkCode::parse(&code) else {
         return Ok(None);
-    }
-    let Some(link) = state.store.link(&code)? else {
+    };
+    let Some(link) = state.store.link(&code).await? else {
         return Ok(None);
     };
     if expired(
@@ -146,12 +145,7 @@ fn find(
     ) {
         return Ok(None);
     }
-    let number = match PhoneNumber::parse(&link.number) {
-        Ok(n) => n,
-        Err(e) => {
-            return Err(StoreError::Corrupt(format!("link number: {e}")));
-        }
-    };
+    let number = link.number.clone();
     let tenant_name = state
         .tenants
         .iter()

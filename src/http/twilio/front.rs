@@ -299,14 +299,7 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
         campaign: None,
         messaging_service: service,
     };
-    let mut results = state.outbound.send(&request).await.map_err(|e| {
-        tracing::error!(error = %e, "storage failed on the Twilio-compatible front");
-        TwilioError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            20503,
-            "stopgate cannot serve this request right now; retry later",
-        )
-    })?;
+    let mut results = state.outbound.send(&request).await;
     let result = results.pop().expect("one recipient gives one result");
     tracing::info!(
         tenant = %account.tenant.id,
@@ -366,6 +359,14 @@ fn refusal(r: RecipientResult, upstream_is_twilio: bool) -> TwilioError {
             retry_after: failure.retry_after,
             ..TwilioError::new(StatusCode::SERVICE_UNAVAILABLE, 20503, failure.message)
         },
+        (_, ErrorCode::StoreUnavailable) => {
+            tracing::error!("storage failed on the Twilio-compatible front");
+            TwilioError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                20503,
+                "stopgate cannot serve this request right now; retry later",
+            )
+        }
         (_, ErrorCode::UpstreamTimeout) => {
             TwilioError::new(StatusCode::GATEWAY_TIMEOUT, 20503, failure.message)
         }

@@ -15,7 +15,7 @@ use super::{signature, twiml};
 use crate::app::AppState;
 use crate::config::UpstreamKind;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::inbound::{self, MoError, ReplyVia};
+use crate::inbound::{MoError, ReplyVia};
 
 pub const PATH: &str = "/inbound/twilio";
 /// Twilio's webhook bodies are small; this bounds the HMAC input.
@@ -88,7 +88,9 @@ pub async fn inbound_twilio(
         ));
     };
     let text = field("Body").unwrap_or("");
-    let outcome = inbound::handle_mo(&state, from, to, text, ReplyVia::Caller)
+    let outcome = state
+        .inbound
+        .handle_mo(from, to, text, ReplyVia::Caller)
         .await
         .map_err(|e| match e {
             MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),

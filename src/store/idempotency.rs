@@ -1,0 +1,49 @@
+//! Idempotency records: a `reference` makes a send request safe to retry.
+
+use async_trait::async_trait;
+
+use super::Result;
+use crate::domain::{TenantId, UnixMillis};
+
+/// A request still marked in progress after this long was abandoned by a
+/// crash; a retry may take it over.
+pub const STALE_ATTEMPT_MS: i64 = 60_000;
+
+/// What a request's idempotency `reference` says about a new attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// First time: go ahead (the reference is now held).
+    Fresh,
+    /// Another attempt with this reference is running.
+    InProgress,
+    /// Already answered: here is the stored response.
+    Done(Vec<u8>),
+    /// The reference was used for a different request.
+    Mismatch,
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Starts an idempotent request; `fingerprint` identifies its content.
+    async fn begin_request(
+        &self,
+        tenant: &TenantId,
+        reference: &str,
+        fingerprint: &[u8; 32],
+    ) -> Result<Attempt>;
+
+    /// Stores the response of a request begun with [`IdempotencyStore::begin_request`].
+    async fn finish_request(
+        &self,
+        tenant: &TenantId,
+        reference: &str,
+        fingerprint: &[u8; 32],
+        response: &[u8],
+    ) -> Result<()>;
+
+    /// Releases a reference whose request failed before doing anything, so a retry may run.
+    async fn abandon_request(&self, tenant: &TenantId, reference: &str) -> Result<()>;
+
+    /// Forgets idempotency records older than `before`; returns how many.
+    async fn purge_requests(&self, before: UnixMillis) -> Result<usize>;
+}

@@ -1,0 +1,36 @@
+//! Per-campaign counters, kept as events happen (never by scanning).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use super::Result;
+use crate::domain::{Campaign, TenantId};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignCounters {
+    /// `None` for messages sent without a campaign.
+    pub campaign: Option<Campaign>,
+    /// Marketing messages accepted by the provider.
+    pub sent: u64,
+    /// Opt-outs by source (`sms`, `link`, `api`). Imports are not counted:
+    /// a list moved in from elsewhere says nothing about a campaign.
+    pub optouts: BTreeMap<String, u64>,
+    /// Reasons picked on the link page.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+#[async_trait]
+pub trait InsightStore: Send + Sync {
+    /// Adds `n` marketing messages sent to a campaign's counters.
+    async fn count_marketing_sent(
+        &self,
+        tenant: &TenantId,
+        campaign: Option<&Campaign>,
+        n: u64,
+    ) -> Result<()>;
+
+    /// Every campaign's counters for a tenant, the no-campaign row first,
+    /// then by campaign name.
+    async fn campaign_counters(&self, tenant: &TenantId) -> Result<Vec<CampaignCounters>>;
+}

@@ -1,0 +1,107 @@
+//! Marketing sends in sled: `sends`, e164·shortcode·tenant → the last send's
+//! time (i64 big-endian), then its campaign (UTF-8, absent for none).
+
+use async_trait::async_trait;
+
+use super::{key, prefix, utf8, SledStore};
+use crate::domain::{Campaign, PhoneNumber, ShortCode, TenantId, UnixMillis};
+use crate::store::{AttributionStore, MarketingSend, Result, StoreError};
+
+/// Values written before the campaign was kept are the 8 time bytes alone.
+fn decode_send(v: &[u8]) -> Result<MarketingSend> {
+    if v.len() < 8 {
+        return Err(StoreError::Corrupt("send time".into()));
+    }
+    let (at, campaign) = v.split_at(8);
+    let campaign = utf8(campaign)?;
+    Ok(MarketingSend {
+        at: i64::from_be_bytes(at.try_into().expect("8 bytes")),
+        campaign: if campaign.is_empty() {
+            None
+        } else {
+            Some(Campaign::parse(campaign).map_err(|e| StoreError::Corrupt(e.into()))?)
+        },
+    })
+}
+
+fn send_key(number: &PhoneNumber, shortcode: &ShortCode, tenant: &TenantId) -> Vec<u8> {
+    key(&[
+        number.as_str().as_bytes(),
+        shortcode.as_str().as_bytes(),
+        tenant.as_str().as_bytes(),
+    ])
+}
+
+#[async_trait]
+impl AttributionStore for SledStore {
+    async fn note_marketing_sends(
+        &self,
+        tenant: &TenantId,
+        campaign: Option<&Campaign>,
+        at: UnixMillis,
+        sends: &[(PhoneNumber, ShortCode)],
+    ) -> Result<()> {
+        let mut value = at.to_be_bytes().to_vec();
+        value.extend_from_slice(campaign.map_or("", |c| c.as_str()).as_bytes());
+        let mut batch = sled::Batch::default();
+        for (number, shortcode) in sends {
+            batch.insert(send_key(number, shortcode, tenant), value.as_slice());
+        }
+        self.sends.apply_batch(batch)?;
+        Ok(())
+    }
+
+    async fn last_marketing_send(
+        &self,
+        number: &PhoneNumber,
+        shortcode: &ShortCode,
+        tenant: &TenantId,
+    ) -> Result<Option<MarketingSend>> {
+        self.sends
+            .get(send_key(number, shortcode, tenant))?
+            .map(|v| decode_send(&v))
+            .transpose()
+    }
+
+    async fn marketing_senders(
+        &self,
+        number: &PhoneNumber,
+        shortcode: &ShortCode,
+        since: UnixMillis,
+    ) -> Result<Vec<TenantId>> {
+        let prefix = prefix(&[number.as_str().as_bytes(), shortcode.as_str().as_bytes()]);
+        let mut out = Vec::new();
+        for kv in self.sends.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            if decode_send(&v)?.at >= since {
+                let tenant = utf8(&k[prefix.len()..])?;
+                out.push(TenantId::parse(tenant).map_err(StoreError::Corrupt)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sled::tests::open;
+
+    #[tokio::test]
+    async fn values_from_before_campaigns_were_kept_still_read() {
+        let (_d, s) = open();
+        let n = PhoneNumber::parse("+33612345678").unwrap();
+        let code = ShortCode::parse("36111").unwrap();
+        let beta = TenantId::parse("beta").unwrap();
+        s.sends
+            .insert(send_key(&n, &code, &beta), &3_000i64.to_be_bytes())
+            .unwrap();
+        let old = s
+            .last_marketing_send(&n, &code, &beta)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((old.at, old.campaign), (3_000, None));
+        assert_eq!(s.marketing_senders(&n, &code, 1_500).await.unwrap(), [beta]);
+    }
+}

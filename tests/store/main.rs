@@ -1,0 +1,45 @@
+//! The store contract, one suite for every backend: each case in `cases.rs`
+//! runs against the embedded store (sled) and against a real PostgreSQL
+//! (see `backends.rs`). A backend that passes this suite is one the rest of
+//! stopgate can stand on.
+
+mod backends;
+mod cases;
+mod model;
+
+/// One `#[tokio::test]` per case and backend.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sled {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = crate::backends::sled();
+                    crate::cases::$case(backend).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    record_changes_state_once_and_keeps_history,
+    suppressed_answers_for_a_whole_request,
+    pages_list_only_suppressed_numbers_after_the_cursor,
+    pages_never_skip_or_repeat_under_concurrent_inserts,
+    counters_follow_events_and_sends,
+    counters_are_exact_under_concurrent_increments,
+    record_many_applies_a_batch_in_one_go,
+    links_are_insert_if_absent_per_tenant_number_campaign,
+    concurrent_minting_of_one_key_gives_one_code,
+    a_colliding_code_is_drawn_again,
+    marketing_senders_respect_the_window,
+    the_last_marketing_send_keeps_its_campaign,
+    possible_optouts_are_listed_in_order_after_a_cursor,
+    idempotent_requests,
+    one_of_concurrent_attempts_is_fresh,
+    purged_requests_are_gone,
+    bulk_imports_show_in_state_history_and_pages,
+    durable_data_survives_reopen,
+    bulk_and_individual_states_match_the_model,
+);
