@@ -21,7 +21,7 @@ use crate::domain::{PhoneNumber, Tenant, TenantId};
 use crate::http::{self, error::ApiError};
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
-use crate::store::{SledStore, Store};
+use crate::store::{self, Store};
 use crate::upstream;
 
 /// Shared by every handler.
@@ -58,18 +58,9 @@ impl App {
         crate::telemetry::metrics_handle();
         PhoneNumber::load_metadata();
         let cfg = &settings.config;
-        if let Some(dir) = cfg
-            .storage
-            .path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let store: Arc<dyn Store> = Arc::new(
-            SledStore::open(&cfg.storage.path, cfg.storage.cache_mb)
-                .with_context(|| format!("opening the store at {}", cfg.storage.path.display()))?,
-        );
+        let store = store::open(&cfg.storage)
+            .await
+            .with_context(|| format!("opening the store ({})", cfg.storage.describe()))?;
         let provider = upstream::from_config(&cfg.upstream)?;
         let tenants: Arc<[Arc<Tenant>]> = settings.tenants.clone().into();
         let rules = Arc::new(settings.rules.clone());

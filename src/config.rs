@@ -107,6 +107,13 @@ pub struct StorageConfig {
     pub cache_mb: u64,
 }
 
+impl StorageConfig {
+    /// Where the store is, for messages (never a password).
+    pub fn describe(&self) -> String {
+        format!("sled at {}", self.path.display())
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {

@@ -4,6 +4,7 @@
 //!
 //! The map (see ARCHITECTURE.md for the invariants):
 //!
+//! - [`cli`]: the command line (`serve`, `check-config`, operator commands).
 //! - [`config`]: TOML file + `STOPGATE_...` env -> checked [`config::Settings`].
 //! - [`app`]: builds the state, runs both listeners, shuts down gracefully.
 //! - [`domain`]: pure types; numbers, tenants, categories, audit events.
@@ -17,6 +18,7 @@
 //! - [`http`]: routers, extractors, the JSON error shape.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;

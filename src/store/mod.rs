@@ -22,7 +22,11 @@ pub mod review;
 pub mod sled;
 pub mod suppressions;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+
+use crate::config::StorageConfig;
 
 pub use attribution::{AttributionStore, MarketingSend};
 pub use error::{Result, StoreError};
@@ -53,4 +57,13 @@ pub trait Store:
 
     /// Whether the store can take writes now; `/readyz` asks this.
     async fn ready(&self) -> Result<()>;
+}
+
+/// Opens the backend the config names.
+pub async fn open(cfg: &StorageConfig) -> Result<Arc<dyn Store>> {
+    if let Some(dir) = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+    }
+    Ok(Arc::new(SledStore::open(&cfg.path, cfg.cache_mb)?))
 }
