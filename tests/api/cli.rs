@@ -62,6 +62,29 @@ async fn check_config_names_the_bad_key() {
 }
 
 #[tokio::test]
+async fn check_config_refuses_an_empty_storage_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stopgate.toml");
+    let tenant = "[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k\"\n";
+    for (toml, env) in [
+        (format!("[storage]\npath = \"\"\n{tenant}"), None),
+        (format!("[storage]\npath = \"  \"\n{tenant}"), None),
+        (tenant.to_string(), Some(" ")),
+    ] {
+        std::fs::write(&file, &toml).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["check-config", "--config"]).arg(&file);
+        if let Some(v) = env {
+            cmd.env("STOPGATE_STORAGE__PATH", v);
+        }
+        let out = cmd.output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml} {env:?}: {err}");
+        assert!(err.contains("storage.path"), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn env_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("stopgate.toml");
