@@ -247,3 +247,47 @@ async fn suppressions_cli_imports_and_exports() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Text logs written to a file carry no ANSI colour codes: colours are only
+/// for a terminal (stderr here is a file, as under systemd or `2>log`).
+#[tokio::test]
+async fn text_logs_to_a_file_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("stopgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\napi_listen = \"127.0.0.1:0\"\npublic_listen = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[log]\nformat = \"text\"\nfilter = \"stopgate=debug,info\"\n[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k1\"\n",
+            dir.path().join("db").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .env_remove("STOPGATE_CONFIG")
+        // Not what keeps the colours out: the test must fail without the fix.
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..300 {
+        text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("stopgate listening") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().await.unwrap();
+    assert!(text.contains("stopgate listening"), "{text}");
+    assert!(text.contains("INFO"), "text format with levels: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "an ANSI escape in a log file: {text:?}"
+    );
+}
