@@ -195,7 +195,7 @@ async fn suppressions_cli_imports_and_exports() {
     let csv = dir.path().join("in.csv");
     std::fs::write(
         &csv,
-        "number,reason\n+33612345678,x\n0044 7400 123456,\nbad,\n",
+        "number,reason\n+33612345678,=1+1\n0044 7400 123456,\nbad,\n",
     )
     .unwrap();
     let out = Command::new(BIN)
@@ -238,6 +238,8 @@ async fn suppressions_cli_imports_and_exports() {
         .map(|l| l.split(',').next().unwrap())
         .collect();
     assert_eq!(numbers, ["+33612345678", "+447400123456"]);
+    // The CLI's export neutralises formulas like the API's (one function).
+    assert!(text.lines().nth(1).unwrap().ends_with(",'=1+1,"), "{text}");
 
     let out = Command::new(BIN)
         .args(["suppressions", "export", "--tenant", "nobody", "--config"])
