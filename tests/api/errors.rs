@@ -316,7 +316,7 @@ async fn the_bearer_scheme_is_accepted_in_any_case() {
     for auth in [
         format!("Bearer{ACME_KEY}"),
         format!("Basic {ACME_KEY}"),
-        format!("Bearer sk_wrong"),
+        "Bearer sk_wrong".to_string(),
         "bearer ".to_string(),
     ] {
         let resp = app
