@@ -381,6 +381,14 @@ impl Settings {
             ));
         }
         providers::validate_upstream(&config.upstream)?;
+        // An empty path would open the store in the working directory,
+        // wherever the service happens to start: never what was meant.
+        if config.storage.path.to_string_lossy().trim().is_empty() {
+            return Err(ConfigError::new(
+                "storage.path",
+                "must name a directory for the store (e.g. \"data/stopgate\")",
+            ));
+        }
         if config.upstream.concurrency == 0 {
             return Err(ConfigError::new(
                 "upstream.concurrency",
@@ -706,6 +714,15 @@ api_key = "sk_acme_123"
             .iter()
             .any(|w| w.contains("no short code configured for DE")));
         assert!(!s.warnings.iter().any(|w| w.contains("for FR")));
+    }
+
+    #[test]
+    fn an_empty_storage_path_is_refused() {
+        for path in ["", "   ", "\t"] {
+            let e = with_tenant(&format!("[storage]\npath = {path:?}")).unwrap_err();
+            assert_eq!(e.key, "storage.path", "{path:?}: {e}");
+        }
+        assert!(with_tenant("[storage]\npath = \"db\"").is_ok());
     }
 
     #[test]

@@ -238,6 +238,35 @@ fn fail(report: &mut ImportReport, line: u64, message: String) {
 /// The CSV header of an export; `import_csv` reads it back.
 pub const EXPORT_HEADER: &str = "number,country,source,updated,reason,campaign\n";
 
+/// A free-text cell (reason, campaign) as an export writes it, safe to open
+/// in a spreadsheet (OWASP "CSV injection"):
+/// - every control character (NUL, ESC, tab, line breaks, DEL, C1) is
+///   replaced by a space: never written, and words stay apart;
+/// - a cell a spreadsheet would read as a formula gets a leading `'`: one
+///   starting with `=`, `+`, `-`, `@`, tab or CR, or with one of the first
+///   four after leading spaces (some spreadsheets trim them first).
+///
+/// Only free text: the number column is E.164 (`+33...`) and must stay
+/// re-importable, so it is never touched. Re-importing an export keeps the
+/// `'` in the reason (it is then not added twice).
+pub fn export_text_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    const FORMULA: [char; 4] = ['=', '+', '-', '@'];
+    // Leading control characters count as the spaces they become.
+    let formula = text.starts_with(['\t', '\r'])
+        || text
+            .trim_start_matches(|c: char| c == ' ' || c.is_control())
+            .starts_with(FORMULA);
+    if !formula && !text.contains(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 1);
+    if formula {
+        out.push('\'');
+    }
+    out.extend(text.chars().map(|c| if c.is_control() { ' ' } else { c }));
+    std::borrow::Cow::Owned(out)
+}
+
 /// Streams every suppressed number of a tenant as CSV, page by page.
 pub fn export_csv(
     store: Arc<dyn Store>,
@@ -266,8 +295,8 @@ pub fn export_csv(
                     country.as_str(),
                     s.source.as_str(),
                     &crate::domain::rfc3339(s.updated),
-                    s.reason.as_deref().unwrap_or(""),
-                    s.campaign.as_ref().map_or("", |c| c.as_str()),
+                    &export_text_cell(s.reason.as_deref().unwrap_or("")),
+                    &export_text_cell(s.campaign.as_ref().map_or("", |c| c.as_str())),
                 ];
                 if let Err(e) = w.write_record(row) {
                     return Some((Err(StoreError::Unavailable(e.to_string())), None));
@@ -317,6 +346,32 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(state.reason.as_deref(), Some("asked"));
+    }
+
+    #[test]
+    fn free_text_cells_are_neither_formulas_nor_control_characters() {
+        for (raw, written) in [
+            (
+                r#"=HYPERLINK("http://evil")"#,
+                r#"'=HYPERLINK("http://evil")"#,
+            ),
+            ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+            ("@SUM(1)", "'@SUM(1)"),
+            ("+1+1", "'+1+1"),
+            ("-2", "'-2"),
+            ("\t=1+1", "' =1+1"),
+            ("\rx", "' x"),
+            ("  =1", "'  =1"),
+            ("\0=1", "' =1"),
+            ("a\0b\u{1b}[31mc", "a b [31mc"),
+            ("line\nbreak\u{7f}\u{85}", "line break  "),
+            ("asked by phone", "asked by phone"),
+            ("don't send - ever", "don't send - ever"),
+            ("'=already quoted", "'=already quoted"),
+            ("", ""),
+        ] {
+            assert_eq!(export_text_cell(raw), written, "{raw:?}");
+        }
     }
 
     #[tokio::test]

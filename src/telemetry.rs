@@ -1,6 +1,7 @@
 //! Logging setup. Phone numbers never reach a log line in full: domain types
 //! print masked (see `PhoneNumber`'s `Display`), and bodies are never logged.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -13,11 +14,19 @@ pub fn init(cfg: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colours(std::io::stderr().is_terminal()))
         .with_writer(std::io::stderr);
     let _ = match cfg.format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Colours are for a person at a terminal: in a file, a pipe or the journal
+/// the escape codes are noise that breaks grep and log shippers. `NO_COLOR`
+/// (no-color.org) turns them off at a terminal too.
+fn colours(stderr_is_terminal: bool) -> bool {
+    stderr_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Installs the Prometheus recorder once per process (tests start many apps).

@@ -71,8 +71,16 @@ impl fmt::Display for ShortCode {
 
 /// The sender shown on the handset: an alphanumeric sender id (up to 11
 /// characters), a short code or a phone number.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Sender(String);
+
+impl fmt::Debug for Sender {
+    /// A numeric sender is a phone number: masked, so that a stray `{:?}` in
+    /// a log line cannot print it (sender ids and short codes stay readable).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sender({})", super::phone::scrub_numbers(&self.0))
+    }
+}
 
 impl Sender {
     pub fn parse(s: &str) -> Result<Sender, &'static str> {
@@ -217,6 +225,18 @@ mod tests {
         assert!(LinkCode::parse("aB3dE5g").is_none());
         assert!(LinkCode::parse("aB3dE5g!").is_none());
         assert!(LinkCode::parse("healthz").is_none());
+    }
+
+    #[test]
+    fn numeric_senders_debug_masked() {
+        for (s, shown) in [
+            ("33698765499", "Sender(••• ••• ••• 99)"),
+            ("+33698765499", "Sender(+••• ••• ••• 99)"),
+            ("36111", "Sender(36111)"),
+            ("ACME", "Sender(ACME)"),
+        ] {
+            assert_eq!(format!("{:?}", Sender::parse(s).unwrap()), shown);
+        }
     }
 
     #[test]

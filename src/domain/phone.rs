@@ -138,7 +138,7 @@ impl PhoneNumber {
     fn parse_plain(compact: &str) -> Option<Result<PhoneNumber, PhoneError>> {
         let digits = compact.strip_prefix('+')?;
         let (code, national) = super::validity::split_plain_e164(digits)?;
-        match super::validity::classify(code, national, national.trim_start_matches('0')) {
+        match super::validity::classify(code, national) {
             Verdict::Region(region) => Some(
                 Country::parse(region)
                     .map(|country| PhoneNumber {
@@ -149,7 +149,7 @@ impl PhoneNumber {
                     .ok_or(PhoneError::NoCountry),
             ),
             Verdict::Invalid => Some(Err(PhoneError::Invalid)),
-            Verdict::NoCountry | Verdict::NonGeographic => None,
+            Verdict::NonGeographic => None,
         }
     }
 
@@ -158,15 +158,12 @@ impl PhoneNumber {
         // Validity and country in one lock-free pass (see `validity`): the
         // crate's own `is_valid` + `country().id()` were the largest single
         // cost of a send (docs/benchmarks.md).
-        let national = parsed.national();
         let region = match super::validity::classify(
             parsed.code().value(),
-            &national.to_string(),
-            &national.value().to_string(),
+            &parsed.national().to_string(),
         ) {
             Verdict::Region(r) => r,
             Verdict::Invalid => return Err(PhoneError::Invalid),
-            Verdict::NoCountry => return Err(PhoneError::NoCountry),
             Verdict::NonGeographic if phonenumber::is_valid(&parsed) => {
                 return Err(PhoneError::NoCountry)
             }
@@ -378,6 +375,28 @@ mod tests {
         ] {
             assert_eq!(PhoneNumber::parse(n).unwrap().country().as_str(), c, "{n}");
         }
+    }
+
+    /// Italy keeps its trunk 0 in E.164; the Vatican shares +39 and owns 06 698.
+    #[test]
+    fn italian_and_vatican_fixed_lines_have_their_country() {
+        for (input, e164, country) in [
+            ("+39 02 1234 5678", "+390212345678", "IT"),
+            ("0039 02 12345678", "+390212345678", "IT"),
+            ("+390212345678", "+390212345678", "IT"),
+            ("+39 06 698 12345", "+390669812345", "VA"),
+            ("+390669812345", "+390669812345", "VA"),
+            ("+39 347 123 4567", "+393471234567", "IT"),
+        ] {
+            let n = PhoneNumber::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(
+                (n.as_str(), n.country().as_str()),
+                (e164, country),
+                "{input}"
+            );
+        }
+        let n = PhoneNumber::parse("+390212345678").unwrap();
+        assert_eq!(n.masked(), "+39 0•• ••• ••78");
     }
 
     #[test]

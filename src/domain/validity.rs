@@ -30,19 +30,20 @@ pub enum Verdict {
     Region(&'static str),
     /// Not a valid number.
     Invalid,
-    /// Valid, but the country search finds no region: the crate looks for
-    /// the country without the leading zeros it kept for validity, so an
-    /// Italian fixed line (`+39 02 3661 8300`) is valid with no country.
-    NoCountry,
     /// Valid or not, it belongs to no country (`+800`, `+979`, ...): ask the crate.
     NonGeographic,
 }
 
 /// Classifies a number given its country calling code and its national
-/// significant number, as the crate's `Display` (with Italian leading zeros)
-/// and as its bare value (the crate uses the first for validity and the
-/// second for the country).
-pub fn classify(code: u16, national: &str, national_value: &str) -> Verdict {
+/// significant number as the crate's `Display` writes it (with the Italian
+/// leading zero).
+///
+/// The country comes from the same region search as validity, on the number
+/// *with* its leading zeros, as libphonenumber's `getRegionCodeForNumber`
+/// does. The crate's `country().id()` searches without them, so it finds no
+/// country for an Italian fixed line (`+39 02 1234 5678`) nor the Vatican's
+/// `+39 06 698 ...` (VA's leading digits are `06698`); here they are IT and VA.
+pub fn classify(code: u16, national: &str) -> Verdict {
     let Some(regions) = DATABASE.region(&code) else {
         return Verdict::Invalid;
     };
@@ -54,16 +55,10 @@ pub fn classify(code: u16, national: &str, national_value: &str) -> Verdict {
         return Verdict::Invalid;
     };
     let valid = typed || compiled(region).is_some_and(|r| r.has_type(national));
-    if !valid {
-        return Verdict::Invalid;
-    }
-    // The country: the same search on the value without leading zeros.
-    if national_value == national {
-        return Verdict::Region(region);
-    }
-    match source_for(&regions, national_value) {
-        Some((region, _)) => Verdict::Region(region),
-        None => Verdict::NoCountry,
+    if valid {
+        Verdict::Region(region)
+    } else {
+        Verdict::Invalid
     }
 }
 
@@ -245,18 +240,65 @@ pub(crate) mod tests {
     }
 
     fn ours(n: &phonenumber::PhoneNumber) -> Verdict {
-        classify(
-            n.code().value(),
-            &n.national().to_string(),
-            &n.national().value().to_string(),
-        )
+        classify(n.code().value(), &n.national().to_string())
     }
 
+    /// libphonenumber's region search (`getRegionCodeForNumberFromRegionList`)
+    /// on the national significant number *with* its leading zeros, through
+    /// the crate's own metadata matching (`Descriptor::is_match`, its regex
+    /// cache), not through our compiled tables. The crate's `country().id()`
+    /// runs this search on the number without the zeros, which is where it
+    /// and libphonenumber part ways (Italian fixed lines).
+    fn libphonenumber_region(code: u16, national: &str) -> Option<String> {
+        let regions = DATABASE.region(&code)?;
+        if regions.len() == 1 {
+            return Some(regions[0].to_string());
+        }
+        let typed = |meta: &Metadata| {
+            let d = meta.descriptors();
+            d.general().is_match(national)
+                && [
+                    d.premium_rate(),
+                    d.toll_free(),
+                    d.shared_cost(),
+                    d.voip(),
+                    d.personal_number(),
+                    d.pager(),
+                    d.uan(),
+                    d.voicemail(),
+                    d.fixed_line(),
+                    d.mobile(),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|t| t.is_match(national))
+        };
+        regions
+            .iter()
+            .find(|r| {
+                let meta = DATABASE.by_id(**r).expect("listed region");
+                match meta.leading_digits() {
+                    Some(l) => l.find(national).is_some_and(|m| m.start() == 0),
+                    None => typed(meta),
+                }
+            })
+            .map(|r| r.to_string())
+    }
+
+    /// Our verdict against the crate's validity, and against its country
+    /// except where the number keeps leading zeros: there, libphonenumber's
+    /// (see [`libphonenumber_region`]).
     fn agrees(input: &str) -> Result<(), TestCaseError> {
         let Ok(n) = phonenumber::parse(None, input) else {
             return Ok(());
         };
-        let (valid, id) = crate_verdict(&n);
+        let (valid, crate_id) = crate_verdict(&n);
+        let national = n.national().to_string();
+        let id = if national == n.national().value().to_string() {
+            crate_id.clone()
+        } else {
+            libphonenumber_region(n.code().value(), &national)
+        };
         match ours(&n) {
             Verdict::Region(r) => {
                 prop_assert!(
@@ -266,13 +308,7 @@ pub(crate) mod tests {
                 prop_assert_eq!(Some(r.to_string()), id, "{}", input);
             }
             Verdict::Invalid => prop_assert!(!valid, "{input}: we say invalid, the crate valid"),
-            Verdict::NoCountry => {
-                prop_assert!(
-                    valid && id.is_none(),
-                    "{input}: we say valid without a country"
-                )
-            }
-            Verdict::NonGeographic => prop_assert!(id.is_none(), "{input}"),
+            Verdict::NonGeographic => prop_assert!(crate_id.is_none(), "{input}"),
         }
         Ok(())
     }
@@ -325,9 +361,45 @@ pub(crate) mod tests {
         assert_eq!(v("+14165550123"), Verdict::Region("CA"));
         assert_eq!(v("+33612345678"), Verdict::Region("FR"));
         assert_eq!(v("+393123456789"), Verdict::Region("IT"));
-        assert_eq!(v("+390236618300"), Verdict::NoCountry);
         assert_eq!(v("+12530000"), Verdict::Invalid);
         assert_eq!(v("+80012345678"), Verdict::NonGeographic);
+    }
+
+    /// Italy keeps the trunk 0 in the national number; the Vatican shares
+    /// +39 and owns 06 698. libphonenumber says IT and VA; the crate alone
+    /// finds no country (it searches without the zero).
+    #[test]
+    fn italian_leading_zero_numbers_have_their_country() {
+        for (input, region) in [
+            ("+390212345678", "IT"),
+            ("+390236618300", "IT"),
+            ("+39066991234", "IT"),
+            ("+390669812345", "VA"),
+        ] {
+            let n = phonenumber::parse(None, input).unwrap();
+            assert_eq!(ours(&n), Verdict::Region(region), "{input}");
+            assert_eq!(
+                libphonenumber_region(39, &n.national().to_string()).as_deref(),
+                Some(region),
+                "{input}"
+            );
+            assert_eq!(
+                crate_verdict(&n),
+                (true, None),
+                "{input}: the crate's own answer"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Italian and Vatican fixed lines, valid or not: leading-zero
+        /// numbers, where our country search and the crate's differ.
+        #[test]
+        fn italian_fixed_lines_get_libphonenumbers_answer(national in "0[0-9]{5,11}") {
+            agrees(&format!("+39{national}"))?;
+        }
     }
 
     proptest! {
@@ -390,11 +462,7 @@ mod timing {
             eprintln!("crate is_valid+id: {:?}/op", t.elapsed() / set.len() as u32);
             let t = std::time::Instant::now();
             for n in &parsed {
-                std::hint::black_box(super::classify(
-                    n.code().value(),
-                    &n.national().to_string(),
-                    &n.national().value().to_string(),
-                ));
+                std::hint::black_box(super::classify(n.code().value(), &n.national().to_string()));
             }
             eprintln!("classify: {:?}/op", t.elapsed() / set.len() as u32);
             let t = std::time::Instant::now();

@@ -25,15 +25,22 @@ impl FromRequestParts<AppState> for AuthTenant {
         let key = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
+            .and_then(|h| credentials(h, "Bearer"))
             .ok_or_else(|| ApiError::unauthorized("Authorization must be: Bearer <api key>"))?;
         let tenant = authenticate(&state.tenants, key)
             .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
         check_rate(state, &tenant)?;
         Ok(AuthTenant(tenant))
     }
+}
+
+/// The credentials of an `Authorization` value if its scheme is `scheme`.
+/// Schemes are case-insensitive (RFC 9110 §11.1: `bearer`, `BASIC`), and
+/// the credentials follow after one or more spaces.
+pub fn credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = value.trim().split_once(' ')?;
+    let rest = rest.trim();
+    (given.eq_ignore_ascii_case(scheme) && !rest.is_empty()).then_some(rest)
 }
 
 /// The per-tenant request rate limit (`limits.tenant_requests_per_second`).
@@ -111,6 +118,10 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError
 
 /// Parses a JSON object body. serde would also read a struct from an array,
 /// which only produces confusing errors, so anything but an object is refused first.
+///
+/// The body must be exactly one JSON value (trailing whitespace aside):
+/// `{..} xyz` or `{..}{..}` is `invalid_json`, never "the first object", so
+/// that what we act on is what a signature or a log of the body covers.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if first.is_some_and(|b| *b != b'{')
@@ -121,18 +132,27 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body must be a JSON object (a map of fields)",
         ));
     }
+    let not_json = |e: serde_json::Error| {
+        ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}"))
+    };
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::bad_request("invalid_json", format!("body is not valid JSON: {inner}"))
+            not_json(inner)
+        } else if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            // A wrong field in a body that is not JSON at all (`{"to": 1} xyz`):
+            // the syntax is the first thing to fix.
+            not_json(syntax)
         } else if path == "." {
             ApiError::bad_request("invalid_field", inner.to_string())
         } else {
             ApiError::bad_request("invalid_field", format!("{path}: {inner}"))
         }
-    })
+    })?;
+    de.end().map_err(not_json)?;
+    Ok(value)
 }
 
 /// A single path parameter, with errors in the JSON shape.
@@ -176,5 +196,61 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
             .map_err(|e| {
                 ApiError::bad_request("invalid_field", format!("query: {}", e.body_text()))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Body {
+        to: String,
+    }
+
+    fn code(body: &str) -> String {
+        let e = parse_json::<Body>(body.as_bytes()).unwrap_err();
+        format!("{} {}", e.status.as_u16(), e.code)
+    }
+
+    #[test]
+    fn one_json_object_and_nothing_after_it() {
+        assert_eq!(
+            parse_json::<Body>(b" {\"to\": \"x\"} \r\n\t").unwrap().to,
+            "x"
+        );
+        for garbage in [
+            r#"{"to": "x"} xyz"#,
+            r#"{"to": "x"}{"to": "y"}"#,
+            r#"{"to": "x"} {"to": "y"}"#,
+            r#"{"to": "x"}]"#,
+            r#"{"to": "x"}0"#,
+            "{\"to\": \"x\"}\0",
+            // A bad field in a body that is not JSON anyway: the syntax first.
+            r#"{"to": 1} xyz"#,
+            r#"[1] xyz"#,
+        ] {
+            assert_eq!(code(garbage), "400 invalid_json", "{garbage:?}");
+        }
+        assert_eq!(code(r#"{"to": 1}"#), "400 invalid_field");
+        assert_eq!(code(r#"["x"]"#), "400 invalid_field");
+    }
+
+    #[test]
+    fn auth_schemes_are_case_insensitive() {
+        for h in [
+            "Bearer k1",
+            "bearer k1",
+            "BEARER k1",
+            "bEaReR   k1 ",
+            " Bearer k1",
+        ] {
+            assert_eq!(credentials(h, "Bearer"), Some("k1"), "{h:?}");
+        }
+        for h in ["Bearer", "Bearer ", "Basic k1", "Bearerk1", "Bear k1", ""] {
+            assert_eq!(credentials(h, "Bearer"), None, "{h:?}");
+        }
+        assert_eq!(credentials("basic QUM6dA==", "Basic"), Some("QUM6dA=="));
     }
 }

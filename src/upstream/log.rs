@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 
 use super::{Accepted, OutboundSms, Provider, ProviderError};
+use crate::domain::phone::scrub_numbers;
 
 pub struct LogProvider;
 
@@ -16,7 +17,8 @@ impl Provider for LogProvider {
         tracing::info!(
             id = %sms.id,
             to = %sms.to,
-            from = %sms.from,
+            // A numeric sender is a phone number: masked like `to`.
+            from = %scrub_numbers(&sms.from),
             category = %sms.category,
             encoding = sms.encoding.as_str(),
             chars = sms.body.chars().count(),

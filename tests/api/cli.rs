@@ -62,6 +62,29 @@ async fn check_config_names_the_bad_key() {
 }
 
 #[tokio::test]
+async fn check_config_refuses_an_empty_storage_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stopgate.toml");
+    let tenant = "[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k\"\n";
+    for (toml, env) in [
+        (format!("[storage]\npath = \"\"\n{tenant}"), None),
+        (format!("[storage]\npath = \"  \"\n{tenant}"), None),
+        (tenant.to_string(), Some(" ")),
+    ] {
+        std::fs::write(&file, &toml).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["check-config", "--config"]).arg(&file);
+        if let Some(v) = env {
+            cmd.env("STOPGATE_STORAGE__PATH", v);
+        }
+        let out = cmd.output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml} {env:?}: {err}");
+        assert!(err.contains("storage.path"), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn env_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("stopgate.toml");
@@ -172,7 +195,7 @@ async fn suppressions_cli_imports_and_exports() {
     let csv = dir.path().join("in.csv");
     std::fs::write(
         &csv,
-        "number,reason\n+33612345678,x\n0044 7400 123456,\nbad,\n",
+        "number,reason\n+33612345678,=1+1\n0044 7400 123456,\nbad,\n",
     )
     .unwrap();
     let out = Command::new(BIN)
@@ -215,6 +238,8 @@ async fn suppressions_cli_imports_and_exports() {
         .map(|l| l.split(',').next().unwrap())
         .collect();
     assert_eq!(numbers, ["+33612345678", "+447400123456"]);
+    // The CLI's export neutralises formulas like the API's (one function).
+    assert!(text.lines().nth(1).unwrap().ends_with(",'=1+1,"), "{text}");
 
     let out = Command::new(BIN)
         .args(["suppressions", "export", "--tenant", "nobody", "--config"])
@@ -223,4 +248,48 @@ async fn suppressions_cli_imports_and_exports() {
         .await
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// Text logs written to a file carry no ANSI colour codes: colours are only
+/// for a terminal (stderr here is a file, as under systemd or `2>log`).
+#[tokio::test]
+async fn text_logs_to_a_file_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("stopgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\napi_listen = \"127.0.0.1:0\"\npublic_listen = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[log]\nformat = \"text\"\nfilter = \"stopgate=debug,info\"\n[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k1\"\n",
+            dir.path().join("db").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env_remove("RUST_LOG")
+        .env_remove("STOPGATE_CONFIG")
+        // Not what keeps the colours out: the test must fail without the fix.
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut text = String::new();
+    for _ in 0..300 {
+        text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("stopgate listening") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().await.unwrap();
+    assert!(text.contains("stopgate listening"), "{text}");
+    assert!(text.contains("INFO"), "text format with levels: {text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "an ANSI escape in a log file: {text:?}"
+    );
 }

@@ -220,3 +220,113 @@ async fn the_public_listener_serves_no_api() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// One JSON value per body: whatever follows it (but whitespace) makes the
+/// body invalid, on the API and on the signed webhook alike, and nothing is
+/// acted on.
+#[tokio::test]
+async fn json_followed_by_anything_but_whitespace_is_invalid_json() {
+    let app = spawn_app().await;
+    let json_ct = Some("application/json");
+    let good = r#"{"to": "+33612345678", "from": "ACME", "body": "Hi"}"#;
+    for body in [
+        format!("{good} xyz"),
+        format!("{good}{good}"),
+        format!("{good}\n{good}"),
+        format!("{good}]"),
+        r#"{"to": 5, "from": "ACME", "body": "Hi"} xyz"#.to_string(),
+    ] {
+        let (s, b, _) = raw(&app, Some(ACME_KEY), json_ct, body.clone().into_bytes()).await;
+        assert_error(s, &b, 400, "invalid_json");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains("trailing"),
+            "{body}: {b}"
+        );
+    }
+    assert!(app.mock.received().is_empty(), "nothing was sent");
+    let (s, b, _) = raw(
+        &app,
+        Some(ACME_KEY),
+        json_ct,
+        format!("{good} \r\n\t ").into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 200, "trailing whitespace is fine: {b}");
+    assert_eq!(b["results"][0]["status"], "sent");
+
+    // The signed webhook: a valid signature over the whole body does not
+    // make the garbage after the first object acceptable.
+    let stop = r#"{"from": "+33698765401", "to": "36111", "text": "STOP"}"#;
+    for body in [format!("{stop} xyz"), format!("{stop}{stop}")] {
+        let sig = sign(INBOUND_SECRET, body.as_bytes());
+        let (s, b) = app
+            .post_inbound(body.into_bytes(), Some(&sig), "application/json")
+            .await;
+        assert_error(s, &b, 400, "invalid_json");
+    }
+    assert!(
+        !app.blocked(ACME_KEY, "+33698765401").await,
+        "no opt-out was recorded"
+    );
+    let body = format!("{stop}\n");
+    let sig = sign(INBOUND_SECRET, body.as_bytes());
+    let (s, b) = app
+        .post_inbound(body.into_bytes(), Some(&sig), "application/json")
+        .await;
+    assert_eq!(
+        (s.as_u16(), b["action"].as_str()),
+        (200, Some("opted_out")),
+        "{b}"
+    );
+
+    // Every other JSON body route shares the parser.
+    let resp = app
+        .client
+        .put(format!("{}/v1/suppressions/%2B33698765402", app.api))
+        .bearer_auth(ACME_KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"reason": "a"}{"reason": "b"}"#)
+        .send()
+        .await
+        .unwrap();
+    let s = resp.status();
+    assert_error(s, &resp.json().await.unwrap(), 400, "invalid_json");
+    assert!(!app.blocked(ACME_KEY, "+33698765402").await);
+}
+
+/// `Authorization` schemes are case-insensitive (RFC 9110 §11.1).
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_in_any_case() {
+    let app = spawn_app().await;
+    for auth in [
+        format!("Bearer {ACME_KEY}"),
+        format!("bearer {ACME_KEY}"),
+        format!("BEARER {ACME_KEY}"),
+        format!("bEaReR  {ACME_KEY}"),
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}/v1/suppressions?limit=1", app.api))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{auth}");
+    }
+    for auth in [
+        format!("Bearer{ACME_KEY}"),
+        format!("Basic {ACME_KEY}"),
+        "Bearer sk_wrong".to_string(),
+        "bearer ".to_string(),
+    ] {
+        let resp = app
+            .client
+            .get(format!("{}/v1/suppressions?limit=1", app.api))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        let s = resp.status();
+        assert_error(s, &resp.json().await.unwrap(), 401, "unauthorized");
+    }
+}

@@ -1,4 +1,4 @@
-//! OpenAPI, metrics, and what the public listener must not serve.
+//! OpenAPI, metrics, logs, and what the public listener must not serve.
 
 use serde_json::{json, Value};
 
@@ -157,5 +157,39 @@ async fn metrics_expose_messages_upstream_latency_and_flushes() {
         "stopgate_http_requests_total",
     ] {
         assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+}
+
+/// A numeric sender is a phone number: the dry-run provider's log line (the
+/// line that prints a sender) masks it as it masks the recipient. The
+/// suite's log audit (`tests/log_audit.rs`) reads this same file afterwards.
+#[tokio::test]
+async fn numeric_senders_are_masked_in_the_logs() {
+    const SENDER: &str = "+33698765499";
+    let app = spawn_app_with(|c| c.upstream.kind = stopgate::config::UpstreamKind::Log).await;
+    let mut ids = Vec::new();
+    for from in [SENDER, SENDER.trim_start_matches('+')] {
+        for category in ["marketing", "otp"] {
+            let r = app
+                .send_one(
+                    ACME_KEY,
+                    json!({"to": "+33612345678", "from": from, "body": "Hi", "category": category}),
+                )
+                .await;
+            assert_eq!(r["status"], "sent", "{r}");
+            ids.push(r["id"].as_str().unwrap().to_string());
+        }
+    }
+    let file = log_dir().join(format!("api-{}.log", std::process::id()));
+    let log = std::fs::read_to_string(&file).unwrap();
+    for id in &ids {
+        let line = log
+            .lines()
+            .find(|l| l.contains(id.as_str()) && l.contains("upstream=log"))
+            .unwrap_or_else(|| panic!("no dry-run line for {id} in {}", file.display()));
+        let v: Value = serde_json::from_str(line).unwrap();
+        let from = v["fields"]["from"].as_str().unwrap();
+        assert!(from.ends_with("99") && !from.contains("698765"), "{from}");
+        assert!(!line.contains(SENDER.trim_start_matches('+')), "{line}");
     }
 }

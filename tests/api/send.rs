@@ -255,6 +255,38 @@ async fn numbers_are_echoed_in_e164_and_bad_ones_rejected_alone() {
     assert_eq!(app.mock.received().len(), 2);
 }
 
+/// Italian fixed lines keep their trunk 0 in E.164 (`+39 02 ...`), and the
+/// Vatican shares +39 (06 698 ...): both have a country, so marketing to
+/// them gets a footer instead of "does not belong to a country".
+#[tokio::test]
+async fn italian_and_vatican_fixed_lines_are_sent_with_their_country() {
+    let app = spawn_app().await;
+    let (status, json) = app
+        .send(
+            ACME_KEY,
+            json!({"to": ["+39 02 1234 5678", "+39 06 698 12345"], "from": "ACME", "body": "Saldi"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    let r = json["results"].as_array().unwrap();
+    for (r, to, country, footer) in [
+        (&r[0], "+390212345678", "IT", "Disiscriviti: "),
+        (&r[1], "+390669812345", "VA", "Opt out: "),
+    ] {
+        assert_eq!(r["status"], "sent", "{r}");
+        assert_eq!(
+            (r["to"].as_str(), r["country"].as_str()),
+            (Some(to), Some(country)),
+            "{r}"
+        );
+        let url = r["optout"]["url"].as_str().expect("a link country");
+        assert_eq!(r["body"], format!("Saldi\n{footer}{url}"));
+        let got = app.mock.received_for(to);
+        assert_eq!(got.len(), 1, "{to} reaches the provider in E.164");
+        assert_eq!(got[0]["body"], r["body"]);
+    }
+}
+
 #[tokio::test]
 async fn segment_counts_follow_gsm7_and_ucs2() {
     let app = spawn_app().await;

@@ -371,6 +371,94 @@ async fn an_export_reimports_to_the_same_set() {
     );
 }
 
+/// An export opened in a spreadsheet runs no formula and holds no control
+/// character, whatever reasons the API and imports recorded; its numbers
+/// (E.164, starting with `+`) are untouched and re-import as they were.
+#[tokio::test]
+async fn exports_neutralise_formulas_and_keep_numbers_importable() {
+    let app = spawn_app().await;
+    let put = [
+        (
+            "+33698765410",
+            r#"=HYPERLINK("http://evil")"#,
+            Some("@SUM(1)"),
+        ),
+        ("+33698765411", "-2", None),
+        ("+33698765412", "+1+1", Some("=1+1")),
+    ];
+    for (number, reason, campaign) in put {
+        let mut body = json!({"reason": reason});
+        if let Some(c) = campaign {
+            body["campaign"] = json!(c);
+        }
+        let path = format!("/v1/suppressions/{}", number.replace('+', "%2B"));
+        let (s, v) = app.call(Method::PUT, ACME_KEY, &path, Some(body)).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["reason"], reason, "stored as given");
+    }
+    // Imports keep what the API refuses: NUL and ESC inside a reason.
+    let csv = "number,reason\n\
+        +33698765413,=cmd|' /C calc'!A0\n\
+        +33698765414,@SUM(1)\n\
+        +33698765415,\"\t=1+1\"\n\
+        +33698765416,a\0b\u{1b}[31mc\n";
+    let (s, r) = app.import_csv(ACME_KEY, csv.to_string()).await;
+    assert_eq!((s.as_u16(), r["imported"].as_u64()), (200, Some(4)), "{r}");
+
+    let exported = app.export_csv(ACME_KEY).await;
+    assert!(
+        !exported.contains(|c: char| c.is_control() && c != '\n'),
+        "control characters in {exported:?}"
+    );
+    // As text: the quoted cells, `'` inside the CSV quoting.
+    for cell in [
+        r#""'=HYPERLINK(""http://evil"")""#,
+        "'=cmd|' /C calc'!A0",
+        ",'@SUM(1)",
+        ",'-2,",
+        ",'+1+1,'=1+1",
+        ",a b [31mc,",
+    ] {
+        assert!(exported.contains(cell), "{cell} in {exported}");
+    }
+    let mut rows = csv::Reader::from_reader(exported.as_bytes());
+    let cells: HashMap<String, (String, String)> = rows
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[0].to_string(), (r[4].to_string(), r[5].to_string()))
+        })
+        .collect();
+    let cell = |n: &str| cells[n].clone();
+    let owned = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        cell("+33698765410"),
+        owned(r#"'=HYPERLINK("http://evil")"#, "'@SUM(1)")
+    );
+    assert_eq!(cell("+33698765411"), owned("'-2", ""));
+    assert_eq!(cell("+33698765412"), owned("'+1+1", "'=1+1"));
+    assert_eq!(cell("+33698765413"), owned("'=cmd|' /C calc'!A0", ""));
+    assert_eq!(cell("+33698765414"), owned("'@SUM(1)", ""));
+    // The import trimmed the tab; the `=` after it still gets its `'`.
+    assert_eq!(cell("+33698765415"), owned("'=1+1", ""));
+    assert_eq!(cell("+33698765416"), owned("a b [31mc", ""));
+    assert!(
+        cells.keys().all(|n| n.starts_with("+336")),
+        "numbers untouched: {cells:?}"
+    );
+
+    let (s, r) = app.import_csv(BETA_KEY, exported).await;
+    assert_eq!(
+        (s.as_u16(), r["imported"].as_u64(), r["failed"].as_u64()),
+        (200, Some(7), Some(0)),
+        "{r}"
+    );
+    assert_eq!(
+        app.list_all(ACME_KEY, 100).await,
+        app.list_all(BETA_KEY, 100).await
+    );
+}
+
 #[tokio::test]
 async fn pagination_stays_correct_while_entries_change() {
     let app = spawn_app().await;

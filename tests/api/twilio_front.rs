@@ -509,3 +509,42 @@ async fn the_official_twilio_python_sdk_works_unchanged() {
         "the confirmation went back in TwiML, not through the upstream"
     );
 }
+
+/// HTTP clients differ in how they spell the scheme; RFC 9110 makes it
+/// case-insensitive, so `basic`/`BASIC` are Twilio credentials too.
+#[tokio::test]
+async fn the_basic_scheme_is_accepted_in_any_case() {
+    use base64::prelude::{Engine, BASE64_STANDARD};
+    let app = spawn_front().await;
+    let creds = BASE64_STANDARD.encode(format!("{ACME_SID}:{ACME_TOKEN}"));
+    let form = [
+        ("To", "+33612345678"),
+        ("From", "ACMEOTP"),
+        ("Body", "Code 1234"),
+    ];
+    for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+        let resp = app
+            .client
+            .post(url(&app, ACME_SID))
+            .header("authorization", format!("{scheme} {creds}"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 201, "{scheme}: {body}");
+        assert_eq!(body["status"], "queued", "{body}");
+    }
+    assert_eq!(app.mock.received_for("+33612345678").len(), 4);
+    let resp = app
+        .client
+        .post(url(&app, ACME_SID))
+        .header("authorization", format!("Basically {creds}"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert_twilio_error(status, &resp.json().await.unwrap(), 401, 20003);
+}

@@ -99,11 +99,8 @@ pub fn message_sid(id: &MessageId) -> String {
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(BASE64_STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let encoded = crate::http::extract::credentials(value, "Basic")?;
+    let decoded = String::from_utf8(BASE64_STANDARD.decode(encoded).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_string(), password.to_string()))
 }
@@ -452,6 +449,19 @@ mod tests {
             basic_credentials(&h),
             Some(("AC1".to_string(), "tok:en".to_string()))
         );
+        // The scheme in any case (RFC 9110), as some HTTP clients send it.
+        for scheme in ["basic", "BASIC", "bAsIc"] {
+            h.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("{scheme} {}", BASE64_STANDARD.encode("AC1:t")))
+                    .unwrap(),
+            );
+            assert_eq!(
+                basic_credentials(&h),
+                Some(("AC1".to_string(), "t".to_string())),
+                "{scheme}"
+            );
+        }
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
         assert_eq!(basic_credentials(&h), None);
     }
