@@ -4,7 +4,7 @@
 //! Shutdown: on the signal both listeners stop accepting, in-flight requests
 //! get `server.shutdown_grace_secs` to finish, then the store is flushed.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::config::Settings;
 use crate::domain::{PhoneNumber, Tenant, TenantId};
-use crate::http::{self, error::ApiError};
+use crate::http::{self, error::ApiError, serve};
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
 use crate::store::{self, Store};
@@ -91,6 +91,18 @@ impl App {
             .with_context(|| {
                 format!("binding the public listener on {}", settings.public_listen)
             })?;
+        if let Some(w) = serve::open_files_limit().and_then(|limit| {
+            // The store's files, the provider connections, logs.
+            let reserve = 256 + cfg.upstream.concurrency;
+            serve::fd_budget_warning(
+                limit,
+                cfg.server.api_max_connections,
+                cfg.server.public_max_connections,
+                reserve,
+            )
+        }) {
+            tracing::warn!("{w}");
+        }
         let state = AppState {
             tenant_limiter: tenant_limiter(&cfg.limits),
             tenants,
@@ -135,19 +147,27 @@ impl App {
             http::api::router(state.clone()).layer(CatchPanicLayer::custom(panic_response));
         let public_router =
             http::public::router(state.clone()).layer(CatchPanicLayer::custom(panic_response));
-        let api_server = tokio::spawn(
-            axum::serve(api, api_router)
-                .with_graceful_shutdown(stopped(stop_rx.clone()))
-                .into_future(),
-        );
-        let public_server = tokio::spawn(
-            axum::serve(
-                public,
-                public_router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stopped(stop_rx))
-            .into_future(),
-        );
+        let server = &state.settings.config.server;
+        let limits = |max_connections| serve::Limits {
+            header_read: Duration::from_millis(server.header_read_timeout_ms),
+            body: Duration::from_millis(server.body_timeout_ms),
+            idle: Duration::from_millis(server.idle_timeout_ms),
+            max_connections,
+        };
+        let api_server = tokio::spawn(serve::serve(
+            api,
+            "api",
+            api_router,
+            limits(server.api_max_connections),
+            stopped(stop_rx.clone()),
+        ));
+        let public_server = tokio::spawn(serve::serve(
+            public,
+            "public",
+            public_router,
+            limits(server.public_max_connections),
+            stopped(stop_rx),
+        ));
         let housekeeping = tokio::spawn(housekeeping(state.store.clone()));
         shutdown.await;
         housekeeping.abort();

@@ -86,6 +86,18 @@ pub struct ServerConfig {
     pub public_base_url: String,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// A request head (line and headers) must arrive whole within this,
+    /// from the accept or from the first byte of a next request.
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive whole within this, from its head (a
+    /// streamed CSV import: between chunks instead).
+    pub body_timeout_ms: u64,
+    /// A kept-alive connection with no request in progress is closed after this.
+    pub idle_timeout_ms: u64,
+    /// Open connections per listener; beyond, new ones wait in the kernel's
+    /// backlog. Each listener has its own, so one cannot starve the other.
+    pub api_max_connections: usize,
+    pub public_max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +107,15 @@ impl Default for ServerConfig {
             public_listen: "127.0.0.1:8081".into(),
             public_base_url: "http://127.0.0.1:8081".into(),
             shutdown_grace_secs: 10,
+            header_read_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            // Longer than the 60 s a TLS proxy or load balancer keeps an idle
+            // connection to its backend (nginx's upstream keepalive_timeout,
+            // AWS ALB): the proxy closes first, so it never sends a webhook
+            // onto a connection we are closing at that very moment.
+            idle_timeout_ms: 75_000,
+            api_max_connections: 4096,
+            public_max_connections: 1024,
         }
     }
 }
@@ -374,6 +395,7 @@ impl Settings {
         let api_listen = addr("server.api_listen", &config.server.api_listen)?;
         let public_listen = addr("server.public_listen", &config.server.public_listen)?;
         let public_base_url = validate_base_url(&config.server.public_base_url)?;
+        validate_server_limits(&config.server)?;
         if config.upstream.kind == UpstreamKind::Http && config.upstream.url.is_empty() {
             return Err(ConfigError::new(
                 "upstream.url",
@@ -485,6 +507,35 @@ fn validate_ratelimit(r: &RateLimitConfig) -> Result<(), ConfigError> {
             return Err(ConfigError::new(
                 format!("ratelimit.trusted_proxies[{i}]"),
                 format!("{p:?} is not an IP address"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Timeouts from 1 ms to 1 hour, caps from 1 to 1,000,000: 0 would disable
+/// the protection (or the listener), and beyond these nothing is sane.
+fn validate_server_limits(s: &ServerConfig) -> Result<(), ConfigError> {
+    for (key, ms) in [
+        ("server.header_read_timeout_ms", s.header_read_timeout_ms),
+        ("server.body_timeout_ms", s.body_timeout_ms),
+        ("server.idle_timeout_ms", s.idle_timeout_ms),
+    ] {
+        if !(1..=3_600_000).contains(&ms) {
+            return Err(ConfigError::new(
+                key,
+                format!("{ms} must be from 1 to 3600000 (one hour)"),
+            ));
+        }
+    }
+    for (key, n) in [
+        ("server.api_max_connections", s.api_max_connections),
+        ("server.public_max_connections", s.public_max_connections),
+    ] {
+        if !(1..=1_000_000).contains(&n) {
+            return Err(ConfigError::new(
+                key,
+                format!("{n} must be from 1 to 1000000"),
             ));
         }
     }
@@ -753,6 +804,36 @@ api_key = "sk_acme_123"
         assert_eq!(e.key, "ratelimit.trusted_proxies[1]");
         let e = with_tenant("[attribution]\nwindow = 3").unwrap_err();
         assert!(e.message.contains("window"), "{e}");
+    }
+
+    #[test]
+    fn listener_limits_have_defaults_and_checked_values() {
+        let s = with_tenant("").unwrap();
+        let server = &s.config.server;
+        assert_eq!(server.header_read_timeout_ms, 10_000);
+        assert_eq!(server.body_timeout_ms, 30_000);
+        assert_eq!(server.idle_timeout_ms, 75_000);
+        assert_eq!(server.api_max_connections, 4096);
+        assert_eq!(server.public_max_connections, 1024);
+        let s = with_tenant("[server]\nidle_timeout_ms = 500\npublic_max_connections = 8").unwrap();
+        assert_eq!(s.config.server.idle_timeout_ms, 500);
+        assert_eq!(s.config.server.public_max_connections, 8);
+        for (toml, key) in [
+            (
+                "header_read_timeout_ms = 0",
+                "server.header_read_timeout_ms",
+            ),
+            ("body_timeout_ms = 3600001", "server.body_timeout_ms"),
+            ("idle_timeout_ms = 0", "server.idle_timeout_ms"),
+            ("api_max_connections = 0", "server.api_max_connections"),
+            (
+                "public_max_connections = 0",
+                "server.public_max_connections",
+            ),
+        ] {
+            let e = with_tenant(&format!("[server]\n{toml}")).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
+        }
     }
 
     #[test]

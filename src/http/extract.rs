@@ -107,13 +107,30 @@ pub async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError
     let limit = state.settings.config.limits.max_request_bytes;
     axum::body::to_bytes(req.into_body(), limit)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("request body is larger than {limit} bytes"),
+        .map_err(|e| {
+            body_error(
+                &e,
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("request body is larger than {limit} bytes"),
+                ),
             )
         })
+}
+
+/// Why a bounded body read failed: `408` when the body did not arrive within
+/// `server.body_timeout_ms`, else `too_large`.
+pub fn body_error(e: &axum::Error, too_large: ApiError) -> ApiError {
+    if super::serve::is_body_timeout(e) {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+    } else {
+        too_large
+    }
 }
 
 /// Parses a JSON object body. serde would also read a struct from an array,

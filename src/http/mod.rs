@@ -9,6 +9,7 @@ pub mod pages;
 pub mod public;
 pub mod ratelimit;
 pub mod review;
+pub mod serve;
 pub mod suppressions;
 pub mod twilio;
 pub mod webhook;

@@ -368,6 +368,11 @@ pub async fn import(
     req: Request,
 ) -> Result<Json<ImportJson>, ApiError> {
     require_content_type(req.headers(), "text/csv")?;
+    // A list of millions of rows may take longer than the body deadline to
+    // upload: the deadline applies between chunks instead.
+    if let Some(pace) = req.extensions().get::<crate::http::serve::BodyPace>() {
+        pace.streaming();
+    }
     let stream = req
         .into_body()
         .into_data_stream()

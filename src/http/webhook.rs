@@ -77,11 +77,14 @@ pub async fn inbound(State(state): State<AppState>, req: Request) -> Response {
 
 async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("request body is larger than {MAX_BODY} bytes"),
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        super::extract::body_error(
+            &e,
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("request body is larger than {MAX_BODY} bytes"),
+            ),
         )
     })?;
     let secret = state.settings.config.inbound.secret.expose().as_bytes();

@@ -13,4 +13,5 @@ mod operations;
 mod providers;
 mod send;
 mod suppressions;
+mod timeouts;
 mod twilio_front;

@@ -212,15 +212,24 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
     let limits = &state.settings.config.limits;
     let bytes = axum::body::to_bytes(req.into_body(), limits.max_request_bytes)
         .await
-        .map_err(|_| {
-            TwilioError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                90_003,
-                format!(
-                    "request body is larger than {} bytes",
-                    limits.max_request_bytes
-                ),
-            )
+        .map_err(|e| {
+            if crate::http::serve::is_body_timeout(&e) {
+                // 20000 + the status, like Twilio's own 20404 and 20429.
+                TwilioError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    20_408,
+                    "the request body did not arrive in time",
+                )
+            } else {
+                TwilioError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    90_003,
+                    format!(
+                        "request body is larger than {} bytes",
+                        limits.max_request_bytes
+                    ),
+                )
+            }
         })?;
     let form = parse_form(&bytes);
 

@@ -61,11 +61,14 @@ pub async fn inbound_twilio(
         .ok_or_else(|| ApiError::unauthorized("missing X-Twilio-Signature"))?;
     let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "webhook body too large",
+        .map_err(|e| {
+            crate::http::extract::body_error(
+                &e,
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "webhook body too large",
+                ),
             )
         })?;
     let params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
