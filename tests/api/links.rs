@@ -196,6 +196,13 @@ async fn the_page_speaks_the_recipients_language_then_the_browsers() {
             ACME_KEY,
             "+12125550125",
             Some("es-ES, ja"),
+            "es",
+            "Darme de baja",
+        ),
+        (
+            ACME_KEY,
+            "+12125550126",
+            Some("uk-UA, eo"),
             "en",
             "Unsubscribe",
         ),

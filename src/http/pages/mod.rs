@@ -25,7 +25,7 @@ use utoipa_axum::routes;
 
 use super::ratelimit::{self, ClientLimiter};
 use crate::app::AppState;
-use crate::domain::{now_millis, Action, Event, PhoneNumber, Source, UnixMillis};
+use crate::domain::{now_millis, Action, Country, Event, PhoneNumber, Source, UnixMillis};
 use crate::links;
 use crate::rules::RuleSet;
 use crate::store::{LinkRecord, StoreError};
@@ -157,7 +157,10 @@ fn find(
         .iter()
         .find(|t| t.id == link.tenant)
         .map_or_else(|| link.tenant.to_string(), |t| t.name.clone());
-    let lang = i18n::negotiate(&country_languages(&state.settings.rules, &number), accept);
+    let lang = i18n::negotiate(
+        &languages_of(&state.settings.rules, number.country()),
+        accept,
+    );
     Ok(Some(Found {
         link,
         number,
@@ -172,13 +175,13 @@ fn expired(created: UnixMillis, now: UnixMillis, expire_days: u32) -> bool {
 }
 
 /// The page languages of the recipient's country: its rules file's, or a
-/// small table for countries that have none.
-fn country_languages(rules: &RuleSet, number: &PhoneNumber) -> Vec<Lang> {
-    let r = rules.for_country(number.country());
+/// table for countries that have none.
+fn languages_of(rules: &RuleSet, country: Country) -> Vec<Lang> {
+    let r = rules.for_country(country);
     if r.country.is_some() {
         r.languages.iter().filter_map(|l| Lang::parse(l)).collect()
     } else {
-        i18n::fallback_languages(number.country().as_str()).to_vec()
+        i18n::fallback_languages(country.as_str()).to_vec()
     }
 }
 
@@ -285,5 +288,64 @@ mod tests {
         assert_eq!(reason(b"reason=%3Cscript%3E"), None);
         assert_eq!(reason(b""), None);
         assert_eq!(reason(&[0xff, 0x00, 0x26]), None);
+    }
+
+    /// Every region libphonenumber knows, with the page languages a number
+    /// from there gets (empty: the browser decides).
+    fn all_regions() -> Vec<(Country, Vec<Lang>)> {
+        let rules = RuleSet::builtin();
+        phonenumber::metadata::DATABASE
+            .iter()
+            .filter_map(|m| Country::parse(m.id()))
+            .map(|c| (c, languages_of(&rules, c)))
+            .collect()
+    }
+
+    #[test]
+    fn every_shipped_rules_language_is_one_the_pages_speak() {
+        let rules = RuleSet::builtin();
+        for cc in rules.countries() {
+            for l in &rules.for_country(cc).languages {
+                assert!(Lang::parse(l).is_some(), "{cc}: {l:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_only_has_countries_without_a_rules_file() {
+        // A table entry for a country with a file would never be read.
+        let rules = RuleSet::builtin();
+        for (c, _) in all_regions() {
+            let table = i18n::fallback_languages(c.as_str());
+            if rules.for_country(c).country.is_some() {
+                assert!(table.is_empty(), "{c} has a rules file and a table entry");
+            }
+        }
+    }
+
+    #[test]
+    fn every_language_is_some_countrys_first() {
+        let regions = all_regions();
+        for l in Lang::ALL {
+            assert!(
+                regions.iter().any(|(_, langs)| langs.first() == Some(&l)),
+                "{l:?} is no country's language"
+            );
+        }
+        let of = |cc: &str| {
+            regions
+                .iter()
+                .find(|(c, _)| c.as_str() == cc)
+                .map(|(_, l)| l.clone())
+                .unwrap()
+        };
+        assert_eq!(of("ES"), [Lang::Es]);
+        assert_eq!(of("FI"), [Lang::Fi, Lang::Sv]);
+        assert_eq!(of("CH"), [Lang::De, Lang::Fr, Lang::It]);
+        assert_eq!(of("EG"), [Lang::Ar]);
+        assert_eq!(of("HK"), [Lang::ZhHant, Lang::En]);
+        assert_eq!(of("IN"), [Lang::Hi, Lang::En]);
+        assert_eq!(of("US"), []);
+        assert_eq!(of("UA"), []);
     }
 }
