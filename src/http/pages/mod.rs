@@ -49,11 +49,12 @@ struct Found {
     lang: Lang,
 }
 
-/// The opt-out page. Never changes state (`HEAD` too): link scanners prefetch.
+/// The opt-out page, or the done page if the number is already opted out of
+/// the link's tenant. Never changes state (`HEAD` too): link scanners prefetch.
 #[utoipa::path(get, path = "/{code}", tag = "public", operation_id = "optout_page",
     params(("code" = String, Path, description = "The 8-character link code")),
     responses(
-        (status = 200, description = "the localized opt-out page", content_type = "text/html"),
+        (status = 200, description = "the localized opt-out page (the done page when already opted out)", content_type = "text/html"),
         (status = 404, description = "unknown or expired code: how else to opt out", content_type = "text/html"),
         (status = 429, description = "too many requests from this client; see Retry-After", content_type = "text/html")))]
 async fn show(
@@ -62,15 +63,19 @@ async fn show(
     headers: HeaderMap,
 ) -> Response {
     let accept = accept_language(&headers);
-    match find(&state, code, accept) {
-        Ok(Some(f)) => page(
-            StatusCode::OK,
-            f.lang,
-            templates::optout(f.lang, &f.tenant_name, &f.number.masked()),
-        ),
-        Ok(None) => not_found(accept),
-        Err(e) => unavailable(accept, &e),
-    }
+    let f = match find(&state, code, accept) {
+        Ok(Some(f)) => f,
+        Ok(None) => return not_found(accept),
+        Err(e) => return unavailable(accept, &e),
+    };
+    // Already opted out (by this link, a STOP, the API or an import): say
+    // so rather than offer a button that would change nothing. Still a read.
+    let markup = match state.store.is_suppressed(&f.link.tenant, &f.link.number) {
+        Ok(true) => templates::done(f.lang, &f.tenant_name, &f.number.masked()),
+        Ok(false) => templates::optout(f.lang, &f.tenant_name, &f.number.masked()),
+        Err(e) => return unavailable(Some(f.lang.code()), &e),
+    };
+    page(StatusCode::OK, f.lang, markup)
 }
 
 /// Opts the link's number out of the link's tenant (idempotent); the done page.
