@@ -12,7 +12,7 @@ use stopgate::rules::{Method, RuleSet};
 use crate::helpers::*;
 
 /// libphonenumber's example mobile number of a region, in E.164.
-fn example_mobile(region: &str) -> String {
+pub fn example_mobile(region: &str) -> String {
     let meta = phonenumber::metadata::DATABASE
         .by_id(region)
         .unwrap_or_else(|| panic!("{region}: no metadata"));
