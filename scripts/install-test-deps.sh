@@ -8,6 +8,9 @@ need_apt=()
 # headless-capable Chromium and its WebDriver.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# Its screenshots of the page in Japanese need a CJK font (Debian's chromium
+# brings DejaVu, which covers Latin, Greek, Cyrillic and Arabic only).
+[ -n "$(fc-list :lang=ja 2>/dev/null)" ] || need_apt+=(fonts-droid-fallback)
 
 # The benchmark smoke (bench/smoke_test.py, run by scripts/test.sh): wrk
 # drives the load, nginx is the reverse proxy stopgate is compared with.

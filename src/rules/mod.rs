@@ -22,12 +22,69 @@ const BUILTIN: &[(&str, &str)] = &[
         "default.toml",
         include_str!("../../country-rules/default.toml"),
     ),
+    ("AO.toml", include_str!("../../country-rules/AO.toml")),
+    ("AR.toml", include_str!("../../country-rules/AR.toml")),
+    ("AT.toml", include_str!("../../country-rules/AT.toml")),
+    ("AX.toml", include_str!("../../country-rules/AX.toml")),
+    ("BA.toml", include_str!("../../country-rules/BA.toml")),
     ("BE.toml", include_str!("../../country-rules/BE.toml")),
+    ("BO.toml", include_str!("../../country-rules/BO.toml")),
+    ("BR.toml", include_str!("../../country-rules/BR.toml")),
+    ("CH.toml", include_str!("../../country-rules/CH.toml")),
+    ("CL.toml", include_str!("../../country-rules/CL.toml")),
+    ("CO.toml", include_str!("../../country-rules/CO.toml")),
+    ("CR.toml", include_str!("../../country-rules/CR.toml")),
+    ("CU.toml", include_str!("../../country-rules/CU.toml")),
+    ("CV.toml", include_str!("../../country-rules/CV.toml")),
+    ("CY.toml", include_str!("../../country-rules/CY.toml")),
+    ("CZ.toml", include_str!("../../country-rules/CZ.toml")),
     ("DE.toml", include_str!("../../country-rules/DE.toml")),
+    ("DK.toml", include_str!("../../country-rules/DK.toml")),
+    ("DO.toml", include_str!("../../country-rules/DO.toml")),
+    ("EC.toml", include_str!("../../country-rules/EC.toml")),
+    ("EE.toml", include_str!("../../country-rules/EE.toml")),
+    ("ES.toml", include_str!("../../country-rules/ES.toml")),
+    ("FI.toml", include_str!("../../country-rules/FI.toml")),
     ("FR.toml", include_str!("../../country-rules/FR.toml")),
     ("GB.toml", include_str!("../../country-rules/GB.toml")),
+    ("GQ.toml", include_str!("../../country-rules/GQ.toml")),
+    ("GR.toml", include_str!("../../country-rules/GR.toml")),
+    ("GT.toml", include_str!("../../country-rules/GT.toml")),
+    ("GW.toml", include_str!("../../country-rules/GW.toml")),
+    ("HN.toml", include_str!("../../country-rules/HN.toml")),
+    ("HR.toml", include_str!("../../country-rules/HR.toml")),
+    ("HU.toml", include_str!("../../country-rules/HU.toml")),
+    ("ID.toml", include_str!("../../country-rules/ID.toml")),
     ("IT.toml", include_str!("../../country-rules/IT.toml")),
+    ("LI.toml", include_str!("../../country-rules/LI.toml")),
+    ("LT.toml", include_str!("../../country-rules/LT.toml")),
+    ("LU.toml", include_str!("../../country-rules/LU.toml")),
+    ("LV.toml", include_str!("../../country-rules/LV.toml")),
+    ("MC.toml", include_str!("../../country-rules/MC.toml")),
+    ("MD.toml", include_str!("../../country-rules/MD.toml")),
+    ("MX.toml", include_str!("../../country-rules/MX.toml")),
+    ("MZ.toml", include_str!("../../country-rules/MZ.toml")),
+    ("NI.toml", include_str!("../../country-rules/NI.toml")),
     ("NL.toml", include_str!("../../country-rules/NL.toml")),
+    ("PA.toml", include_str!("../../country-rules/PA.toml")),
+    ("PE.toml", include_str!("../../country-rules/PE.toml")),
+    ("PL.toml", include_str!("../../country-rules/PL.toml")),
+    ("PR.toml", include_str!("../../country-rules/PR.toml")),
+    ("PT.toml", include_str!("../../country-rules/PT.toml")),
+    ("PY.toml", include_str!("../../country-rules/PY.toml")),
+    ("RO.toml", include_str!("../../country-rules/RO.toml")),
+    ("SE.toml", include_str!("../../country-rules/SE.toml")),
+    ("SI.toml", include_str!("../../country-rules/SI.toml")),
+    ("SK.toml", include_str!("../../country-rules/SK.toml")),
+    ("SM.toml", include_str!("../../country-rules/SM.toml")),
+    ("SR.toml", include_str!("../../country-rules/SR.toml")),
+    ("ST.toml", include_str!("../../country-rules/ST.toml")),
+    ("SV.toml", include_str!("../../country-rules/SV.toml")),
+    ("TL.toml", include_str!("../../country-rules/TL.toml")),
+    ("TR.toml", include_str!("../../country-rules/TR.toml")),
+    ("UY.toml", include_str!("../../country-rules/UY.toml")),
+    ("VA.toml", include_str!("../../country-rules/VA.toml")),
+    ("VE.toml", include_str!("../../country-rules/VE.toml")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -318,7 +375,7 @@ mod tests {
                 .contains("{shortcode}"));
         }
         assert_eq!(rules.for_country(c("US")).method, Method::Link);
-        assert_eq!(rules.for_country(c("ES")).country, None);
+        assert_eq!(rules.for_country(c("US")).country, None);
         assert_eq!(rules.for_country(c("BE")).languages, vec!["fr", "nl"]);
     }
 
@@ -363,24 +420,123 @@ mod tests {
     #[test]
     fn a_directory_can_add_a_country() {
         let dir = tempfile::tempdir().unwrap();
-        let es = r#"
-country = "ES"
-languages = ["es"]
+        let ad = r#"
+country = "AD"
+languages = ["ca"]
 method = "link"
 [footer]
-link = "Baja: {url}"
+link = "Baixa: {url}"
 [keywords]
-stop = ["BAJA"]
+stop = ["BAIXA"]
 [replies]
 stop = "x"
 stopall = "x"
 start = "x"
 help = "x"
 "#;
-        std::fs::write(dir.path().join("ES.toml"), es).unwrap();
+        std::fs::write(dir.path().join("AD.toml"), ad).unwrap();
         let rules = RuleSet::load(Some(dir.path())).unwrap();
-        let r = rules.for_country(c("ES"));
-        assert_eq!(r.link_footer, "Baja: {url}");
-        assert!(r.keywords.stop.contains("BAJA") && r.keywords.stop.contains("STOP"));
+        let r = rules.for_country(c("AD"));
+        assert_eq!(r.link_footer, "Baixa: {url}");
+        assert!(r.keywords.stop.contains("BAIXA") && r.keywords.stop.contains("STOP"));
+    }
+
+    #[test]
+    fn a_directory_can_replace_a_builtin_country() {
+        let dir = tempfile::tempdir().unwrap();
+        let es = BUILTIN.iter().find(|(n, _)| *n == "ES.toml").unwrap().1;
+        let mine = es.replace("link = \"Baja: {url}\"", "link = \"Darse de baja: {url}\"");
+        assert_ne!(mine, es);
+        std::fs::write(dir.path().join("ES.toml"), mine).unwrap();
+        let rules = RuleSet::load(Some(dir.path())).unwrap();
+        assert_eq!(
+            rules.for_country(c("ES")).link_footer,
+            "Darse de baja: {url}"
+        );
+        assert_eq!(
+            RuleSet::builtin().for_country(c("ES")).link_footer,
+            "Baja: {url}"
+        );
+    }
+
+    /// DESIGN.md §3: footers are GSM-7 only, so that they never turn a
+    /// message into UCS-2. `validate` refuses others; this says it of every
+    /// file we ship, whatever `validate` becomes.
+    #[test]
+    fn every_shipped_footer_is_gsm7_and_carries_its_placeholder() {
+        let rules = RuleSet::builtin();
+        let all = rules
+            .countries()
+            .into_iter()
+            .map(|cc| rules.for_country(cc).clone())
+            .chain([rules.default_rules().clone()]);
+        let mut n = 0;
+        for r in all {
+            let who = r.country.map_or("default".to_string(), |c| c.to_string());
+            assert!(r.link_footer.contains("{url}"), "{who}");
+            assert!(
+                is_gsm7(&r.link_footer.replace("{url}", "")),
+                "{who}: {}",
+                r.link_footer
+            );
+            if let Some(sc) = &r.shortcode_footer {
+                assert!(sc.contains("{shortcode}"), "{who}");
+                assert!(is_gsm7(&sc.replace("{shortcode}", "")), "{who}: {sc}");
+            }
+            n += 1;
+        }
+        assert_eq!(n, BUILTIN.len());
+    }
+
+    #[test]
+    fn link_countries_have_their_language_in_the_footer() {
+        let rules = RuleSet::builtin();
+        for (cc, footer, lang) in [
+            ("ES", "Baja: {url}", "es"),
+            ("MX", "Baja: {url}", "es"),
+            ("BR", "Cancelar SMS: {url}", "pt"),
+            ("PL", "Rezygnacja: {url}", "pl"),
+            ("RO", "Dezabonare: {url}", "ro"),
+            ("SE", "Avregistrera: {url}", "sv"),
+            ("DK", "Afmeld: {url}", "da"),
+            ("FI", "Peruuta tilaus: {url}", "fi"),
+            ("CZ", "Odhlaseni: {url}", "cs"),
+            ("SK", "Odhlasenie: {url}", "sk"),
+            ("HU", "Leiratkozas: {url}", "hu"),
+            ("GR", "ΔIAΓPAΦH: {url}", "el"),
+            ("HR", "Odjava: {url}", "hr"),
+            ("SI", "Odjava: {url}", "sl"),
+            ("EE", "Loobu: {url}", "et"),
+            ("LV", "Atteikties: {url}", "lv"),
+            ("LT", "Atsisakyti: {url}", "lt"),
+            ("ID", "Berhenti langganan: {url}", "id"),
+            ("TR", "Abonelik iptali: {url}", "tr"),
+            ("AT", "Abmelden: {url}", "de"),
+            ("CH", "Abmelden/Desinscription/Disiscriviti: {url}", "de"),
+        ] {
+            let r = rules.for_country(c(cc));
+            assert_eq!(r.country, Some(c(cc)), "{cc} has a file");
+            assert_eq!(r.method, Method::Link, "{cc}");
+            assert_eq!(r.link_footer, footer, "{cc}");
+            assert_eq!(r.languages[0], lang, "{cc}");
+        }
+        // Scripts GSM-7 cannot write keep the English default footer.
+        for cc in ["RU", "BG", "SA", "EG", "CN", "TW", "JP", "KR", "IN"] {
+            assert_eq!(rules.for_country(c(cc)).country, None, "{cc}");
+        }
+        assert_eq!(rules.default_rules().link_footer, "Opt out: {url}");
+    }
+
+    #[test]
+    fn new_keywords_are_few_and_local() {
+        let rules = RuleSet::builtin();
+        assert!(rules.for_country(c("ES")).keywords.stop.contains("BAJA"));
+        assert!(rules.for_country(c("AR")).keywords.stop.contains("BAJA"));
+        assert!(rules.for_country(c("BR")).keywords.stop.contains("SAIR"));
+        assert!(!rules.for_country(c("PT")).keywords.stop.contains("SAIR"));
+        assert!(rules.for_country(c("SE")).keywords.stop.contains("STOPP"));
+        // Another country's words stay there: BAJA is no opt-out in the US.
+        assert!(!rules.for_country(c("US")).keywords.stop.contains("BAJA"));
+        assert!(!rules.default_rules().keywords.stop.contains("BAJA"));
     }
 }

@@ -1,7 +1,9 @@
 //! A real browser on the opt-out page: Debian's headless Chromium through
 //! chromedriver (WebDriver, via fantoccini). It loads the page at phone
 //! width, picks a reason, presses the one button, and the number is
-//! suppressed. Screenshots land in `target/screenshots/` for review.
+//! suppressed; once per script the pages are written in (Latin, Cyrillic,
+//! Greek, Arabic right to left, CJK). Screenshots land in
+//! `target/screenshots/` (`optout-<script>-<lang>.png`, `done-...`) for review.
 //!
 //! Chromium and chromedriver come from `scripts/install-test-deps.sh`; the
 //! test fails (it does not skip) when they are missing.
@@ -17,6 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::helpers::*;
+use crate::languages::example_mobile;
 
 /// Phone width in CSS pixels (an iPhone 12-15).
 const WIDTH: u32 = 390;
@@ -87,6 +90,17 @@ async fn a_real_browser_opts_out_with_one_click() {
         &["/usr/lib/chromium/chromium", "chromium", "chromium-browser"],
     );
     let chromedriver = required("chromedriver", &["chromedriver"]);
+    // Without a font for a script, the screenshot shows boxes and proves nothing.
+    for lang in ["ru", "el", "ar", "ja"] {
+        let fonts = std::process::Command::new("fc-list")
+            .arg(format!(":lang={lang}"))
+            .output()
+            .expect("fc-list (fontconfig, installed with chromium)");
+        assert!(
+            !fonts.stdout.is_empty(),
+            "no font for {lang}: run scripts/install-test-deps.sh"
+        );
+    }
 
     // No shared French code, so French numbers get links (the fallback).
     let app = spawn_app_with(|c| {
@@ -124,9 +138,16 @@ async fn a_real_browser_opts_out_with_one_click() {
         .expect("a WebDriver session with headless chromium");
 
     let shots = screenshot_dir();
+    // One case per script the pages are written in (DESIGN.md §3: the page
+    // is in the recipient's language); each leaves two screenshots.
+    let ar = example_mobile("EG");
+    let ru = example_mobile("RU");
+    let el = example_mobile("GR");
+    let ja = example_mobile("JP");
     let cases = [
-        // (lang, number, campaign, reason to pick, button, done title)
+        // (script, lang, number, campaign, reason to pick, button, done title)
         (
+            "latin",
             "fr",
             "+33612345678",
             "soldes-ete",
@@ -135,6 +156,7 @@ async fn a_real_browser_opts_out_with_one_click() {
             "Vous êtes désinscrit",
         ),
         (
+            "latin",
             "en",
             "+12125550123",
             "bf-2026",
@@ -142,11 +164,47 @@ async fn a_real_browser_opts_out_with_one_click() {
             "Unsubscribe",
             "You are unsubscribed",
         ),
+        (
+            "cyrillic",
+            "ru",
+            ru.as_str(),
+            "leto",
+            Some("not_interested"),
+            "Отписаться",
+            "Вы отписались",
+        ),
+        (
+            "greek",
+            "el",
+            el.as_str(),
+            "kalokairi",
+            None,
+            "Διαγραφή",
+            "Η διαγραφή σας ολοκληρώθηκε",
+        ),
+        (
+            "arabic",
+            "ar",
+            ar.as_str(),
+            "ramadan",
+            Some("never_signed_up"),
+            "إلغاء الاشتراك",
+            "تم إلغاء اشتراكك",
+        ),
+        (
+            "cjk",
+            "ja",
+            ja.as_str(),
+            "natsu",
+            Some("other"),
+            "配信を停止する",
+            "配信を停止しました",
+        ),
     ];
     // Run the checks, then always end the session (so chromium exits) before
     // reporting a failure.
     let outcome = std::panic::AssertUnwindSafe(async {
-        for (lang, number, campaign, reason, button, done_title) in cases {
+        for (script, lang, number, campaign, reason, button, done_title) in cases {
             let r = app
                 .send_one(
                     ACME_KEY,
@@ -178,8 +236,58 @@ async fn a_real_browser_opts_out_with_one_click() {
                 width <= f64::from(WIDTH),
                 "no horizontal scrolling: body is {width}px"
             );
+            // Laid out in the script's direction: the radio button starts
+            // each reason's row, on the left, or on the right in Arabic.
+            let dir = browser
+                .find(Locator::Css("html"))
+                .await
+                .unwrap()
+                .attr("dir")
+                .await
+                .unwrap();
+            let radio_x = browser
+                .find(Locator::Css("input[name=reason]"))
+                .await
+                .unwrap()
+                .rectangle()
+                .await
+                .unwrap()
+                .0;
+            let label_x = browser
+                .find(Locator::Css("label span"))
+                .await
+                .unwrap()
+                .rectangle()
+                .await
+                .unwrap()
+                .0;
+            if lang == "ar" {
+                assert_eq!(dir.as_deref(), Some("rtl"));
+                assert!(radio_x > label_x, "{lang}: radio {radio_x}, text {label_x}");
+                // The number inside the Arabic sentence still reads left to
+                // right: its `+` is left of its last digit.
+                let xs = browser
+                    .execute(
+                        "const t = document.querySelector('strong.n').firstChild;\
+                         const r = document.createRange();\
+                         const x = i => { r.setStart(t, i); r.setEnd(t, i + 1);\
+                           return r.getBoundingClientRect().x; };\
+                         return [x(0), x(t.length - 1)];",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                let (plus, last) = (xs[0].as_f64().unwrap(), xs[1].as_f64().unwrap());
+                assert!(
+                    plus < last,
+                    "the number is reversed: + at {plus}, last digit at {last}"
+                );
+            } else {
+                assert_eq!(dir, None, "{lang}");
+                assert!(radio_x < label_x, "{lang}: radio {radio_x}, text {label_x}");
+            }
             let png = browser.screenshot().await.unwrap();
-            std::fs::write(shots.join(format!("optout-{lang}.png")), &png).unwrap();
+            std::fs::write(shots.join(format!("optout-{script}-{lang}.png")), &png).unwrap();
             assert!(
                 !app.blocked(ACME_KEY, number).await,
                 "loading the page opted out"
@@ -203,7 +311,7 @@ async fn a_real_browser_opts_out_with_one_click() {
                 .expect("the done page");
             assert_eq!(done.text().await.unwrap(), done_title);
             let png = browser.screenshot().await.unwrap();
-            std::fs::write(shots.join(format!("done-{lang}.png")), &png).unwrap();
+            std::fs::write(shots.join(format!("done-{script}-{lang}.png")), &png).unwrap();
 
             assert!(
                 app.blocked(ACME_KEY, number).await,

@@ -184,6 +184,13 @@ async fn the_page_speaks_the_recipients_language_then_the_browsers() {
             ACME_KEY,
             "+12125550125",
             Some("es-ES, ja"),
+            "es",
+            "Darme de baja",
+        ),
+        (
+            ACME_KEY,
+            "+12125550126",
+            Some("uk-UA, eo"),
             "en",
             "Unsubscribe",
         ),
@@ -323,4 +330,75 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
         429,
         "one IPv6 /64 is one client"
     );
+}
+
+#[tokio::test]
+async fn a_link_opened_after_its_opt_out_says_you_are_unsubscribed() {
+    let app = spawn_app().await;
+    let n = "+12125550123";
+    let path = "/v1/suppressions/%2B12125550123";
+    let code = link_for(&app, ACME_KEY, n, Some("bf-2026")).await;
+    let beta_code = link_for(&app, BETA_KEY, n, None).await;
+    let (_, html, _) = get(&app, &code, None).await;
+    assert_eq!(html.matches("<button").count(), 1, "subscribed: the form");
+
+    // Opted out some other way (here the API; a STOP or an import alike).
+    let (status, _) = app
+        .call(
+            reqwest::Method::PUT,
+            ACME_KEY,
+            path,
+            Some(json!({"reason": "asked by phone"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, html, headers) = get(&app, &code, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert!(html.contains("You are unsubscribed"), "{html}");
+    assert!(html.contains("ACME Shop") && html.contains("+1 2•• ••• ••23"));
+    assert!(
+        !html.contains("<form") && !html.contains("<button"),
+        "{html}"
+    );
+    let head = app
+        .client
+        .head(format!("{}/{code}", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        app.events("acme", n).await.len(),
+        1,
+        "GET and HEAD recorded nothing"
+    );
+    // Per tenant: the other tenant's link still offers the button.
+    let (_, html, _) = get(&app, &beta_code, None).await;
+    assert_eq!(html.matches("<button").count(), 1, "{html}");
+
+    // Re-subscribed (with proof): the form is back, read live.
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            ACME_KEY,
+            path,
+            Some(json!({"proof": "signed form 8812"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, html, _) = get(&app, &code, None).await;
+    assert_eq!(html.matches("<button").count(), 1, "{html}");
+
+    // The link's own opt-out, then the link opened again: the done state,
+    // in the recipient's language.
+    let es = "+34612345678";
+    let code = link_for(&app, BETA_KEY, es, None).await;
+    assert_eq!(post(&app, &code, "").await.0, 200);
+    let (status, html, _) = get(&app, &code, Some("en")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<html lang=\"es\">"), "{html}");
+    assert!(html.contains("Se ha dado de baja"), "{html}");
+    assert!(!html.contains("<button"));
+    assert_eq!(app.events("beta", es).await.len(), 1);
 }

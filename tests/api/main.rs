@@ -7,6 +7,7 @@ mod crash;
 mod errors;
 mod helpers;
 mod inbound;
+mod languages;
 mod links;
 mod mocks;
 mod operations;

@@ -25,7 +25,9 @@ use utoipa_axum::routes;
 
 use super::ratelimit::{self, ClientLimiter};
 use crate::app::AppState;
-use crate::domain::{now_millis, Action, Event, LinkCode, PhoneNumber, Source, UnixMillis};
+use crate::domain::{
+    now_millis, Action, Country, Event, LinkCode, PhoneNumber, Source, UnixMillis,
+};
 use crate::rules::RuleSet;
 use crate::store::{LinkRecord, StoreError};
 use i18n::{Lang, REASONS};
@@ -48,11 +50,12 @@ struct Found {
     lang: Lang,
 }
 
-/// The opt-out page. Never changes state (`HEAD` too): link scanners prefetch.
+/// The opt-out page, or the done page if the number is already opted out of
+/// the link's tenant. Never changes state (`HEAD` too): link scanners prefetch.
 #[utoipa::path(get, path = "/{code}", tag = "public", operation_id = "optout_page",
     params(("code" = String, Path, description = "The 8-character link code")),
     responses(
-        (status = 200, description = "the localized opt-out page", content_type = "text/html"),
+        (status = 200, description = "the localized opt-out page (the done page when already opted out)", content_type = "text/html"),
         (status = 404, description = "unknown or expired code: how else to opt out", content_type = "text/html"),
         (status = 429, description = "too many requests from this client; see Retry-After", content_type = "text/html")))]
 async fn show(
@@ -61,15 +64,23 @@ async fn show(
     headers: HeaderMap,
 ) -> Response {
     let accept = accept_language(&headers);
-    match find(&state, code, accept).await {
-        Ok(Some(f)) => page(
-            StatusCode::OK,
-            f.lang,
-            templates::optout(f.lang, &f.tenant_name, &f.number.masked()),
-        ),
-        Ok(None) => not_found(accept),
-        Err(e) => unavailable(accept, &e),
-    }
+    let f = match find(&state, code, accept).await {
+        Ok(Some(f)) => f,
+        Ok(None) => return not_found(accept),
+        Err(e) => return unavailable(accept, &e),
+    };
+    // Already opted out (by this link, a STOP, the API or an import): say
+    // so rather than offer a button that would change nothing. Still a read.
+    let state_now = state
+        .store
+        .suppression(&f.link.tenant, &f.link.number)
+        .await;
+    let markup = match state_now.map(|s| s.is_some_and(|s| s.suppressed)) {
+        Ok(true) => templates::done(f.lang, &f.tenant_name, &f.number.masked()),
+        Ok(false) => templates::optout(f.lang, &f.tenant_name, &f.number.masked()),
+        Err(e) => return unavailable(Some(f.lang.code()), &e),
+    };
+    page(StatusCode::OK, f.lang, markup)
 }
 
 /// Opts the link's number out of the link's tenant (idempotent); the done page.
@@ -151,7 +162,10 @@ async fn find(
         .iter()
         .find(|t| t.id == link.tenant)
         .map_or_else(|| link.tenant.to_string(), |t| t.name.clone());
-    let lang = i18n::negotiate(&country_languages(&state.settings.rules, &number), accept);
+    let lang = i18n::negotiate(
+        &languages_of(&state.settings.rules, number.country()),
+        accept,
+    );
     Ok(Some(Found {
         link,
         number,
@@ -166,13 +180,13 @@ fn expired(created: UnixMillis, now: UnixMillis, expire_days: u32) -> bool {
 }
 
 /// The page languages of the recipient's country: its rules file's, or a
-/// small table for countries that have none.
-fn country_languages(rules: &RuleSet, number: &PhoneNumber) -> Vec<Lang> {
-    let r = rules.for_country(number.country());
+/// table for countries that have none.
+fn languages_of(rules: &RuleSet, country: Country) -> Vec<Lang> {
+    let r = rules.for_country(country);
     if r.country.is_some() {
         r.languages.iter().filter_map(|l| Lang::parse(l)).collect()
     } else {
-        i18n::fallback_languages(number.country().as_str()).to_vec()
+        i18n::fallback_languages(country.as_str()).to_vec()
     }
 }
 
@@ -279,5 +293,64 @@ mod tests {
         assert_eq!(reason(b"reason=%3Cscript%3E"), None);
         assert_eq!(reason(b""), None);
         assert_eq!(reason(&[0xff, 0x00, 0x26]), None);
+    }
+
+    /// Every region libphonenumber knows, with the page languages a number
+    /// from there gets (empty: the browser decides).
+    fn all_regions() -> Vec<(Country, Vec<Lang>)> {
+        let rules = RuleSet::builtin();
+        phonenumber::metadata::DATABASE
+            .iter()
+            .filter_map(|m| Country::parse(m.id()))
+            .map(|c| (c, languages_of(&rules, c)))
+            .collect()
+    }
+
+    #[test]
+    fn every_shipped_rules_language_is_one_the_pages_speak() {
+        let rules = RuleSet::builtin();
+        for cc in rules.countries() {
+            for l in &rules.for_country(cc).languages {
+                assert!(Lang::parse(l).is_some(), "{cc}: {l:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_table_only_has_countries_without_a_rules_file() {
+        // A table entry for a country with a file would never be read.
+        let rules = RuleSet::builtin();
+        for (c, _) in all_regions() {
+            let table = i18n::fallback_languages(c.as_str());
+            if rules.for_country(c).country.is_some() {
+                assert!(table.is_empty(), "{c} has a rules file and a table entry");
+            }
+        }
+    }
+
+    #[test]
+    fn every_language_is_some_countrys_first() {
+        let regions = all_regions();
+        for l in Lang::ALL {
+            assert!(
+                regions.iter().any(|(_, langs)| langs.first() == Some(&l)),
+                "{l:?} is no country's language"
+            );
+        }
+        let of = |cc: &str| {
+            regions
+                .iter()
+                .find(|(c, _)| c.as_str() == cc)
+                .map(|(_, l)| l.clone())
+                .unwrap()
+        };
+        assert_eq!(of("ES"), [Lang::Es]);
+        assert_eq!(of("FI"), [Lang::Fi, Lang::Sv]);
+        assert_eq!(of("CH"), [Lang::De, Lang::Fr, Lang::It]);
+        assert_eq!(of("EG"), [Lang::Ar]);
+        assert_eq!(of("HK"), [Lang::ZhHant, Lang::En]);
+        assert_eq!(of("IN"), [Lang::Hi, Lang::En]);
+        assert_eq!(of("US"), []);
+        assert_eq!(of("UA"), []);
     }
 }
