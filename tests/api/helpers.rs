@@ -255,6 +255,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    /// The directory of the embedded store.
+    pub fn store_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("db")
+    }
+
     /// `POST /v1/messages` as a tenant; returns status and JSON body.
     pub async fn send(&self, key: &str, body: Value) -> (StatusCode, Value) {
         let resp = self
