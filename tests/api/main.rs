@@ -12,6 +12,7 @@ mod links;
 mod mocks;
 mod operations;
 mod providers;
+mod replay;
 mod send;
 mod store_faults;
 mod suppressions;
