@@ -35,10 +35,12 @@ fn syncs(trace: &str) -> Vec<Sync> {
     let mut pending: std::collections::HashMap<&str, (f64, String)> = Default::default();
     let mut out = Vec::new();
     for line in trace.lines() {
-        let mut parts = line.splitn(3, ' ');
-        let (Some(pid), Some(ts), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        // strace pads the pid: `6318  1796161541.807168 fsync(...`.
+        let mut words = line.split_whitespace();
+        let (Some(pid), Some(ts)) = (words.next(), words.next()) else {
             continue;
         };
+        let rest = line[line.find(ts).expect("a word of the line") + ts.len()..].trim_start();
         let Ok(ts) = ts.parse::<f64>() else { continue };
         let duration = |s: &str| -> Option<f64> {
             let d = s.rsplit_once('<')?.1.strip_suffix('>')?;
@@ -171,7 +173,7 @@ async fn every_acknowledged_write_has_an_fsync_of_the_store_before_its_answer() 
 #[test]
 fn strace_lines_are_read_whole_and_split() {
     let trace = "\
-10 1700000000.100000 fdatasync(7</tmp/s/db/db>) = 0 <0.002000>
+10    1700000000.100000 fdatasync(7</tmp/s/db/db>) = 0 <0.002000>
 11 1700000000.200000 fsync(9</tmp/s/db/blobs/5> <unfinished ...>
 10 1700000000.201000 sync_file_range(7</tmp/s/db/db>, 0, 4096, 7) = 0 <0.000100>
 11 1700000000.205000 <... fsync resumed>) = 0 <0.010000>
