@@ -12,6 +12,11 @@ command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # brings DejaVu, which covers Latin, Greek, Cyrillic and Arabic only).
 [ -n "$(fc-list :lang=ja 2>/dev/null)" ] || need_apt+=(fonts-droid-fallback)
 
+# Durability and store-fault tests (tests/api/durability.rs, store_faults.rs):
+# strace watches the binary's fsyncs; chattr makes the store unwritable.
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+command -v chattr >/dev/null 2>&1 || need_apt+=(e2fsprogs)
+
 # The benchmark smoke (bench/smoke_test.py, run by scripts/test.sh): wrk
 # drives the load, nginx is the reverse proxy stopgate is compared with.
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)

@@ -204,7 +204,7 @@ impl Default for UpstreamConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundConfig {
     /// HMAC-SHA256 key for `X-Stopgate-Signature` on `/v1/inbound`.
@@ -213,6 +213,22 @@ pub struct InboundConfig {
     /// `X-Twilio-Signature` on `/inbound/twilio`. Defaults to
     /// `upstream.auth_token` when the upstream is Twilio.
     pub twilio_auth_token: Secret,
+    /// Largest distance between a native signature's `t=` and now.
+    pub signature_tolerance_secs: u32,
+    /// Accept the old untimed `sha256=<hex>` signature too (a migration
+    /// aid: such a request can be replayed while its replay record is kept).
+    pub legacy_signature: bool,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            secret: Secret::default(),
+            twilio_auth_token: Secret::default(),
+            signature_tolerance_secs: 300,
+            legacy_signature: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -424,6 +440,12 @@ impl Settings {
             ));
         }
         validate_ratelimit(&config.ratelimit)?;
+        if !(1..=3600).contains(&config.inbound.signature_tolerance_secs) {
+            return Err(ConfigError::new(
+                "inbound.signature_tolerance_secs",
+                "must be 1 to 3600",
+            ));
+        }
         let rules = RuleSet::load(config.rules.dir.as_deref())
             .map_err(|e| ConfigError::new("rules.dir", e.to_string()))?;
 
@@ -683,6 +705,9 @@ fn startup_warnings(
     }
     if config.inbound.secret.expose().is_empty() {
         w.push("inbound.secret is not set: /v1/inbound refuses every request".into());
+    }
+    if config.inbound.legacy_signature {
+        w.push("inbound.legacy_signature = true: untimed sha256= signatures are accepted; a captured request can be replayed for up to 24 h. Migrate senders to t=...,v1=... and turn it off".into());
     }
     if tenants.is_empty() {
         w.push("no tenants configured: every API request will be refused".into());

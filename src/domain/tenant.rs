@@ -14,6 +14,13 @@ use super::{Country, ShortCode};
 pub struct TenantId(String);
 
 impl TenantId {
+    /// The scope of provider webhooks' replay records (signatures and
+    /// message ids seen), kept beside the tenants' idempotency records. No
+    /// configured tenant can have it: `#` is not allowed in ids.
+    pub fn webhooks() -> TenantId {
+        TenantId("#webhooks".into())
+    }
+
     pub fn parse(s: &str) -> Result<TenantId, String> {
         if !s.is_empty()
             && s.len() <= 64

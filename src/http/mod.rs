@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod pages;
 pub mod public;
 pub mod ratelimit;
+pub mod replay;
 pub mod review;
 pub mod serve;
 pub mod suppressions;

@@ -1,21 +1,23 @@
 //! `POST /v1/inbound`: the native MO webhook.
 //!
-//! The signature is checked over the raw body before anything in it is
-//! read, so an unsigned request learns nothing and changes nothing. Then
-//! `{"from", "to", "text"}` (other fields are ignored: a relay may add its
-//! own ids) goes to [`inbound::Inbound::handle_mo`]; the answer is
+//! The signature (with its time: see [`signature`]) is checked over the raw
+//! body before anything in it is read, so an unsigned request learns nothing
+//! and changes nothing. A signature seen before, or an MO `id` seen before,
+//! gets its first answer back and is not acted on again (see [`replay`]).
+//! Then `{"from", "to", "text", "id"?}` (other fields are ignored: a relay may
+//! add its own) goes to [`inbound::Inbound::handle_mo`]; the answer is
 //! `{"action": "opted_out|opted_in|help|none", "tenants": [..]}`, sent only
 //! once every change is on disk.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_json, require_content_type};
+use super::replay;
 use crate::app::AppState;
 use crate::inbound::{self, signature, MoError};
 
@@ -35,6 +37,11 @@ pub struct MoBody {
     /// What the recipient wrote.
     #[schema(example = "STOP")]
     text: String,
+    /// The provider's id of this MO message, if it has one: a message
+    /// delivered twice under one id is acted on once.
+    #[serde(default)]
+    #[schema(example = "mo-8812")]
+    id: Option<String>,
 }
 
 /// What the reply did.
@@ -50,7 +57,7 @@ pub struct MoAnswer {
 /// change is on disk. See docs/inbound.md.
 #[utoipa::path(post, path = "/v1/inbound", tag = "public",
     params(("X-Stopgate-Signature" = String, Header,
-        description = "sha256=<hex HMAC-SHA256 of the raw body under inbound.secret>")),
+        description = "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" under inbound.secret>")),
     request_body = MoBody,
     responses(
         (status = 200, body = MoAnswer),
@@ -87,18 +94,51 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
             ),
         )
     })?;
-    let secret = state.settings.config.inbound.secret.expose().as_bytes();
+    let inbound = &state.settings.config.inbound;
     let sig = parts
         .headers
         .get(signature::HEADER)
         .map(HeaderValue::as_bytes);
-    if let Err(e) = signature::verify(secret, &bytes, sig) {
-        tracing::warn!(reason = %e, "inbound webhook refused: signature");
-        metrics::counter!("stopgate_inbound_refused_total", "reason" => "signature").increment(1);
-        return Err(ApiError::unauthorized(e.to_string()));
-    }
+    let policy = signature::Policy {
+        tolerance_secs: i64::from(inbound.signature_tolerance_secs),
+        legacy: inbound.legacy_signature,
+    };
+    let now = crate::domain::now_millis() / 1000;
+    let verified = signature::verify(inbound.secret.expose().as_bytes(), &bytes, sig, now, policy)
+        .map_err(|e| {
+            tracing::warn!(reason = %e, "inbound webhook refused: signature");
+            metrics::counter!("stopgate_inbound_refused_total", "reason" => "signature")
+                .increment(1);
+            ApiError::unauthorized(e.to_string())
+        })?;
     require_content_type(&parts.headers, "application/json")?;
     let mo: MoBody = parse_json(&bytes)?;
+    let store = state.store.as_ref();
+    // The same signature twice is a replay; the same MO id twice is the
+    // provider's retry (possibly signed anew).
+    let sig_key = format!("sig:{}", hex::encode(verified.mac));
+    let answer = replay::once(store, &sig_key, &bytes, || async {
+        match mo.id.as_deref().filter(|id| !id.is_empty()) {
+            Some(id) => {
+                let body = [
+                    mo.from.as_bytes(),
+                    b"\0",
+                    mo.to.as_bytes(),
+                    b"\0",
+                    mo.text.as_bytes(),
+                ]
+                .concat();
+                replay::once(store, &replay::id_key("mo", id), &body, || act(&state, &mo)).await
+            }
+            None => act(&state, &mo).await,
+        }
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
+}
+
+/// Handles the reply; the answer's JSON bytes.
+async fn act(state: &AppState, mo: &MoBody) -> Result<Vec<u8>, ApiError> {
     let outcome = state
         .inbound
         .handle_mo(&mo.from, &mo.to, &mo.text, inbound::ReplyVia::Upstream)
@@ -110,9 +150,9 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
             }
             MoError::Store(e) => ApiError::internal(e),
         })?;
-    Ok(Json(MoAnswer {
+    Ok(serde_json::to_vec(&MoAnswer {
         action: outcome.action.as_str(),
         tenants: outcome.tenants.iter().map(|t| t.to_string()).collect(),
     })
-    .into_response())
+    .expect("the answer serializes"))
 }

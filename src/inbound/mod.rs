@@ -23,7 +23,7 @@ use crate::domain::{
     Source, Tenant, TenantId,
 };
 use crate::rules::RuleSet;
-use crate::store::{PossibleOptOut, Store, StoreError};
+use crate::store::{Attempt, PossibleOptOut, Store, StoreError};
 use crate::upstream::{OutboundSms, Provider};
 use attribution::Attribution;
 use keywords::{Intent, Scope};
@@ -132,7 +132,7 @@ impl Inbound {
         let store = self.store.as_ref();
         let kept_text: String = text.chars().take(MAX_KEPT_TEXT).collect();
 
-        let (action, attr, template) = match &intent {
+        let (action, attr, template, changed) = match &intent {
             Intent::OptOut(scope) => {
                 let recent = if attribution::stop_needs_senders(scope, &on_code) {
                     let since = now_millis() - self.attribution_window.as_millis() as i64;
@@ -152,13 +152,13 @@ impl Inbound {
                     event.text = Some(kept_text.clone());
                     events.push(event);
                 }
-                store.record_many(&events).await?;
+                let changed = store.record_many(&events).await? > 0;
                 let template = if matches!(scope, Scope::All) {
                     &rules.replies.stopall
                 } else {
                     &rules.replies.stop
                 };
-                (MoAction::OptedOut, attr, Some(template))
+                (MoAction::OptedOut, attr, Some(template), changed)
             }
             Intent::OptIn(keyword) => {
                 let mut opted_out_by = Vec::new();
@@ -181,12 +181,13 @@ impl Inbound {
                         event
                     })
                     .collect();
-                store.record_many(&events).await?;
-                (MoAction::OptedIn, attr, Some(&rules.replies.start))
+                let changed = store.record_many(&events).await? > 0;
+                (MoAction::OptedIn, attr, Some(&rules.replies.start), changed)
             }
             Intent::Help(keyword) => {
                 let attr = attribution::attribute_help(keyword.as_deref(), &on_code);
-                (MoAction::Help, attr, Some(&rules.replies.help))
+                // Always answered, changing nothing: never capped.
+                (MoAction::Help, attr, Some(&rules.replies.help), true)
             }
             Intent::PossibleOptOut => {
                 store
@@ -198,9 +199,9 @@ impl Inbound {
                         text: kept_text,
                     })
                     .await?;
-                (MoAction::None, Attribution::none(), None)
+                (MoAction::None, Attribution::none(), None, false)
             }
-            Intent::None => (MoAction::None, Attribution::none(), None),
+            Intent::None => (MoAction::None, Attribution::none(), None, false),
         };
         // Always, even when nothing changed: a repeat of a STOP whose first
         // attempt crashed before its flush must not be acknowledged from memory.
@@ -220,16 +221,51 @@ impl Inbound {
             possible_optout = intent == Intent::PossibleOptOut,
             "inbound reply handled"
         );
-        let reply = template
+        let mut reply = template
             .filter(|_| !attr.tenants.is_empty())
             .map(|t| render_reply(t, &attr.tenants, &code));
-        if let (Some(body), ReplyVia::Upstream) = (&reply, via) {
-            // Not awaited: the provider waiting on this webhook must not wait on
-            // another provider call (up to its timeout) before its answer.
-            let provider = self.provider.clone();
-            let body = body.clone();
-            self.replies
-                .spawn(async move { send_reply(provider.as_ref(), &number, &code, body).await });
+        // A STOP or START that changes nothing (the number was already in that
+        // state) is confirmed again at most once per 24 h per number and short
+        // code, so two auto-responders answering each other cannot run up a bill.
+        let mut claim = None;
+        if reply.is_some() && matches!(action, MoAction::OptedOut | MoAction::OptedIn) {
+            let key = format!("confirm:{}:{}", number.as_str(), code);
+            match store
+                .begin_request(&TenantId::webhooks(), &key, &[0u8; 32])
+                .await
+            {
+                Ok(Attempt::Fresh) => claim = Some(key),
+                Ok(_) if !changed => {
+                    metrics::counter!("stopgate_inbound_replies_total", "status" => "capped")
+                        .increment(1);
+                    tracing::info!(from = %number, to = %code, "repeat confirmed within 24 h: not confirmed again");
+                    reply = None;
+                }
+                Ok(_) => {}
+                // The change stands; a confirmation without its record is the lesser harm.
+                Err(e) => tracing::warn!(error = %e, "could not check the confirmation cap"),
+            }
+        }
+        match (&reply, via) {
+            (Some(body), ReplyVia::Upstream) => {
+                // Not awaited: the provider waiting on this webhook must not wait on
+                // another provider call (up to its timeout) before its answer.
+                let (provider, store) = (self.provider.clone(), self.store.clone());
+                let body = body.clone();
+                self.replies.spawn(async move {
+                    let sent = send_reply(provider.as_ref(), &number, &code, body).await;
+                    if let Some(key) = claim {
+                        settle(store.as_ref(), &key, sent).await;
+                    }
+                });
+            }
+            (Some(_), ReplyVia::Caller) => {
+                if let Some(key) = claim {
+                    // Handed to the caller, which sends it.
+                    settle(store, &key, true).await;
+                }
+            }
+            (None, _) => {}
         }
         Ok(Outcome {
             action,
@@ -248,10 +284,30 @@ pub fn render_reply(template: &str, tenants: &[Arc<Tenant>], code: &ShortCode) -
         .replace("{shortcode}", code.as_str())
 }
 
+/// Keeps the confirmation cap's record once a confirmation went out; frees it
+/// if it did not, so that the next STOP is confirmed.
+async fn settle(store: &dyn Store, key: &str, sent: bool) {
+    let scope = TenantId::webhooks();
+    let outcome = if sent {
+        store.finish_request(&scope, key, &[0u8; 32], b"").await
+    } else {
+        store.abandon_request(&scope, key).await
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, "could not keep the confirmation cap's record");
+    }
+}
+
 /// Sends a confirmation as transactional SMS from the short code, straight
 /// to the provider: no footer, and no suppression check (an opted-out number
-/// must still get its confirmation). A failure is logged, never returned.
-async fn send_reply(provider: &dyn Provider, to: &PhoneNumber, code: &ShortCode, body: String) {
+/// must still get its confirmation). A failure is logged, never returned;
+/// the result says whether the provider took it.
+async fn send_reply(
+    provider: &dyn Provider,
+    to: &PhoneNumber,
+    code: &ShortCode,
+    body: String,
+) -> bool {
     let sms = OutboundSms {
         id: MessageId::generate(),
         to: to.clone(),
@@ -264,10 +320,12 @@ async fn send_reply(provider: &dyn Provider, to: &PhoneNumber, code: &ShortCode,
     match provider.send(&sms).await {
         Ok(_) => {
             metrics::counter!("stopgate_inbound_replies_total", "status" => "sent").increment(1);
+            true
         }
         Err(e) => {
             metrics::counter!("stopgate_inbound_replies_total", "status" => "failed").increment(1);
             tracing::warn!(id = %sms.id, to = %to, provider = provider.name(), error = %e, "confirmation reply failed; the change stands");
+            false
         }
     }
 }

@@ -23,13 +23,13 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stopgate");
 
-struct Running {
-    child: Child,
-    api: String,
-    public: String,
+pub struct Running {
+    pub child: Child,
+    pub api: String,
+    pub public: String,
 }
 
-fn write_config(dir: &Path, mock: &MockProvider) -> std::path::PathBuf {
+pub fn write_config(dir: &Path, mock: &MockProvider) -> std::path::PathBuf {
     let path = dir.join("stopgate.toml");
     let toml = format!(
         r#"
@@ -69,8 +69,21 @@ keyword = "ACME"
 }
 
 /// Starts the binary and waits for its `stopgate listening` log line.
-async fn start(config: &Path) -> Running {
-    let mut child = Command::new(BIN)
+pub async fn start(config: &Path) -> Running {
+    start_with(&[], config).await
+}
+
+/// [`start`], the binary run by `wrapper` (`strace ...`), if any.
+pub async fn start_with(wrapper: &[&str], config: &Path) -> Running {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = command
         .args(["serve", "--config"])
         .arg(config)
         .env_remove("RUST_LOG")
@@ -118,7 +131,7 @@ async fn start(config: &Path) -> Running {
     }
 }
 
-async fn sigkill(mut r: Running) {
+pub async fn sigkill(mut r: Running) {
     r.child.start_kill().unwrap(); // SIGKILL on unix
     r.child.wait().await.unwrap();
 }

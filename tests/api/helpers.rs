@@ -255,6 +255,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    /// The directory of the embedded store.
+    pub fn store_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("db")
+    }
+
     /// `POST /v1/messages` as a tenant; returns status and JSON body.
     pub async fn send(&self, key: &str, body: Value) -> (StatusCode, Value) {
         let resp = self
@@ -312,12 +317,45 @@ impl TestApp {
     }
 }
 
-/// `sha256=<hex>` of `body` under `secret`, computed as a provider would.
-pub fn sign(secret: &str, body: &[u8]) -> String {
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `t=<t>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under `secret`, computed as a
+/// provider would (independently of stopgate's own code).
+pub fn sign_at(secret: &str, t: i64, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// The old untimed `sha256=<hex>` form.
+pub fn sign_legacy(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A fresh signature of `body`: now, or a second later than the last one
+/// given for the same body, so that two sends of one body are two requests
+/// (the same signature twice is a replay, and is not acted on again).
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    static LAST: Mutex<Option<std::collections::HashMap<Vec<u8>, i64>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap();
+    let seen = last.get_or_insert_with(Default::default);
+    let t = match seen.get(body) {
+        Some(prev) => (*prev + 1).max(unix_now()),
+        None => unix_now(),
+    };
+    seen.insert(body.to_vec(), t);
+    sign_at(secret, t, body)
 }
 
 impl TestApp {

@@ -465,17 +465,29 @@ async fn unsigned_or_badly_signed_requests_get_401_and_change_nothing() {
     let good = sign(INBOUND_SECRET, &body);
     let tampered =
         serde_json::to_vec(&json!({"from": num("FR", 2), "to": "36111", "text": "STOP"})).unwrap();
+    let mac = good.rsplit_once("v1=").unwrap().1.to_string();
+    let now = unix_now();
     let cases: Vec<(Vec<u8>, Option<String>)> = vec![
         (body.clone(), None),
         (body.clone(), Some(sign("wrong-secret", &body))),
         (tampered, Some(good.clone())),
+        (body.clone(), Some(mac.clone())),
+        (body.clone(), Some(format!("v1={mac}"))),
+        (body.clone(), Some(format!("t={now},v1=not-hex"))),
+        (body.clone(), Some(format!("t={},v1={mac}", now + 1))),
+        (body.clone(), Some(format!("sha1={}", &mac[..40]))),
+        (body.clone(), Some(String::new())),
+        // Old enough to be a captured request; or from the future.
         (
             body.clone(),
-            Some(good.trim_start_matches("sha256=").to_string()),
+            Some(sign_at(INBOUND_SECRET, now - 301, &body)),
         ),
-        (body.clone(), Some("sha256=not-hex".into())),
-        (body.clone(), Some(format!("sha1={}", &good[7..47]))),
-        (body.clone(), Some(String::new())),
+        (
+            body.clone(),
+            Some(sign_at(INBOUND_SECRET, now + 301, &body)),
+        ),
+        // The untimed form is refused unless the migration switch is on.
+        (body.clone(), Some(sign_legacy(INBOUND_SECRET, &body))),
     ];
     for (b, sig) in cases {
         let (status, err) = app

@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod crash;
+mod durability;
 mod errors;
 mod helpers;
 mod inbound;
@@ -12,7 +13,9 @@ mod links;
 mod mocks;
 mod operations;
 mod providers;
+mod replay;
 mod send;
+mod store_faults;
 mod suppressions;
 mod timeouts;
 mod twilio_front;

@@ -15,6 +15,7 @@ use super::{signature, twiml};
 use crate::app::AppState;
 use crate::config::UpstreamKind;
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::replay;
 use crate::inbound::{MoError, ReplyVia};
 
 pub const PATH: &str = "/inbound/twilio";
@@ -91,20 +92,35 @@ pub async fn inbound_twilio(
         ));
     };
     let text = field("Body").unwrap_or("");
-    let outcome = state
-        .inbound
-        .handle_mo(from, to, text, ReplyVia::Caller)
-        .await
-        .map_err(|e| match e {
-            MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
-            MoError::UnknownShortCode(_) => {
-                ApiError::unprocessable("unknown_shortcode", e.to_string())
-            }
-            MoError::Store(e) => ApiError::internal(e),
-        })?;
-    Ok((
-        [(header::CONTENT_TYPE, twiml::CONTENT_TYPE)],
-        twiml::message_response(outcome.reply.as_deref()),
-    )
-        .into_response())
+    let act = || async {
+        let outcome = state
+            .inbound
+            .handle_mo(from, to, text, ReplyVia::Caller)
+            .await
+            .map_err(|e| match e {
+                MoError::InvalidNumber(_) => {
+                    ApiError::unprocessable("invalid_number", e.to_string())
+                }
+                MoError::UnknownShortCode(_) => {
+                    ApiError::unprocessable("unknown_shortcode", e.to_string())
+                }
+                MoError::Store(e) => ApiError::internal(e),
+            })?;
+        Ok(twiml::message_response(outcome.reply.as_deref()).into_bytes())
+    };
+    // Twilio signs no time: a message delivered again under its MessageSid
+    // (Twilio's retry, or a replay) gets the first TwiML back, nothing more.
+    let answer = match field("MessageSid").filter(|sid| !sid.is_empty()) {
+        Some(sid) => {
+            replay::once(
+                state.store.as_ref(),
+                &replay::id_key("twilio", sid),
+                &bytes,
+                act,
+            )
+            .await?
+        }
+        None => act().await?,
+    };
+    Ok(([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], answer).into_response())
 }

@@ -41,14 +41,16 @@ impl AttributionStore for SledStore {
         at: UnixMillis,
         sends: &[(PhoneNumber, ShortCode)],
     ) -> Result<()> {
-        let mut value = at.to_be_bytes().to_vec();
-        value.extend_from_slice(campaign.map_or("", |c| c.as_str()).as_bytes());
-        let mut batch = sled::Batch::default();
-        for (number, shortcode) in sends {
-            batch.insert(send_key(number, shortcode, tenant), value.as_slice());
-        }
-        self.sends.apply_batch(batch)?;
-        Ok(())
+        self.with(|s| {
+            let mut value = at.to_be_bytes().to_vec();
+            value.extend_from_slice(campaign.map_or("", |c| c.as_str()).as_bytes());
+            let mut batch = sled::Batch::default();
+            for (number, shortcode) in sends {
+                batch.insert(send_key(number, shortcode, tenant), value.as_slice());
+            }
+            s.sends.apply_batch(batch)?;
+            Ok(())
+        })
     }
 
     async fn last_marketing_send(
@@ -57,10 +59,12 @@ impl AttributionStore for SledStore {
         shortcode: &ShortCode,
         tenant: &TenantId,
     ) -> Result<Option<MarketingSend>> {
-        self.sends
-            .get(send_key(number, shortcode, tenant))?
-            .map(|v| decode_send(&v))
-            .transpose()
+        self.with(|s| {
+            s.sends
+                .get(send_key(number, shortcode, tenant))?
+                .map(|v| decode_send(&v))
+                .transpose()
+        })
     }
 
     async fn marketing_senders(
@@ -69,16 +73,18 @@ impl AttributionStore for SledStore {
         shortcode: &ShortCode,
         since: UnixMillis,
     ) -> Result<Vec<TenantId>> {
-        let prefix = prefix(&[number.as_str().as_bytes(), shortcode.as_str().as_bytes()]);
-        let mut out = Vec::new();
-        for kv in self.sends.scan_prefix(&prefix) {
-            let (k, v) = kv?;
-            if decode_send(&v)?.at >= since {
-                let tenant = utf8(&k[prefix.len()..])?;
-                out.push(TenantId::parse(tenant).map_err(StoreError::Corrupt)?);
+        self.with(|s| {
+            let prefix = prefix(&[number.as_str().as_bytes(), shortcode.as_str().as_bytes()]);
+            let mut out = Vec::new();
+            for kv in s.sends.scan_prefix(&prefix) {
+                let (k, v) = kv?;
+                if decode_send(&v)?.at >= since {
+                    let tenant = utf8(&k[prefix.len()..])?;
+                    out.push(TenantId::parse(tenant).map_err(StoreError::Corrupt)?);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 
@@ -93,7 +99,9 @@ mod tests {
         let n = PhoneNumber::parse("+33612345678").unwrap();
         let code = ShortCode::parse("36111").unwrap();
         let beta = TenantId::parse("beta").unwrap();
-        s.sends
+        s.live()
+            .unwrap()
+            .sends
             .insert(send_key(&n, &code, &beta), &3_000i64.to_be_bytes())
             .unwrap();
         let old = s

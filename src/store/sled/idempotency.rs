@@ -32,33 +32,34 @@ impl IdempotencyStore for SledStore {
         reference: &str,
         fingerprint: &[u8; 32],
     ) -> Result<Attempt> {
-        let k = request_key(tenant, reference);
-        let pending = request_value(REQ_PENDING, fingerprint, &[]);
-        loop {
-            let current = self.requests.get(&k)?;
-            if let Some(v) = &current {
-                if v.len() < 41 {
-                    return Err(StoreError::Corrupt("request record".into()));
+        self.with(|s| {
+            let k = request_key(tenant, reference);
+            let pending = request_value(REQ_PENDING, fingerprint, &[]);
+            loop {
+                let current = s.requests.get(&k)?;
+                if let Some(v) = &current {
+                    if v.len() < 41 {
+                        return Err(StoreError::Corrupt("request record".into()));
+                    }
+                    let at = i64::from_be_bytes(v[1..9].try_into().expect("8 bytes"));
+                    if &v[9..41] != fingerprint {
+                        return Ok(Attempt::Mismatch);
+                    }
+                    if v[0] == REQ_DONE {
+                        return Ok(Attempt::Done(v[41..].to_vec()));
+                    }
+                    if now_millis() - at < STALE_ATTEMPT_MS {
+                        return Ok(Attempt::InProgress);
+                    }
                 }
-                let at = i64::from_be_bytes(v[1..9].try_into().expect("8 bytes"));
-                if &v[9..41] != fingerprint {
-                    return Ok(Attempt::Mismatch);
-                }
-                if v[0] == REQ_DONE {
-                    return Ok(Attempt::Done(v[41..].to_vec()));
-                }
-                if now_millis() - at < STALE_ATTEMPT_MS {
-                    return Ok(Attempt::InProgress);
+                if s.requests
+                    .compare_and_swap(&k, current, Some(pending.as_slice()))?
+                    .is_ok()
+                {
+                    return Ok(Attempt::Fresh);
                 }
             }
-            if self
-                .requests
-                .compare_and_swap(&k, current, Some(pending.as_slice()))?
-                .is_ok()
-            {
-                return Ok(Attempt::Fresh);
-            }
-        }
+        })
     }
 
     async fn finish_request(
@@ -68,37 +69,42 @@ impl IdempotencyStore for SledStore {
         fingerprint: &[u8; 32],
         response: &[u8],
     ) -> Result<()> {
-        self.requests.insert(
-            request_key(tenant, reference),
-            request_value(REQ_DONE, fingerprint, response),
-        )?;
-        Ok(())
+        self.with(|s| {
+            s.requests.insert(
+                request_key(tenant, reference),
+                request_value(REQ_DONE, fingerprint, response),
+            )?;
+            Ok(())
+        })
     }
 
     async fn abandon_request(&self, tenant: &TenantId, reference: &str) -> Result<()> {
-        self.requests.remove(request_key(tenant, reference))?;
-        Ok(())
+        self.with(|s| {
+            s.requests.remove(request_key(tenant, reference))?;
+            Ok(())
+        })
     }
 
     async fn purge_requests(&self, before: UnixMillis) -> Result<usize> {
-        let mut purged = 0;
-        for kv in self.requests.iter() {
-            let (k, v) = kv?;
-            let at = v
-                .get(1..9)
-                .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")))
-                .unwrap_or(0);
-            if at < before {
-                // Only if unchanged since we looked: a retry may have just refreshed it.
-                if self
-                    .requests
-                    .compare_and_swap(&k, Some(v), None as Option<&[u8]>)?
-                    .is_ok()
-                {
-                    purged += 1;
+        self.with(|s| {
+            let mut purged = 0;
+            for kv in s.requests.iter() {
+                let (k, v) = kv?;
+                let at = v
+                    .get(1..9)
+                    .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes")))
+                    .unwrap_or(0);
+                if at < before {
+                    // Only if unchanged since we looked: a retry may have just refreshed it.
+                    if s.requests
+                        .compare_and_swap(&k, Some(v), None as Option<&[u8]>)?
+                        .is_ok()
+                    {
+                        purged += 1;
+                    }
                 }
             }
-        }
-        Ok(purged)
+            Ok(purged)
+        })
     }
 }

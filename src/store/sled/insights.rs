@@ -17,51 +17,55 @@ impl InsightStore for SledStore {
         campaign: Option<&Campaign>,
         n: u64,
     ) -> Result<()> {
-        let k = key(&[
-            tenant.as_str().as_bytes(),
-            campaign.map_or("", |c| c.as_str()).as_bytes(),
-            b"sent",
-        ]);
-        self.insights.fetch_and_update(k, |old| {
-            let current = old.map(read_u64).unwrap_or(0);
-            Some((current + n).to_be_bytes().to_vec())
-        })?;
-        Ok(())
+        self.with(|s| {
+            let k = key(&[
+                tenant.as_str().as_bytes(),
+                campaign.map_or("", |c| c.as_str()).as_bytes(),
+                b"sent",
+            ]);
+            s.insights.fetch_and_update(k, |old| {
+                let current = old.map(read_u64).unwrap_or(0);
+                Some((current + n).to_be_bytes().to_vec())
+            })?;
+            Ok(())
+        })
     }
 
     async fn campaign_counters(&self, tenant: &TenantId) -> Result<Vec<CampaignCounters>> {
-        let prefix = prefix(&[tenant.as_str().as_bytes()]);
-        let mut by_campaign: Vec<CampaignCounters> = Vec::new();
-        for kv in self.insights.scan_prefix(&prefix) {
-            let (k, v) = kv?;
-            let rest = &k[prefix.len()..];
-            let split = rest
-                .iter()
-                .position(|b| *b == 0)
-                .ok_or_else(|| StoreError::Corrupt("insights key".into()))?;
-            let campaign = utf8(&rest[..split])?;
-            let counter = utf8(&rest[split + 1..])?;
-            let campaign = if campaign.is_empty() {
-                None
-            } else {
-                Some(Campaign::parse(campaign).map_err(|e| StoreError::Corrupt(e.into()))?)
-            };
-            if by_campaign.last().is_none_or(|c| c.campaign != campaign) {
-                by_campaign.push(CampaignCounters {
-                    campaign: campaign.clone(),
-                    ..Default::default()
-                });
+        self.with(|s| {
+            let prefix = prefix(&[tenant.as_str().as_bytes()]);
+            let mut by_campaign: Vec<CampaignCounters> = Vec::new();
+            for kv in s.insights.scan_prefix(&prefix) {
+                let (k, v) = kv?;
+                let rest = &k[prefix.len()..];
+                let split = rest
+                    .iter()
+                    .position(|b| *b == 0)
+                    .ok_or_else(|| StoreError::Corrupt("insights key".into()))?;
+                let campaign = utf8(&rest[..split])?;
+                let counter = utf8(&rest[split + 1..])?;
+                let campaign = if campaign.is_empty() {
+                    None
+                } else {
+                    Some(Campaign::parse(campaign).map_err(|e| StoreError::Corrupt(e.into()))?)
+                };
+                if by_campaign.last().is_none_or(|c| c.campaign != campaign) {
+                    by_campaign.push(CampaignCounters {
+                        campaign: campaign.clone(),
+                        ..Default::default()
+                    });
+                }
+                let entry = by_campaign.last_mut().expect("pushed above");
+                let n = read_u64(&v);
+                if counter == "sent" {
+                    entry.sent = n;
+                } else if let Some(source) = counter.strip_prefix("optout:") {
+                    entry.optouts.insert(source.to_string(), n);
+                } else if let Some(reason) = counter.strip_prefix("reason:") {
+                    entry.reasons.insert(reason.to_string(), n);
+                }
             }
-            let entry = by_campaign.last_mut().expect("pushed above");
-            let n = read_u64(&v);
-            if counter == "sent" {
-                entry.sent = n;
-            } else if let Some(source) = counter.strip_prefix("optout:") {
-                entry.optouts.insert(source.to_string(), n);
-            } else if let Some(reason) = counter.strip_prefix("reason:") {
-                entry.reasons.insert(reason.to_string(), n);
-            }
-        }
-        Ok(by_campaign)
+            Ok(by_campaign)
+        })
     }
 }

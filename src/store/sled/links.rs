@@ -21,58 +21,61 @@ impl LinkStore for SledStore {
         campaign: Option<&Campaign>,
         mint: Mint<'_>,
     ) -> Result<(LinkCode, bool)> {
-        let index_key = key(&[
-            tenant.as_str().as_bytes(),
-            number.as_str().as_bytes(),
-            campaign.map_or("", |c| c.as_str()).as_bytes(),
-        ]);
-        if let Some(code) = self.link_index.get(&index_key)? {
-            return Ok((stored_code(&code)?, false));
-        }
-        let record = encode(&LinkRecord {
-            tenant: tenant.clone(),
-            number: number.clone(),
-            campaign: campaign.cloned(),
-            created: now_millis(),
-        });
-        // Insert-if-absent on the code: a collision (or a concurrent minter
-        // of the same code) just draws again.
-        let code = loop {
-            let code = mint();
-            if self
-                .links
-                .compare_and_swap(
-                    code.as_str().as_bytes(),
-                    None as Option<&[u8]>,
-                    Some(record.as_slice()),
-                )?
-                .is_ok()
-            {
-                break code;
+        self.with(|s| {
+            let index_key = key(&[
+                tenant.as_str().as_bytes(),
+                number.as_str().as_bytes(),
+                campaign.map_or("", |c| c.as_str()).as_bytes(),
+            ]);
+            if let Some(code) = s.link_index.get(&index_key)? {
+                return Ok((stored_code(&code)?, false));
             }
-        };
-        // Two concurrent sends to the same recipient and campaign: the first
-        // index entry wins and the loser's code is withdrawn before anyone saw it.
-        match self.link_index.compare_and_swap(
-            &index_key,
-            None as Option<&[u8]>,
-            Some(code.as_str().as_bytes()),
-        )? {
-            Ok(()) => Ok((code, true)),
-            Err(conflict) => {
-                self.links.remove(code.as_str().as_bytes())?;
-                let winner = conflict
-                    .current
-                    .expect("a failed insert-if-absent saw a value");
-                Ok((stored_code(&winner)?, false))
+            let record = encode(&LinkRecord {
+                tenant: tenant.clone(),
+                number: number.clone(),
+                campaign: campaign.cloned(),
+                created: now_millis(),
+            });
+            // Insert-if-absent on the code: a collision (or a concurrent minter
+            // of the same code) just draws again.
+            let code = loop {
+                let code = mint();
+                if s.links
+                    .compare_and_swap(
+                        code.as_str().as_bytes(),
+                        None as Option<&[u8]>,
+                        Some(record.as_slice()),
+                    )?
+                    .is_ok()
+                {
+                    break code;
+                }
+            };
+            // Two concurrent sends to the same recipient and campaign: the first
+            // index entry wins and the loser's code is withdrawn before anyone saw it.
+            match s.link_index.compare_and_swap(
+                &index_key,
+                None as Option<&[u8]>,
+                Some(code.as_str().as_bytes()),
+            )? {
+                Ok(()) => Ok((code, true)),
+                Err(conflict) => {
+                    s.links.remove(code.as_str().as_bytes())?;
+                    let winner = conflict
+                        .current
+                        .expect("a failed insert-if-absent saw a value");
+                    Ok((stored_code(&winner)?, false))
+                }
             }
-        }
+        })
     }
 
     async fn link(&self, code: &LinkCode) -> Result<Option<LinkRecord>> {
-        self.links
-            .get(code.as_str().as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
+        self.with(|s| {
+            s.links
+                .get(code.as_str().as_bytes())?
+                .map(|v| decode(&v))
+                .transpose()
+        })
     }
 }

@@ -40,6 +40,8 @@ mod suppressions;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -58,7 +60,30 @@ const LOCK_WAIT: Duration = Duration::from_secs(2);
 /// 10M-line file is three sorted merges, not ten.
 const IMPORT_ROUND: usize = 4_000_000;
 
+/// The embedded store. A handle is cheap to clone: clones share one database.
+///
+/// After a storage error (a failing or full disk), sled fails every later
+/// call until it is opened again, so the store reopens itself in the
+/// background: meanwhile every call answers [`StoreError::Unavailable`]
+/// (marketing fails closed, inbound answers 503, `/readyz` says 503), and
+/// once the disk takes writes again it serves as before.
+#[derive(Clone)]
 pub struct SledStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    cache_mb: u64,
+    chunk: usize,
+    round: usize,
+    /// `None` while the database is being reopened.
+    live: RwLock<Option<Arc<Live>>>,
+    recovering: AtomicBool,
+}
+
+/// One open database and its trees.
+pub(crate) struct Live {
     db: sled::Db,
     suppressions: sled::Tree,
     events: sled::Tree,
@@ -141,6 +166,99 @@ impl SledStore {
     /// [`SledStore::open`] with the bulk chunk size and import round given,
     /// so that tests split chunks and run several merges with few numbers.
     pub fn open_with(path: &Path, cache_mb: u64, chunk: usize, round: usize) -> Result<SledStore> {
+        let live = Live::open(path, cache_mb, chunk, round)?;
+        metrics::gauge!("stopgate_store_up").set(1.0);
+        Ok(SledStore {
+            shared: Arc::new(Shared {
+                path: path.to_path_buf(),
+                cache_mb,
+                chunk,
+                round,
+                live: RwLock::new(Some(Arc::new(live))),
+                recovering: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    fn live(&self) -> Result<Arc<Live>> {
+        self.shared
+            .live
+            .read()
+            .expect("not poisoned")
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Unavailable("the store is being reopened after a storage error".into())
+            })
+    }
+
+    /// Runs `f` on the open database; a storage error starts a reopen.
+    fn with<T>(&self, f: impl FnOnce(&Live) -> Result<T>) -> Result<T> {
+        let outcome = f(&*self.live()?);
+        if let Err(StoreError::Unavailable(e)) = &outcome {
+            self.failed(e);
+        }
+        outcome
+    }
+
+    /// Starts the background reopen, once.
+    fn failed(&self, cause: &str) {
+        if self.shared.recovering.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::error!(error = cause, path = %self.shared.path.display(), "storage error: reopening the store");
+        metrics::gauge!("stopgate_store_up").set(0.0);
+        let shared = self.shared.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(recover(shared));
+            }
+            // No runtime (a CLI command past its end): nothing to recover for.
+            Err(_) => shared.recovering.store(false, Ordering::SeqCst),
+        }
+    }
+}
+
+/// Drops the failed database, then opens it again until that works.
+async fn recover(shared: Arc<Shared>) {
+    let old = shared.live.write().expect("not poisoned").take();
+    if let Some(old) = old {
+        // Calls in flight still hold it; its file lock goes with the last.
+        for _ in 0..100 {
+            if Arc::strong_count(&old) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Dropping joins the commit thread: not on an async worker.
+        let _ = tokio::task::spawn_blocking(move || drop(old)).await;
+    }
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let s = shared.clone();
+        let opened =
+            tokio::task::spawn_blocking(move || Live::open(&s.path, s.cache_mb, s.chunk, s.round))
+                .await;
+        match opened {
+            Ok(Ok(live)) => {
+                *shared.live.write().expect("not poisoned") = Some(Arc::new(live));
+                shared.recovering.store(false, Ordering::SeqCst);
+                metrics::gauge!("stopgate_store_up").set(1.0);
+                metrics::counter!("stopgate_store_reopens_total").increment(1);
+                tracing::info!(path = %shared.path.display(), "store reopened: serving again");
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, retry_ms = delay.as_millis() as u64, "store still cannot be opened");
+            }
+            Err(e) => tracing::warn!(error = %e, "store reopen task failed"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl Live {
+    fn open(path: &Path, cache_mb: u64, chunk: usize, round: usize) -> Result<Live> {
         let db = open_db(
             &sled::Config::new()
                 .path(path)
@@ -154,7 +272,7 @@ impl SledStore {
             flusher.flush().map_err(|e| e.to_string())?;
             files.sync().map_err(|e| e.to_string())
         });
-        Ok(SledStore {
+        Ok(Live {
             suppressions: db.open_tree("suppressions")?,
             events: db.open_tree("events")?,
             links: db.open_tree("links")?,
@@ -257,13 +375,19 @@ fn is_lock_held(e: &std::io::Error) -> bool {
 #[async_trait]
 impl Store for SledStore {
     async fn durable(&self) -> Result<()> {
-        self.commit.wait().await
+        let outcome = self.live()?.commit.wait().await;
+        if let Err(StoreError::Unavailable(e)) = &outcome {
+            self.failed(e);
+        }
+        outcome
     }
 
     async fn ready(&self) -> Result<()> {
         // A write that must reach the disk: what a failing or full disk refuses.
-        self.db
-            .insert(b"ready", &crate::domain::now_millis().to_be_bytes())?;
+        self.with(|s| {
+            s.db.insert(b"ready", &crate::domain::now_millis().to_be_bytes())?;
+            Ok(())
+        })?;
         self.durable().await
     }
 }
@@ -294,7 +418,11 @@ pub(crate) mod tests {
     async fn durable_syncs_new_blobs() {
         let (dir, s) = open();
         // A value over a quarter of a segment (512 KiB) is a blob file.
-        s.db.insert(b"big", vec![7u8; 300 * 1024]).unwrap();
+        s.live()
+            .unwrap()
+            .db
+            .insert(b"big", vec![7u8; 300 * 1024])
+            .unwrap();
         s.durable().await.unwrap();
         let blobs = dir.path().join("db").join("blobs");
         let names: Vec<i64> = std::fs::read_dir(&blobs)

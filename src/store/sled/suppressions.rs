@@ -8,7 +8,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::bulk::{self, Bulk, ImportInfo};
-use super::{decode, encode, key, prefix, SledStore};
+use super::{decode, encode, key, prefix, Live, SledStore};
 use crate::domain::{now_millis, Action, Event, PhoneNumber, Source, TenantId};
 use crate::store::{BulkCounts, BulkImport, Result, StoreError, Suppression, SuppressionStore};
 
@@ -57,7 +57,7 @@ fn optout_counters(event: &Event) -> Vec<Vec<u8>> {
 /// Event batches above this size (imports) run off the async worker.
 const BIG_BATCH: usize = 64;
 
-impl SledStore {
+impl Live {
     /// Applies `events` in one transaction (see `SuppressionStore::record_many`).
     fn record_batch(&self, events: &[Event]) -> Result<usize> {
         struct Prepared {
@@ -158,39 +158,45 @@ impl SuppressionStore for SledStore {
         tenant: &TenantId,
         number: &PhoneNumber,
     ) -> Result<Option<Suppression>> {
-        self.state(tenant, number)
+        self.with(|s| s.state(tenant, number))
     }
 
     async fn suppressed(&self, tenant: &TenantId, numbers: &[PhoneNumber]) -> Result<Vec<bool>> {
-        numbers
-            .iter()
-            .map(|n| Ok(self.state(tenant, n)?.is_some_and(|s| s.suppressed)))
-            .collect()
+        self.with(|s| {
+            numbers
+                .iter()
+                .map(|n| Ok(s.state(tenant, n)?.is_some_and(|s| s.suppressed)))
+                .collect()
+        })
     }
 
     async fn record_many(&self, events: &[Event]) -> Result<usize> {
-        if events.len() > BIG_BATCH {
-            return super::off_the_worker(|| self.record_batch(events));
-        }
-        self.record_batch(events)
+        self.with(|s| {
+            if events.len() > BIG_BATCH {
+                return super::off_the_worker(|| s.record_batch(events));
+            }
+            s.record_batch(events)
+        })
     }
 
     async fn events(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<Event>> {
-        // A bulk import only takes numbers without a row of their own, so it
-        // comes before every event kept per number.
-        let mut history: Vec<Event> = Vec::new();
-        if let Some(import) = self.bulk.lookup(tenant, number.as_str())? {
-            let mut e = Event::new(tenant.clone(), number, Action::OptOut, Source::Import);
-            e.at = import.at;
-            history.push(e);
-        }
-        for kv in self.events.scan_prefix(prefix(&[
-            tenant.as_str().as_bytes(),
-            number.as_str().as_bytes(),
-        ])) {
-            history.push(decode(&kv?.1)?);
-        }
-        Ok(history)
+        self.with(|s| {
+            // A bulk import only takes numbers without a row of their own, so it
+            // comes before every event kept per number.
+            let mut history: Vec<Event> = Vec::new();
+            if let Some(import) = s.bulk.lookup(tenant, number.as_str())? {
+                let mut e = Event::new(tenant.clone(), number, Action::OptOut, Source::Import);
+                e.at = import.at;
+                history.push(e);
+            }
+            for kv in s.events.scan_prefix(prefix(&[
+                tenant.as_str().as_bytes(),
+                number.as_str().as_bytes(),
+            ])) {
+                history.push(decode(&kv?.1)?);
+            }
+            Ok(history)
+        })
     }
 
     async fn suppressed_page(
@@ -199,71 +205,76 @@ impl SuppressionStore for SledStore {
         after: Option<&PhoneNumber>,
         limit: usize,
     ) -> Result<Vec<(PhoneNumber, Suppression)>> {
-        let t = tenant.as_str().as_bytes();
-        let prefix = prefix(&[t]);
-        let start = match after {
-            Some(a) => Bound::Excluded(key(&[t, a.as_str().as_bytes()])),
-            None => Bound::Included(prefix.clone()),
-        };
-        let mut rows = Vec::new();
-        for kv in self.suppressions.range((start, Bound::Unbounded)) {
-            let (k, v) = kv?;
-            if !k.starts_with(&prefix) || rows.len() >= limit {
-                break;
-            }
-            let state: Suppression = decode(&v)?;
-            if state.suppressed {
-                rows.push((super::utf8(&k[prefix.len()..])?.to_string(), state));
-            }
-        }
-        // Imported numbers that have no row of their own, merged in order.
-        let after = after.map(PhoneNumber::as_str);
-        let imports = self.bulk.page(tenant, after, limit, |n| {
-            Ok(!self.suppressions.contains_key(key(&[t, n.as_bytes()]))?)
-        })?;
-        let mut infos: Vec<ImportInfo> = Vec::new();
-        let mut out = Vec::with_capacity(limit.min(rows.len() + imports.len()));
-        let (mut rows, mut imports) = (rows.into_iter().peekable(), imports.into_iter().peekable());
-        while out.len() < limit {
-            let take_import = match (rows.peek(), imports.peek()) {
-                (Some(r), Some(i)) => i.0 < r.0,
-                (None, Some(_)) => true,
-                (Some(_), None) => false,
-                (None, None) => break,
+        self.with(|s| {
+            let t = tenant.as_str().as_bytes();
+            let prefix = prefix(&[t]);
+            let start = match after {
+                Some(a) => Bound::Excluded(key(&[t, a.as_str().as_bytes()])),
+                None => Bound::Included(prefix.clone()),
             };
-            let (number, state) = if take_import {
-                let (number, id) = imports.next().expect("peeked");
-                let info = match infos.iter().find(|i| i.id == id) {
-                    Some(i) => i.clone(),
-                    None => {
-                        let i = self.bulk.import_info(id)?;
-                        infos.push(i.clone());
-                        i
-                    }
+            let mut rows = Vec::new();
+            for kv in s.suppressions.range((start, Bound::Unbounded)) {
+                let (k, v) = kv?;
+                if !k.starts_with(&prefix) || rows.len() >= limit {
+                    break;
+                }
+                let state: Suppression = decode(&v)?;
+                if state.suppressed {
+                    rows.push((super::utf8(&k[prefix.len()..])?.to_string(), state));
+                }
+            }
+            // Imported numbers that have no row of their own, merged in order.
+            let after = after.map(PhoneNumber::as_str);
+            let imports = s.bulk.page(tenant, after, limit, |n| {
+                Ok(!s.suppressions.contains_key(key(&[t, n.as_bytes()]))?)
+            })?;
+            let mut infos: Vec<ImportInfo> = Vec::new();
+            let mut out = Vec::with_capacity(limit.min(rows.len() + imports.len()));
+            let (mut rows, mut imports) =
+                (rows.into_iter().peekable(), imports.into_iter().peekable());
+            while out.len() < limit {
+                let take_import = match (rows.peek(), imports.peek()) {
+                    (Some(r), Some(i)) => i.0 < r.0,
+                    (None, Some(_)) => true,
+                    (Some(_), None) => false,
+                    (None, None) => break,
                 };
-                (number, imported(&info))
-            } else {
-                rows.next().expect("peeked")
-            };
-            let number = PhoneNumber::parse(&number)
-                .map_err(|e| StoreError::Corrupt(format!("a stored number: {e}")))?;
-            out.push((number, state));
-        }
-        Ok(out)
+                let (number, state) = if take_import {
+                    let (number, id) = imports.next().expect("peeked");
+                    let info = match infos.iter().find(|i| i.id == id) {
+                        Some(i) => i.clone(),
+                        None => {
+                            let i = s.bulk.import_info(id)?;
+                            infos.push(i.clone());
+                            i
+                        }
+                    };
+                    (number, imported(&info))
+                } else {
+                    rows.next().expect("peeked")
+                };
+                let number = PhoneNumber::parse(&number)
+                    .map_err(|e| StoreError::Corrupt(format!("a stored number: {e}")))?;
+                out.push((number, state));
+            }
+            Ok(out)
+        })
     }
 
     async fn bulk_import(&self, tenant: &TenantId) -> Result<Box<dyn BulkImport>> {
-        Ok(Box::new(SledImport {
-            state: Some(ImportState {
-                id: self.bulk.begin(&self.db, tenant, now_millis())?,
-                bulk: self.bulk.clone(),
-                rows: self.suppressions.clone(),
-                tenant: tenant.clone(),
-                queued: Vec::new(),
-                round: self.import_round,
-                counts: BulkCounts::default(),
-            }),
-        }))
+        self.with(|s| -> Result<Box<dyn BulkImport>> {
+            Ok(Box::new(SledImport {
+                state: Some(ImportState {
+                    id: s.bulk.begin(&s.db, tenant, now_millis())?,
+                    bulk: s.bulk.clone(),
+                    rows: s.suppressions.clone(),
+                    tenant: tenant.clone(),
+                    queued: Vec::new(),
+                    round: s.import_round,
+                    counts: BulkCounts::default(),
+                }),
+            }))
+        })
     }
 }
 

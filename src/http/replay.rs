@@ -1,0 +1,84 @@
+//! Webhooks acted on once: a request a provider sends again (its retry, or a
+//! captured request replayed) gets its first answer back and changes nothing
+//! more. Keyed by what identifies the request: the native signature's MAC,
+//! a provider's message id. The records live in the store beside the
+//! tenants' idempotency records (scope [`TenantId::webhooks`]), so every
+//! node of a cluster sees them, and expire with them (24 h).
+
+use std::future::Future;
+
+use axum::http::StatusCode;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use crate::domain::TenantId;
+use crate::store::{Attempt, Store};
+
+/// Runs `work` unless `key` was seen: then its first answer is returned.
+/// `body` identifies the content, so that a key reused for another content
+/// (a provider id given twice) is refused instead of answered wrongly.
+/// A failed `work` leaves no record: the sender's retry does the work.
+pub async fn once<F, Fut>(
+    store: &dyn Store,
+    key: &str,
+    body: &[u8],
+    work: F,
+) -> Result<Vec<u8>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, ApiError>>,
+{
+    let scope = TenantId::webhooks();
+    let fingerprint: [u8; 32] = Sha256::digest(body).into();
+    match store.begin_request(&scope, key, &fingerprint).await? {
+        Attempt::Fresh => {}
+        Attempt::Done(answer) => {
+            metrics::counter!("stopgate_webhook_replays_total").increment(1);
+            tracing::info!("webhook seen before: its first answer is returned");
+            return Ok(answer);
+        }
+        Attempt::InProgress => {
+            return Err(ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "in_progress",
+                    "the same request is being handled; retry",
+                )
+            })
+        }
+        Attempt::Mismatch => {
+            return Err(ApiError::unprocessable(
+                "id_reused",
+                "this message id was already used for another message",
+            ))
+        }
+    }
+    match work().await {
+        Ok(answer) => {
+            if let Err(e) = store
+                .finish_request(&scope, key, &fingerprint, &answer)
+                .await
+            {
+                // The work is done; a replay within the stale window gets 503.
+                tracing::error!(error = %e, "could not keep a webhook's answer");
+            }
+            Ok(answer)
+        }
+        Err(e) => {
+            if let Err(e) = store.abandon_request(&scope, key).await {
+                tracing::warn!(error = %e, "could not release a webhook's replay record");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A replay key for a provider's own id: short ids as they are, long ones hashed.
+pub fn id_key(kind: &str, id: &str) -> String {
+    if id.len() <= 96 {
+        format!("{kind}:{id}")
+    } else {
+        format!("{kind}#{}", hex::encode(Sha256::digest(id.as_bytes())))
+    }
+}
