@@ -82,6 +82,7 @@ impl App {
             shortcodes: settings.shortcodes.clone(),
             public_base_url: settings.public_base_url.clone(),
             concurrency: cfg.upstream.concurrency,
+            keep_body: cfg.messages.keep_body,
         });
         let api = TcpListener::bind(settings.api_listen)
             .await
@@ -168,7 +169,10 @@ impl App {
             limits(server.public_max_connections),
             stopped(stop_rx),
         ));
-        let housekeeping = tokio::spawn(housekeeping(state.store.clone()));
+        let housekeeping = tokio::spawn(housekeeping(
+            state.store.clone(),
+            state.settings.config.messages.retention_days,
+        ));
         shutdown.await;
         housekeeping.abort();
         tracing::info!("shutting down: draining in-flight requests");
@@ -201,16 +205,43 @@ impl App {
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Periodic clean-up of records that only matter for a while.
-async fn housekeeping(store: Arc<dyn Store>) {
+async fn housekeeping(store: Arc<dyn Store>, retention_days: u32) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
+        purge_messages(store.as_ref(), retention_days).await;
         let before = crate::domain::now_millis() - IDEMPOTENCY_WINDOW.as_millis() as i64;
         match store.purge_requests(before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "expired idempotency records removed"),
             Err(e) => tracing::warn!(error = %e, "idempotency clean-up failed"),
         }
+    }
+}
+
+/// Removes expired message records in steps, yielding between them, so a
+/// large purge never holds the store for long.
+async fn purge_messages(store: &dyn Store, retention_days: u32) {
+    const STEP: usize = 5_000;
+    let before = crate::domain::now_millis() - i64::from(retention_days) * 86_400_000;
+    let mut total = 0;
+    loop {
+        match store.purge_messages(before, STEP).await {
+            Ok(n) => {
+                total += n;
+                if n < STEP {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "message record purge failed");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(purged = total, "expired message records removed");
     }
 }
 

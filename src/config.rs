@@ -73,6 +73,7 @@ pub struct Config {
     pub attribution: AttributionConfig,
     pub links: LinksConfig,
     pub ratelimit: RateLimitConfig,
+    pub messages: MessagesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -327,6 +328,26 @@ impl Default for AttributionConfig {
     }
 }
 
+/// Message records: one per recipient of every send.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessagesConfig {
+    /// Records (and their delivery history) are removed after this many days.
+    pub retention_days: u32,
+    /// Keep the final body of marketing messages in their records. OTP and
+    /// transactional bodies are never kept.
+    pub keep_body: bool,
+}
+
+impl Default for MessagesConfig {
+    fn default() -> Self {
+        MessagesConfig {
+            retention_days: 30,
+            keep_body: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LinksConfig {
@@ -440,6 +461,12 @@ impl Settings {
             ));
         }
         validate_ratelimit(&config.ratelimit)?;
+        if config.messages.retention_days == 0 {
+            return Err(ConfigError::new(
+                "messages.retention_days",
+                "must be at least 1",
+            ));
+        }
         if !(1..=3600).contains(&config.inbound.signature_tolerance_secs) {
             return Err(ConfigError::new(
                 "inbound.signature_tolerance_secs",

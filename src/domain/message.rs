@@ -5,18 +5,96 @@ use serde::{Deserialize, Serialize};
 
 /// Our id for one message to one recipient; it is the `reference` the
 /// upstream sees, so a provider's delivery report can be traced back.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// 128 bits: the creation time in milliseconds (48 bits), then 80 random
+/// bits, written `msg_` + 22 base62 digits (fixed width, so ids sort by
+/// creation time as strings too). The Twilio front shows the same bits as a
+/// Twilio SID, `SM` + 32 hex digits, so either form finds the message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct MessageId(String);
 
 impl MessageId {
+    const PREFIX: &'static str = "msg_";
+    const DIGITS: usize = 22;
+
+    /// A new id. Ids made by this process are increasing even within one
+    /// millisecond (the random part then counts up), so a tenant's listing
+    /// is in the order its messages were made.
     pub fn generate() -> MessageId {
-        let mut rng = rand::rng();
-        let hi: u64 = rng.random();
-        let lo: u64 = rng.random();
-        MessageId(format!(
-            "msg_{}",
-            base62::encode(u128::from(hi) << 64 | u128::from(lo))
-        ))
+        static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+        let fresh = Self::bits_at(super::now_millis());
+        let mut last = LAST.lock().expect("not poisoned");
+        let bits = if fresh >> 80 == *last >> 80 && fresh <= *last {
+            *last + 1
+        } else {
+            fresh
+        };
+        *last = bits;
+        Self::from_bits(bits)
+    }
+
+    /// An id created at `at` (tests, and messages scheduled for later keep
+    /// their request's time).
+    pub fn generate_at(at: super::UnixMillis) -> MessageId {
+        Self::from_bits(Self::bits_at(at))
+    }
+
+    /// The time, then 79 random bits under a zero bit: counting up from
+    /// them stays within the millisecond for 2^79 ids.
+    fn bits_at(at: super::UnixMillis) -> u128 {
+        let random: u128 = rand::rng().random::<u128>() & ((1u128 << 79) - 1);
+        let time = (at.max(0) as u128 & ((1u128 << 48) - 1)) << 80;
+        time | random
+    }
+
+    fn from_bits(bits: u128) -> MessageId {
+        let mut s = base62::encode(bits);
+        while s.len() < Self::DIGITS {
+            s.insert(0, '0');
+        }
+        MessageId(format!("{}{s}", Self::PREFIX))
+    }
+
+    /// `msg_` and 22 base62 digits; anything else is not one of our ids.
+    pub fn parse(s: &str) -> Option<MessageId> {
+        let digits = s.strip_prefix(Self::PREFIX)?;
+        if digits.len() != Self::DIGITS || !digits.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return None;
+        }
+        base62::decode(digits).ok().map(Self::from_bits)
+    }
+
+    /// The Twilio SID of this message: `SM` + the 128 bits in hex.
+    pub fn sid(&self) -> String {
+        format!("SM{:032x}", self.bits())
+    }
+
+    /// The id a Twilio SID stands for.
+    pub fn from_sid(sid: &str) -> Option<MessageId> {
+        let hex = sid.strip_prefix("SM")?;
+        if hex.len() != 32 {
+            return None;
+        }
+        u128::from_str_radix(hex, 16).ok().map(Self::from_bits)
+    }
+
+    /// When the message was created (to the millisecond).
+    pub fn created(&self) -> super::UnixMillis {
+        (self.bits() >> 80) as super::UnixMillis
+    }
+
+    /// The 128 bits, big-endian: a store key that sorts by creation.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        self.bits().to_be_bytes()
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> MessageId {
+        Self::from_bits(u128::from_be_bytes(bytes))
+    }
+
+    fn bits(&self) -> u128 {
+        base62::decode(&self.0[Self::PREFIX.len()..]).expect("built from bits")
     }
 
     pub fn as_str(&self) -> &str {
@@ -24,9 +102,87 @@ impl MessageId {
     }
 }
 
+impl TryFrom<String> for MessageId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        MessageId::parse(&s).ok_or_else(|| "not a message id".into())
+    }
+}
+
+impl From<MessageId> for String {
+    fn from(id: MessageId) -> String {
+        id.0
+    }
+}
+
 impl fmt::Display for MessageId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Where a message stands. A message starts `scheduled` (held for later),
+/// `sent` (the provider took it), or final at once (`failed`, `blocked`,
+/// `rejected`); delivery reports then move a sent one on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Scheduled,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+    Blocked,
+    Rejected,
+    Canceled,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Scheduled => "scheduled",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Undelivered => "undelivered",
+            MessageStatus::Failed => "failed",
+            MessageStatus::Blocked => "blocked",
+            MessageStatus::Rejected => "rejected",
+            MessageStatus::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageStatus> {
+        Some(match s {
+            "scheduled" => MessageStatus::Scheduled,
+            "sent" => MessageStatus::Sent,
+            "delivered" => MessageStatus::Delivered,
+            "undelivered" => MessageStatus::Undelivered,
+            "failed" => MessageStatus::Failed,
+            "blocked" => MessageStatus::Blocked,
+            "rejected" => MessageStatus::Rejected,
+            "canceled" => MessageStatus::Canceled,
+            _ => return None,
+        })
+    }
+
+    /// How final a status is. A report never moves a message to a less
+    /// final status (a late "sent" never overwrites "delivered"); of two
+    /// equally final ones the first stays. Messages never forwarded
+    /// (blocked, rejected, canceled) are beyond any report.
+    pub fn rank(self) -> u8 {
+        match self {
+            MessageStatus::Scheduled => 0,
+            MessageStatus::Sent => 1,
+            MessageStatus::Undelivered | MessageStatus::Failed => 2,
+            MessageStatus::Delivered => 3,
+            MessageStatus::Blocked | MessageStatus::Rejected | MessageStatus::Canceled => 4,
+        }
+    }
+}
+
+impl fmt::Display for MessageStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -202,11 +358,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn message_ids_are_unique_and_prefixed() {
-        let a = MessageId::generate();
-        let b = MessageId::generate();
-        assert_ne!(a, b);
-        assert!(a.as_str().starts_with("msg_"));
+    fn message_ids_are_unique_prefixed_and_sorted_by_time() {
+        let a = MessageId::generate_at(1_000);
+        let b = MessageId::generate_at(1_001);
+        assert_ne!(MessageId::generate(), MessageId::generate());
+        assert!(a.as_str().starts_with("msg_") && a.as_str().len() == 26);
+        assert!(a < b && a.as_str() < b.as_str());
+        assert_eq!((a.created(), b.created()), (1_000, 1_001));
+        assert_eq!(MessageId::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(MessageId::from_bytes(a.to_bytes()), a);
+        for bad in [
+            "",
+            "msg_",
+            "msg_abc",
+            "SM123",
+            &a.as_str()[1..],
+            &format!("{}!", &a.as_str()[..25]),
+        ] {
+            assert_eq!(MessageId::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_twilio_sid_is_the_same_id() {
+        let id = MessageId::generate();
+        let sid = id.sid();
+        assert!(sid.starts_with("SM") && sid.len() == 34, "{sid}");
+        assert_eq!(MessageId::from_sid(&sid), Some(id));
+        assert_eq!(MessageId::from_sid("SMxyz"), None);
+        assert_eq!(MessageId::from_sid(&format!("MM{}", &sid[2..])), None);
+    }
+
+    #[test]
+    fn reports_never_make_a_message_less_final() {
+        use MessageStatus::*;
+        assert!(Sent.rank() < Delivered.rank());
+        assert!(Undelivered.rank() < Delivered.rank());
+        assert!(Scheduled.rank() < Sent.rank());
+        for s in [
+            Scheduled,
+            Sent,
+            Delivered,
+            Undelivered,
+            Failed,
+            Blocked,
+            Rejected,
+            Canceled,
+        ] {
+            assert_eq!(MessageStatus::parse(s.as_str()), Some(s));
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod validity;
 
 pub use category::Category;
 pub use event::{Action, Event, Source};
-pub use message::{Campaign, LinkCode, MessageId, Sender, ShortCode};
+pub use message::{Campaign, LinkCode, MessageId, MessageStatus, Sender, ShortCode};
 pub use phone::{Country, PhoneError, PhoneNumber};
 pub use tenant::{ApiKeyHash, Tenant, TenantId};
 

@@ -7,9 +7,9 @@
 //! parts. Anything else forces UCS-2: 70 UTF-16 units, or 67 per part, and a
 //! surrogate pair is never split either.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     Gsm7,

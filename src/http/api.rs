@@ -16,15 +16,17 @@ use super::error::{self, ApiError, ErrorBody};
 use super::extract::{AuthTenant, JsonBody};
 use super::{insights, review, suppressions};
 use crate::app::AppState;
+use crate::domain::MessageStatus;
 use crate::domain::{Campaign, Category, Sender};
-use crate::outbound::{ErrorCode, OptOut, RecipientResult, SendRequest, Status};
-use crate::store::{Attempt, StoreError};
+use crate::outbound::{ErrorCode, OptOut, RecipientResult, SendRequest};
+use crate::store::{Attempt, Callback, StoreError};
 
 /// Every API route, registered through utoipa so the OpenAPI document and
 /// the router are one list and cannot drift apart. Add routes here only.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(super::openapi::base())
-        .routes(routes!(send_messages))
+        .routes(routes!(send_messages, super::messages::list_messages))
+        .routes(routes!(super::messages::get_message))
         .routes(routes!(suppressions::list_suppressions))
         .routes(routes!(
             suppressions::get_suppression,
@@ -36,7 +38,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(review::list))
         .routes(routes!(review::confirm))
         .routes(routes!(insights::campaigns))
-        .routes(routes!(super::twilio::front::create_message))
+        .routes(routes!(
+            super::twilio::front::create_message,
+            super::twilio::lookup::list_messages
+        ))
+        .routes(routes!(super::twilio::lookup::fetch_message))
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics))
@@ -114,6 +120,10 @@ pub struct SendBody {
     campaign: Option<String>,
     #[serde(default)]
     reference: Option<String>,
+    /// Where this request's `message.status` events go (JSON, signed with
+    /// the tenant's webhook secret), besides the tenant's own webhook.
+    #[serde(default)]
+    callback_url: Option<String>,
 }
 
 /// Why a send request was refused as a whole.
@@ -137,6 +147,8 @@ enum SendError {
     InvalidCampaign(&'static str),
     #[error("reference: must be 1 to 128 printable characters")]
     InvalidReference,
+    #[error("callback_url: {0}")]
+    InvalidCallback(&'static str),
     #[error("reference: a request with this reference is still being processed")]
     InProgress,
     #[error("reference: already used for a different request")]
@@ -160,6 +172,7 @@ impl From<SendError> for ApiError {
             SendError::InvalidSender(_) => ApiError::unprocessable("invalid_sender", msg),
             SendError::InvalidCampaign(_) => ApiError::unprocessable("invalid_campaign", msg),
             SendError::InvalidReference => ApiError::unprocessable("invalid_reference", msg),
+            SendError::InvalidCallback(_) => ApiError::unprocessable("invalid_callback_url", msg),
             SendError::InProgress => {
                 ApiError::new(StatusCode::CONFLICT, "request_in_progress", msg)
             }
@@ -181,6 +194,13 @@ pub struct Summary {
     blocked: usize,
     rejected: usize,
     failed: usize,
+    /// Held for later (send windows, `send_at`); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    scheduled: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One recipient's outcome.
@@ -191,8 +211,8 @@ pub struct ResultJson {
     /// `sent`, `blocked`, `rejected` or `failed`.
     #[schema(value_type = String)]
     status: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
+    /// The message record's id (`GET /v1/messages/{id}`), sent or not.
+    id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<String>,
     body: String,
@@ -217,7 +237,7 @@ impl From<RecipientResult> for ResultJson {
         ResultJson {
             to: r.to,
             status: r.status.as_str(),
-            id: r.id.map(|i| i.as_str().to_string()),
+            id: r.id.as_str().to_string(),
             country: r.country.map(|c| c.as_str().to_string()),
             body: r.body,
             encoding: r.encoding.as_str(),
@@ -295,6 +315,12 @@ fn validate(
             return Err(SendError::InvalidReference);
         }
     }
+    let callback = body
+        .callback_url
+        .as_deref()
+        .map(|u| callback_url(u).map(|url| Callback::Native { url }))
+        .transpose()
+        .map_err(SendError::InvalidCallback)?;
     let req = SendRequest {
         tenant,
         to,
@@ -303,8 +329,22 @@ fn validate(
         category,
         campaign,
         messaging_service: None,
+        callback,
     };
     Ok((req, body.reference))
+}
+
+/// A status callback URL: absolute http(s), at most 2048 bytes. Shared with
+/// the Twilio front's `StatusCallback`.
+pub fn callback_url(raw: &str) -> Result<String, &'static str> {
+    if raw.len() > 2048 {
+        return Err("at most 2048 bytes");
+    }
+    let url = reqwest::Url::parse(raw).map_err(|_| "must be an absolute URL")?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http(s) URL with a host");
+    }
+    Ok(raw.to_string())
 }
 
 /// What identifies a request for idempotency: everything that shapes what is sent.
@@ -377,7 +417,7 @@ async fn send_messages(
             .as_ref()
             .is_some_and(|e| e.code == ErrorCode::StoreUnavailable)
     };
-    if results.iter().any(store_failed) && results.iter().all(|r| r.status != Status::Sent) {
+    if results.iter().any(store_failed) && results.iter().all(|r| r.status != MessageStatus::Sent) {
         if let Some((reference, _)) = idempotency.take() {
             if let Err(e) = state.store.abandon_request(&tenant.id, &reference).await {
                 tracing::warn!(error = %e, "could not release an idempotency reference");
@@ -387,10 +427,16 @@ async fn send_messages(
     let mut summary = Summary::default();
     for r in &results {
         *match r.status {
-            Status::Sent => &mut summary.sent,
-            Status::Blocked => &mut summary.blocked,
-            Status::Rejected => &mut summary.rejected,
-            Status::Failed => &mut summary.failed,
+            MessageStatus::Sent => &mut summary.sent,
+            MessageStatus::Blocked => &mut summary.blocked,
+            MessageStatus::Rejected => &mut summary.rejected,
+            MessageStatus::Failed => &mut summary.failed,
+            MessageStatus::Scheduled => &mut summary.scheduled,
+            s @ (MessageStatus::Delivered
+            | MessageStatus::Undelivered
+            | MessageStatus::Canceled) => {
+                unreachable!("a send answers before any delivery report: {s}")
+            }
         } += 1;
     }
     tracing::info!(

@@ -4,6 +4,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod insights;
+pub mod messages;
 pub mod openapi;
 pub mod pages;
 pub mod public;

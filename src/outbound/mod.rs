@@ -15,11 +15,12 @@ use futures::StreamExt;
 
 use crate::domain::segments::{analyze, Encoding};
 use crate::domain::{
-    now_millis, Campaign, Category, Country, MessageId, PhoneNumber, Sender, ShortCode, Tenant,
+    now_millis, Campaign, Category, Country, MessageId, MessageStatus, PhoneNumber, Sender,
+    ShortCode, Tenant,
 };
 use crate::links;
 use crate::rules::RuleSet;
-use crate::store::Store;
+use crate::store::{Callback, MessageRecord, StatusChange, Store};
 use crate::upstream::{OutboundSms, Provider, ProviderError};
 use footer::FooterPlan;
 
@@ -33,6 +34,8 @@ pub struct Outbound {
     pub public_base_url: String,
     /// Messages in flight to the provider per request.
     pub concurrency: usize,
+    /// Keep marketing bodies in the message records (`[messages] keep_body`).
+    pub keep_body: bool,
 }
 
 /// A validated send request.
@@ -47,28 +50,8 @@ pub struct SendRequest {
     pub campaign: Option<Campaign>,
     /// A Twilio Messaging Service SID, from the Twilio-compatible front.
     pub messaging_service: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Sent,
-    /// Marketing to an opted-out recipient: not forwarded.
-    Blocked,
-    /// Refused before sending (bad or duplicate number).
-    Rejected,
-    /// The provider did not take it.
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Sent => "sent",
-            Status::Blocked => "blocked",
-            Status::Rejected => "rejected",
-            Status::Failed => "failed",
-        }
-    }
+    /// Where this request's status changes go, besides the tenant's webhooks.
+    pub callback: Option<Callback>,
 }
 
 /// Per-recipient error codes, part of the API contract.
@@ -129,8 +112,11 @@ pub enum OptOut {
 pub struct RecipientResult {
     /// E.164 when the number parsed, else the input as given.
     pub to: String,
-    pub status: Status,
-    pub id: Option<MessageId>,
+    pub status: MessageStatus,
+    /// Every recipient has one, sent or not: its record's id.
+    pub id: MessageId,
+    /// Whether the provider was asked (it took it, or refused it).
+    pub forwarded: bool,
     pub country: Option<Country>,
     /// The body as sent (or as it would have been).
     pub body: String,
@@ -171,7 +157,7 @@ impl Outbound {
                 Err(e) => Slot::Done(unsent(
                     req,
                     raw.to_string(),
-                    Status::Rejected,
+                    MessageStatus::Rejected,
                     None,
                     ErrorCode::InvalidNumber,
                     e.to_string(),
@@ -179,7 +165,7 @@ impl Outbound {
                 Ok(n) if !seen.insert(n.as_str().to_string()) => Slot::Done(unsent(
                     req,
                     n.as_str().into(),
-                    Status::Rejected,
+                    MessageStatus::Rejected,
                     Some(n.country()),
                     ErrorCode::DuplicateRecipient,
                     "the same number appears earlier in this request".into(),
@@ -209,7 +195,11 @@ impl Outbound {
             .buffered(self.concurrency)
             .collect::<Vec<_>>()
             .await;
-        let sent_marketing = results.iter().filter(|r| r.status == Status::Sent).count() as u64;
+        self.keep_records(req, &results).await;
+        let sent_marketing = results
+            .iter()
+            .filter(|r| r.status == MessageStatus::Sent)
+            .count() as u64;
         if req.category.is_marketing() && sent_marketing > 0 {
             if let Err(e) = self
                 .store
@@ -225,6 +215,43 @@ impl Outbound {
                 .increment(1);
         }
         results
+    }
+
+    /// One record per recipient, written in one batch once the provider has
+    /// answered. No fsync of its own: records are made durable with the next
+    /// group commit (or the store's periodic flush); what must survive a
+    /// power loss before the answer (opt-outs, links) already has.
+    async fn keep_records(&self, req: &SendRequest, results: &[RecipientResult]) {
+        let now = now_millis();
+        let records: Vec<MessageRecord> = results
+            .iter()
+            .map(|r| MessageRecord {
+                id: r.id.clone(),
+                tenant: req.tenant.id.clone(),
+                to: r.to.chars().take(40).collect(),
+                country: r.country,
+                category: req.category,
+                campaign: req.campaign.clone(),
+                sender: req.from.as_str().to_string(),
+                encoding: r.encoding,
+                segments: r.segments,
+                provider: r.forwarded.then(|| self.provider.name().to_string()),
+                provider_id: r.provider_id.clone(),
+                body: (self.keep_body && req.category.is_marketing()).then(|| r.body.clone()),
+                callback: req.callback.clone(),
+                history: vec![StatusChange {
+                    status: r.status,
+                    at: now,
+                    error: r.error.as_ref().map(|e| e.code.as_str().to_string()),
+                }],
+            })
+            .collect();
+        if let Err(e) = self.store.put_messages(&records).await {
+            // The messages went out; only their records are missing.
+            metrics::counter!("stopgate_message_records_failed_total")
+                .increment(records.len() as u64);
+            tracing::error!(error = %e, count = records.len(), "message records not written");
+        }
     }
 
     /// Blocks opted-out recipients: one look-up for the whole request.
@@ -256,7 +283,7 @@ impl Outbound {
                 *slot = Slot::Done(unsent(
                     req,
                     n.as_str().into(),
-                    Status::Blocked,
+                    MessageStatus::Blocked,
                     Some(n.country()),
                     ErrorCode::RecipientOptedOut,
                     "the recipient opted out of this sender's marketing".into(),
@@ -352,7 +379,7 @@ impl Outbound {
             }
             Err(e) => {
                 tracing::warn!(id = %sms.id, to = %sms.to, provider = self.provider.name(), error = %e, "upstream failed");
-                result.status = Status::Failed;
+                result.status = MessageStatus::Failed;
                 result.error = Some(upstream_failure(&e));
             }
         }
@@ -367,8 +394,9 @@ fn ready(req: &SendRequest, number: PhoneNumber, body: String, optout: Option<Op
     Ready {
         result: RecipientResult {
             to: number.as_str().to_string(),
-            status: Status::Sent,
-            id: Some(id.clone()),
+            status: MessageStatus::Sent,
+            id: id.clone(),
+            forwarded: true,
             country: Some(number.country()),
             body: body.clone(),
             encoding: info.encoding,
@@ -393,7 +421,7 @@ fn ready(req: &SendRequest, number: PhoneNumber, body: String, optout: Option<Op
 fn unsent(
     req: &SendRequest,
     to: String,
-    status: Status,
+    status: MessageStatus,
     country: Option<Country>,
     code: ErrorCode,
     message: String,
@@ -402,7 +430,8 @@ fn unsent(
     RecipientResult {
         to,
         status,
-        id: None,
+        id: MessageId::generate(),
+        forwarded: false,
         country,
         body: req.body.clone(),
         encoding: info.encoding,
@@ -422,7 +451,7 @@ fn store_failed(req: &SendRequest, number: &PhoneNumber) -> RecipientResult {
     unsent(
         req,
         number.as_str().into(),
-        Status::Failed,
+        MessageStatus::Failed,
         Some(number.country()),
         ErrorCode::StoreUnavailable,
         "stopgate cannot check this recipient's opt-out right now; not sent, retry later".into(),

@@ -3,7 +3,7 @@
 //!
 //! The port is cut by concern, one trait per file (suppressions and their
 //! history, bulk imports, links, attribution of replies, possible opt-outs
-//! for review, idempotency records, insights counters); [`Store`] is all of
+//! for review, idempotency records, insights counters, message records); [`Store`] is all of
 //! them plus durability. Backends implement every trait: [`sled`] (embedded,
 //! one node) and `postgres` (many nodes on one database).
 //!
@@ -18,6 +18,7 @@ mod error;
 pub mod idempotency;
 pub mod insights;
 pub mod links;
+pub mod messages;
 pub mod review;
 pub mod sled;
 pub mod suppressions;
@@ -33,6 +34,9 @@ pub use error::{Result, StoreError};
 pub use idempotency::{Attempt, IdempotencyStore};
 pub use insights::{CampaignCounters, InsightStore};
 pub use links::{LinkRecord, LinkStore};
+pub use messages::{
+    Applied, Callback, MessageFilter, MessageRecord, MessageStore, Reported, StatusChange,
+};
 pub use review::{PossibleOptOut, ReviewStore};
 pub use suppressions::{BulkCounts, BulkImport, Suppression, SuppressionStore};
 
@@ -47,6 +51,7 @@ pub trait Store:
     + ReviewStore
     + IdempotencyStore
     + InsightStore
+    + MessageStore
     + Send
     + Sync
     + 'static

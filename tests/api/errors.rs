@@ -180,7 +180,7 @@ async fn unknown_routes_and_methods_are_json_errors() {
     );
     let r = app
         .client
-        .get(format!("{}/v1/messages", app.api))
+        .put(format!("{}/v1/messages", app.api))
         .send()
         .await
         .unwrap();

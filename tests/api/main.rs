@@ -10,6 +10,7 @@ mod helpers;
 mod inbound;
 mod languages;
 mod links;
+mod messages;
 mod mocks;
 mod operations;
 mod providers;

@@ -432,6 +432,51 @@ async fn the_official_twilio_python_sdk_works_unchanged() {
     assert_eq!(cases["otp_sender_default"]["body"], "Your code: 771234");
     assert_eq!(cases["invalid_to"]["error"]["code"], 21211);
 
+    // fetch(), list() and stream() read stopgate's message records.
+    let f = &cases["fetch"];
+    assert_eq!(f["sid"], m["sid"], "{f}");
+    assert_eq!(
+        (f["status"].as_str(), f["to"].as_str()),
+        (Some("sent"), Some("+33612345678"))
+    );
+    assert_eq!(
+        (f["from"].as_str(), f["num_segments"].as_str()),
+        (Some("ACME"), Some("1"))
+    );
+    assert_eq!(f["date_created_parsed"], true);
+    assert_eq!(
+        cases["fetch_unknown"]["error"]["code"], 20404,
+        "{}",
+        cases["fetch_unknown"]
+    );
+    assert_eq!(cases["fetch_unknown"]["error"]["status"], 404);
+    let listed = cases["list"]["messages"].as_array().unwrap();
+    assert_eq!(listed.len(), 5, "every recipient has a record: {listed:?}");
+    assert_eq!(
+        listed[4]["sid"], m["sid"],
+        "newest first; the marketing one was first sent"
+    );
+    let blocked = listed.iter().find(|l| l["to"] == OPTED_OUT).unwrap();
+    assert_eq!(
+        (blocked["status"].as_str(), blocked["error_code"].as_i64()),
+        (Some("failed"), Some(21610))
+    );
+    let invalid = listed.iter().find(|l| l["to"] == "+3361234").unwrap();
+    assert_eq!(
+        (invalid["status"].as_str(), invalid["error_code"].as_i64()),
+        (Some("failed"), Some(21211))
+    );
+    let streamed: Vec<&Value> = cases["stream"]["sids"].as_array().unwrap().iter().collect();
+    let listed_sids: Vec<&Value> = listed.iter().map(|l| &l["sid"]).collect();
+    assert_eq!(
+        streamed, listed_sids,
+        "stream() pages (2 a page) give the same messages"
+    );
+    assert_eq!(
+        cases["list_to"]["sids"].as_array().unwrap(),
+        &[blocked["sid"].clone()]
+    );
+
     let sent = app.mock.received();
     assert_eq!(
         sent.len(),

@@ -43,9 +43,13 @@ http = StopgateHttpClient()
 client = Client(os.environ["ACCOUNT_SID"], os.environ["AUTH_TOKEN"], http_client=http)
 
 
+sent_sids = {}
+
+
 def send(case, **kwargs):
     try:
         m = client.messages.create(**kwargs)
+        sent_sids[case] = m.sid
         out = {
             "case": case,
             "sid": m.sid,
@@ -70,6 +74,25 @@ send("otp_header", to="+33612345678", from_="ACME", body="Your code: 482913")
 http.extra_headers = {}
 send("otp_sender_default", to="+33612345678", from_="ACMEOTP", body="Your code: 771234")
 send("invalid_to", to="+3361234", from_="ACME", body="Hi")
+
+# Looking messages up: fetch(), list() and stream() (which follows Twilio's
+# next_page_uri), as an application that moved from Twilio does.
+m = client.messages(sent_sids["marketing"]).fetch()
+print(json.dumps({"case": "fetch", "sid": m.sid, "status": m.status, "to": m.to,
+                  "from": m.from_, "num_segments": m.num_segments, "error_code": m.error_code,
+                  "date_created_parsed": isinstance(m.date_created, datetime.datetime)}), flush=True)
+try:
+    client.messages("SM" + "0" * 32).fetch()
+    print(json.dumps({"case": "fetch_unknown", "found": True}), flush=True)
+except TwilioRestException as e:
+    print(json.dumps({"case": "fetch_unknown", "error": {"code": e.code, "status": e.status}}), flush=True)
+print(json.dumps({"case": "list", "messages": [
+    {"sid": m.sid, "status": m.status, "to": m.to, "error_code": m.error_code}
+    for m in client.messages.list(limit=20)]}), flush=True)
+print(json.dumps({"case": "stream", "sids": [
+    m.sid for m in client.messages.stream(page_size=2)]}), flush=True)
+print(json.dumps({"case": "list_to", "sids": [
+    m.sid for m in client.messages.list(to=os.environ["OPTED_OUT"])]}), flush=True)
 
 # Twilio's RequestValidator signs an inbound webhook as Twilio would.
 params = {

@@ -4,10 +4,14 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use stopgate::domain::segments::Encoding;
 use stopgate::domain::{
-    Action, Campaign, Event, LinkCode, PhoneNumber, ShortCode, Source, TenantId,
+    Action, Campaign, Category, Event, LinkCode, MessageId, MessageStatus, PhoneNumber, ShortCode,
+    Source, TenantId,
 };
-use stopgate::store::{Attempt, PossibleOptOut};
+use stopgate::store::{
+    Applied, Attempt, MessageFilter, MessageRecord, PossibleOptOut, StatusChange,
+};
 
 use crate::backends::Backend;
 
@@ -622,4 +626,265 @@ pub async fn durable_data_survives_reopen(b: Backend) {
 /// The store against a model: see `model.rs`.
 pub async fn bulk_and_individual_states_match_the_model(b: Backend) {
     crate::model::check(&b).await;
+}
+
+fn record(
+    tenant: &str,
+    id: MessageId,
+    to: &str,
+    status: MessageStatus,
+    provider_id: Option<&str>,
+) -> MessageRecord {
+    MessageRecord {
+        id,
+        tenant: t(tenant),
+        to: to.into(),
+        country: PhoneNumber::parse(to).ok().map(|n| n.country()),
+        category: Category::Marketing,
+        campaign: Some(campaign("bf")),
+        sender: "ACME".into(),
+        encoding: Encoding::Gsm7,
+        segments: 1,
+        provider: provider_id.map(|_| "http".to_string()),
+        provider_id: provider_id.map(str::to_string),
+        body: None,
+        callback: None,
+        history: vec![StatusChange {
+            status,
+            at: 1_000,
+            error: None,
+        }],
+    }
+}
+
+fn change(status: MessageStatus, at: i64, error: Option<&str>) -> StatusChange {
+    StatusChange {
+        status,
+        at,
+        error: error.map(str::to_string),
+    }
+}
+
+pub async fn messages_are_found_listed_and_reported(b: Backend) {
+    let s = b.store.as_ref();
+    let ids: Vec<MessageId> = (0..7).map(|i| MessageId::generate_at(10_000 + i)).collect();
+    let mut records: Vec<MessageRecord> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            record(
+                "acme",
+                id.clone(),
+                &format!("+1212555{i:04}"),
+                MessageStatus::Sent,
+                Some(&format!("p-{i}")),
+            )
+        })
+        .collect();
+    records[6].history[0].status = MessageStatus::Blocked;
+    records[6].provider_id = None;
+    records[6].provider = None;
+    s.put_messages(&records).await.unwrap();
+    s.put_messages(&[record(
+        "beta",
+        MessageId::generate_at(10_003),
+        "+12125550999",
+        MessageStatus::Sent,
+        Some("p-beta"),
+    )])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.message(&t("acme"), &ids[2]).await.unwrap().as_ref(),
+        Some(&records[2])
+    );
+    assert_eq!(
+        s.message(&t("beta"), &ids[2]).await.unwrap(),
+        None,
+        "tenant-scoped"
+    );
+
+    // Newest first, in pages, and filtered.
+    let all = MessageFilter::default();
+    let page1 = s.messages(&t("acme"), &all, None, 3).await.unwrap();
+    let page2 = s
+        .messages(&t("acme"), &all, Some(&page1[2].id), 3)
+        .await
+        .unwrap();
+    let page3 = s
+        .messages(&t("acme"), &all, Some(&page2[2].id), 3)
+        .await
+        .unwrap();
+    let walked: Vec<&MessageId> = page1
+        .iter()
+        .chain(&page2)
+        .chain(&page3)
+        .map(|r| &r.id)
+        .collect();
+    let newest_first: Vec<&MessageId> = ids.iter().rev().collect();
+    assert_eq!(walked, newest_first);
+    let blocked = MessageFilter {
+        status: Some(MessageStatus::Blocked),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.messages(&t("acme"), &blocked, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Reports: found by the provider's id, duplicates and less final ones change nothing.
+    let r = s
+        .report("http", "p-1", change(MessageStatus::Delivered, 2_000, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r.applied, r.record.status()),
+        (Applied::Changed, MessageStatus::Delivered)
+    );
+    let again = s
+        .report("http", "p-1", change(MessageStatus::Delivered, 2_500, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.applied, Applied::Duplicate);
+    let late_sent = s
+        .report("http", "p-1", change(MessageStatus::Sent, 1_500, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(late_sent.applied, Applied::Duplicate, "it was sent already");
+    let late = s
+        .report(
+            "http",
+            "p-1",
+            change(MessageStatus::Undelivered, 1_600, Some("30005")),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (late.applied, late.record.status()),
+        (Applied::Kept, MessageStatus::Delivered)
+    );
+    let stored = s.message(&t("acme"), &ids[1]).await.unwrap().unwrap();
+    assert_eq!(stored.status(), MessageStatus::Delivered);
+    assert_eq!(stored.history.len(), 3);
+    let failed = s
+        .report(
+            "http",
+            "p-2",
+            change(MessageStatus::Undelivered, 2_000, Some("30003")),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.record.current().error.as_deref(), Some("30003"));
+    assert!(s
+        .report("http", "nope", change(MessageStatus::Delivered, 1, None))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        s.report("twilio", "p-1", change(MessageStatus::Delivered, 1, None))
+            .await
+            .unwrap()
+            .is_none(),
+        "per provider"
+    );
+    let delivered = MessageFilter {
+        status: Some(MessageStatus::Delivered),
+        ..Default::default()
+    };
+    let listed = s.messages(&t("acme"), &delivered, None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|r| &r.id).collect::<Vec<_>>(), [&ids[1]]);
+}
+
+pub async fn concurrent_reports_keep_the_most_final(b: Backend) {
+    let id = MessageId::generate();
+    b.store
+        .put_messages(&[record(
+            "acme",
+            id.clone(),
+            "+12125550100",
+            MessageStatus::Sent,
+            Some("p-x"),
+        )])
+        .await
+        .unwrap();
+    let statuses = [
+        MessageStatus::Sent,
+        MessageStatus::Delivered,
+        MessageStatus::Undelivered,
+    ];
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let s = b.store.clone();
+            tokio::spawn(async move {
+                s.report(
+                    "http",
+                    "p-x",
+                    change(statuses[i % 3], 2_000 + i as i64, None),
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let r = b.store.message(&t("acme"), &id).await.unwrap().unwrap();
+    assert_eq!(r.status(), MessageStatus::Delivered);
+    // One entry per distinct report: the first sent, and one of each other.
+    assert_eq!(r.history.len(), 3, "{:?}", r.history);
+}
+
+pub async fn purging_removes_old_records_only(b: Backend) {
+    let s = b.store.as_ref();
+    let old: Vec<MessageId> = (0..5).map(|i| MessageId::generate_at(1_000 + i)).collect();
+    let new = MessageId::generate_at(50_000);
+    let mut records: Vec<MessageRecord> = old
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            record(
+                "acme",
+                id.clone(),
+                "+12125550100",
+                MessageStatus::Sent,
+                Some(&format!("old-{i}")),
+            )
+        })
+        .collect();
+    records.push(record(
+        "acme",
+        new.clone(),
+        "+12125550100",
+        MessageStatus::Sent,
+        Some("new"),
+    ));
+    s.put_messages(&records).await.unwrap();
+    assert_eq!(
+        s.purge_messages(10_000, 2).await.unwrap(),
+        2,
+        "bounded steps"
+    );
+    assert_eq!(s.purge_messages(10_000, 100).await.unwrap(), 3);
+    assert_eq!(s.purge_messages(10_000, 100).await.unwrap(), 0);
+    assert!(s.message(&t("acme"), &old[0]).await.unwrap().is_none());
+    assert!(s
+        .report("http", "old-1", change(MessageStatus::Delivered, 1, None))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.message(&t("acme"), &new).await.unwrap().is_some());
+    let listed = s
+        .messages(&t("acme"), &MessageFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
 }

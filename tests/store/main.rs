@@ -42,4 +42,7 @@ contract!(
     bulk_imports_show_in_state_history_and_pages,
     durable_data_survives_reopen,
     bulk_and_individual_states_match_the_model,
+    messages_are_found_listed_and_reported,
+    concurrent_reports_keep_the_most_final,
+    purging_removes_old_records_only,
 );

@@ -15,21 +15,21 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::prelude::{Engine, BASE64_STANDARD};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::config::{is_sid, TwilioAccount, UpstreamKind};
-use crate::domain::{ApiKeyHash, Category, MessageId, Sender};
-use crate::outbound::{ErrorCode, RecipientResult, SendRequest, Status};
+use crate::domain::{ApiKeyHash, Category, MessageId, MessageStatus, Sender};
+use crate::outbound::{ErrorCode, RecipientResult, SendRequest};
+use crate::store::Callback;
 
 pub const MESSAGES_PATH: &str = "/2010-04-01/Accounts/{account_sid}/Messages.json";
-const API_VERSION: &str = "2010-04-01";
+pub(super) const API_VERSION: &str = "2010-04-01";
 /// Header that sets the category; without it, the tenant's defaults apply.
 const CATEGORY_HEADER: &str = "x-stopgate-category";
 
 /// Twilio's error answer: `{"code", "message", "more_info", "status"}`.
 #[derive(Debug)]
-struct TwilioError {
+pub(super) struct TwilioError {
     status: StatusCode,
     code: u32,
     message: String,
@@ -37,7 +37,7 @@ struct TwilioError {
 }
 
 impl TwilioError {
-    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> TwilioError {
+    pub(super) fn new(status: StatusCode, code: u32, message: impl Into<String>) -> TwilioError {
         TwilioError {
             status,
             code,
@@ -46,11 +46,11 @@ impl TwilioError {
         }
     }
 
-    fn bad_request(code: u32, message: impl Into<String>) -> TwilioError {
+    pub(super) fn bad_request(code: u32, message: impl Into<String>) -> TwilioError {
         TwilioError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    fn unauthorized(why: &str) -> TwilioError {
+    pub(super) fn unauthorized(why: &str) -> TwilioError {
         TwilioError::new(
             StatusCode::UNAUTHORIZED,
             20003,
@@ -93,8 +93,7 @@ impl IntoResponse for TwilioError {
 
 /// `SM` + 32 hex digits, derived from our message id, so one maps to the other.
 pub fn message_sid(id: &MessageId) -> String {
-    let digest = Sha256::digest(id.as_str().as_bytes());
-    format!("SM{}", hex::encode(&digest[..16]))
+    id.sid()
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -129,6 +128,7 @@ struct Form {
     from: Option<String>,
     body: Option<String>,
     messaging_service: Option<String>,
+    status_callback: Option<String>,
     media: bool,
 }
 
@@ -140,6 +140,7 @@ fn parse_form(bytes: &[u8]) -> Form {
             "From" => &mut f.from,
             "Body" => &mut f.body,
             "MessagingServiceSid" => &mut f.messaging_service,
+            "StatusCallback" => &mut f.status_callback,
             "MediaUrl" => {
                 f.media = true;
                 continue;
@@ -186,8 +187,14 @@ pub async fn create_message(
     }
 }
 
-async fn create(state: AppState, path_sid: String, req: Request) -> Result<Response, TwilioError> {
-    let (user, token) = basic_credentials(req.headers()).ok_or_else(|| {
+/// The tenant's Twilio account: HTTP Basic with its account SID and auth
+/// token, matching the SID in the path, within the tenant's request budget.
+pub(super) fn authorize<'a>(
+    state: &'a AppState,
+    path_sid: &str,
+    headers: &HeaderMap,
+) -> Result<&'a TwilioAccount, TwilioError> {
+    let (user, token) = basic_credentials(headers).ok_or_else(|| {
         TwilioError::unauthorized("HTTP Basic auth with the account SID and auth token is required")
     })?;
     let account = authenticate(&state.settings.twilio_accounts, &user, &token)
@@ -198,12 +205,17 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
         ));
     }
     // The same per-tenant request budget as the native API.
-    crate::http::extract::check_rate(&state, &account.tenant).map_err(|e| TwilioError {
+    crate::http::extract::check_rate(state, &account.tenant).map_err(|e| TwilioError {
         status: StatusCode::TOO_MANY_REQUESTS,
         code: 20429,
         message: "Too Many Requests".into(),
         retry_after: e.retry_after,
     })?;
+    Ok(account)
+}
+
+async fn create(state: AppState, path_sid: String, req: Request) -> Result<Response, TwilioError> {
+    let account = authorize(&state, &path_sid, req.headers())?;
     let category_header = req
         .headers()
         .get(CATEGORY_HEADER)
@@ -296,6 +308,14 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
         None => default_category(account, from_raw.as_deref(), service.as_deref()),
     };
 
+    let callback = match form.status_callback.filter(|u| !u.trim().is_empty()) {
+        Some(u) => Some(Callback::Twilio {
+            url: crate::http::api::callback_url(u.trim()).map_err(|why| {
+                TwilioError::bad_request(21609, format!("Invalid StatusCallback: {why}"))
+            })?,
+        }),
+        None => None,
+    };
     let request = SendRequest {
         tenant: account.tenant.clone(),
         to: vec![to],
@@ -304,6 +324,7 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
         category,
         campaign: None,
         messaging_service: service,
+        callback,
     };
     let mut results = state.outbound.send(&request).await;
     let result = results.pop().expect("one recipient gives one result");
@@ -315,7 +336,7 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
     );
     let upstream_is_twilio = state.settings.config.upstream.kind == UpstreamKind::Twilio;
     match result.status {
-        Status::Sent => Ok(created(account, &request, result, category)),
+        MessageStatus::Sent => Ok(created(account, &request, result, category)),
         _ => Err(refusal(result, upstream_is_twilio)),
     }
 }
@@ -336,7 +357,7 @@ fn default_category(
 fn refusal(r: RecipientResult, upstream_is_twilio: bool) -> TwilioError {
     let failure = r.error.expect("an unsent result carries its error");
     match (r.status, failure.code) {
-        (Status::Blocked, _) => {
+        (MessageStatus::Blocked, _) => {
             TwilioError::bad_request(21610, "Attempt to send to unsubscribed recipient")
         }
         (_, ErrorCode::InvalidNumber | ErrorCode::DuplicateRecipient) => TwilioError::bad_request(
@@ -389,7 +410,7 @@ fn created(
     r: RecipientResult,
     category: Category,
 ) -> Response {
-    let id = r.id.expect("a sent result has our id");
+    let id = r.id;
     let sid = message_sid(&id);
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc2822)

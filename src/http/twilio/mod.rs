@@ -5,6 +5,7 @@
 
 pub mod front;
 pub mod inbound;
+pub mod lookup;
 pub mod signature;
 pub mod twiml;
 

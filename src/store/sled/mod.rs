@@ -13,6 +13,9 @@
 //! | possible_optouts | id (u64 big-endian)               | JSON [`PossibleOptOut`]    | `review.rs` |
 //! | requests         | tenant·reference                  | state, time, fingerprint, response | `idempotency.rs` |
 //! | insights         | tenant·campaign·counter           | u64 big-endian             | `insights.rs` |
+//! | messages         | id (16 bytes: sorted by creation) | JSON [`MessageRecord`]     | `messages.rs` |
+//! | messages_by_tenant | tenant·id                       | (empty)                    | `messages.rs` |
+//! | messages_by_provider | provider·provider id          | id                         | `messages.rs` |
 //!
 //! Bulk-imported numbers live in the `bulk` and `imports` trees (see
 //! [`bulk`]); a number's own row in `suppressions`, when it has one, is
@@ -29,12 +32,14 @@
 //! [`Event`]: crate::domain::Event
 //! [`LinkRecord`]: super::LinkRecord
 //! [`PossibleOptOut`]: super::PossibleOptOut
+//! [`MessageRecord`]: super::MessageRecord
 
 mod attribution;
 pub(crate) mod bulk;
 mod idempotency;
 mod insights;
 mod links;
+mod messages;
 mod review;
 mod suppressions;
 
@@ -93,6 +98,9 @@ pub(crate) struct Live {
     requests: sled::Tree,
     possible_optouts: sled::Tree,
     insights: sled::Tree,
+    messages: sled::Tree,
+    messages_by_tenant: sled::Tree,
+    messages_by_provider: sled::Tree,
     bulk: Bulk,
     import_round: usize,
     commit: GroupCommit,
@@ -281,6 +289,9 @@ impl Live {
             requests: db.open_tree("requests")?,
             possible_optouts: db.open_tree("possible_optouts")?,
             insights: db.open_tree("insights")?,
+            messages: db.open_tree("messages")?,
+            messages_by_tenant: db.open_tree("messages_by_tenant")?,
+            messages_by_provider: db.open_tree("messages_by_provider")?,
             bulk: Bulk::open(&db, chunk)?,
             import_round: round,
             commit,

@@ -1,0 +1,160 @@
+//! Message records in sled: `messages`, id (16 bytes, big-endian: sorted by
+//! creation) → JSON record; `messages_by_tenant`, tenant·id → (); and
+//! `messages_by_provider`, provider·provider id → id.
+
+use std::ops::Bound;
+
+use async_trait::async_trait;
+
+use super::{decode, encode, key, prefix, Live, SledStore};
+use crate::domain::{MessageId, TenantId, UnixMillis};
+use crate::store::{
+    MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange, StoreError,
+};
+
+fn stored_id(bytes: &[u8]) -> Result<MessageId> {
+    let b: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("message id".into()))?;
+    Ok(MessageId::from_bytes(b))
+}
+
+fn provider_key(provider: &str, provider_id: &str) -> Vec<u8> {
+    key(&[provider.as_bytes(), provider_id.as_bytes()])
+}
+
+impl Live {
+    fn record(&self, id: &MessageId) -> Result<Option<MessageRecord>> {
+        self.messages
+            .get(id.to_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+
+    fn remove_record(&self, r: &MessageRecord) -> Result<()> {
+        self.messages.remove(r.id.to_bytes())?;
+        self.messages_by_tenant
+            .remove(key(&[r.tenant.as_str().as_bytes(), &r.id.to_bytes()]))?;
+        if let (Some(p), Some(pid)) = (&r.provider, &r.provider_id) {
+            self.messages_by_provider.remove(provider_key(p, pid))?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MessageStore for SledStore {
+    async fn put_messages(&self, records: &[MessageRecord]) -> Result<()> {
+        self.with(|s| {
+            let (mut all, mut by_tenant, mut by_provider) = (
+                sled::Batch::default(),
+                sled::Batch::default(),
+                sled::Batch::default(),
+            );
+            for r in records {
+                let id = r.id.to_bytes();
+                all.insert(&id, encode(r));
+                by_tenant.insert(key(&[r.tenant.as_str().as_bytes(), &id]), &[]);
+                if let (Some(p), Some(pid)) = (&r.provider, &r.provider_id) {
+                    by_provider.insert(provider_key(p, pid), &id);
+                }
+            }
+            // The record before its indexes: an index never points at nothing
+            // for longer than a crash between two batches.
+            s.messages.apply_batch(all)?;
+            s.messages_by_tenant.apply_batch(by_tenant)?;
+            s.messages_by_provider.apply_batch(by_provider)?;
+            Ok(())
+        })
+    }
+
+    async fn message(&self, tenant: &TenantId, id: &MessageId) -> Result<Option<MessageRecord>> {
+        self.with(|s| Ok(s.record(id)?.filter(|r| &r.tenant == tenant)))
+    }
+
+    async fn messages(
+        &self,
+        tenant: &TenantId,
+        filter: &MessageFilter,
+        before: Option<&MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>> {
+        self.with(|s| {
+            let t = tenant.as_str().as_bytes();
+            let low = Bound::Included(prefix(&[t]));
+            let high = match before {
+                Some(id) => Bound::Excluded(key(&[t, &id.to_bytes()])),
+                // Just past every id of this tenant.
+                None => Bound::Excluded(key(&[t, &[0xff; 17]])),
+            };
+            let mut out = Vec::new();
+            for kv in s.messages_by_tenant.range((low, high)).rev() {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, _) = kv?;
+                let id = stored_id(&k[t.len() + 1..])?;
+                // A record purged since its index was read: skip it.
+                if let Some(r) = s.record(&id)? {
+                    if filter.matches(&r) {
+                        out.push(r);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn report(
+        &self,
+        provider: &str,
+        provider_id: &str,
+        change: StatusChange,
+    ) -> Result<Option<Reported>> {
+        self.with(|s| {
+            let Some(id) = s
+                .messages_by_provider
+                .get(provider_key(provider, provider_id))?
+            else {
+                return Ok(None);
+            };
+            let k = id.to_vec();
+            loop {
+                let Some(old) = s.messages.get(&k)? else {
+                    return Ok(None);
+                };
+                let mut record: MessageRecord = decode(&old)?;
+                let applied = record.apply(change.clone());
+                if applied == crate::store::Applied::Duplicate {
+                    return Ok(Some(Reported { record, applied }));
+                }
+                // Two reports at once: the loser reads the winner's and tries again.
+                if s.messages
+                    .compare_and_swap(&k, Some(old), Some(encode(&record)))?
+                    .is_ok()
+                {
+                    return Ok(Some(Reported { record, applied }));
+                }
+            }
+        })
+    }
+
+    async fn purge_messages(&self, before: UnixMillis, step: usize) -> Result<usize> {
+        self.with(|s| {
+            let mut purged = 0;
+            for kv in s.messages.iter() {
+                if purged >= step {
+                    break;
+                }
+                let (k, v) = kv?;
+                if stored_id(&k)?.created() >= before {
+                    break;
+                }
+                let r: MessageRecord = decode(&v)?;
+                s.remove_record(&r)?;
+                purged += 1;
+            }
+            Ok(purged)
+        })
+    }
+}
