@@ -196,14 +196,20 @@ impl Outbound {
             .collect::<Vec<_>>()
             .await;
         self.keep_records(req, &results).await;
-        let sent_marketing = results
+        let sent: Vec<&RecipientResult> = results
             .iter()
             .filter(|r| r.status == MessageStatus::Sent)
-            .count() as u64;
-        if req.category.is_marketing() && sent_marketing > 0 {
+            .collect();
+        if req.category.is_marketing() && !sent.is_empty() {
+            let segments = sent.iter().map(|r| r.segments as u64).sum();
             if let Err(e) = self
                 .store
-                .count_marketing_sent(&req.tenant.id, req.campaign.as_ref(), sent_marketing)
+                .count_marketing_sent(
+                    &req.tenant.id,
+                    req.campaign.as_ref(),
+                    sent.len() as u64,
+                    segments,
+                )
                 .await
             {
                 // Insights are best effort; the messages are already sent.

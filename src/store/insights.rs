@@ -13,6 +13,11 @@ pub struct CampaignCounters {
     pub campaign: Option<Campaign>,
     /// Marketing messages accepted by the provider.
     pub sent: u64,
+    /// Billed parts of those messages.
+    pub segments: u64,
+    /// Of those, reported delivered / undelivered (or failed) by the provider.
+    pub delivered: u64,
+    pub undelivered: u64,
     /// Opt-outs by source (`sms`, `link`, `api`). Imports are not counted:
     /// a list moved in from elsewhere says nothing about a campaign.
     pub optouts: BTreeMap<String, u64>,
@@ -22,12 +27,15 @@ pub struct CampaignCounters {
 
 #[async_trait]
 pub trait InsightStore: Send + Sync {
-    /// Adds `n` marketing messages sent to a campaign's counters.
+    /// Adds `messages` marketing messages sent, of `segments` parts in all,
+    /// to a campaign's counters. (Delivery counters move with delivery
+    /// reports, in their transaction: see `MessageStore::report`.)
     async fn count_marketing_sent(
         &self,
         tenant: &TenantId,
         campaign: Option<&Campaign>,
-        n: u64,
+        messages: u64,
+        segments: u64,
     ) -> Result<()>;
 
     /// Every campaign's counters for a tenant, the no-campaign row first,

@@ -184,13 +184,15 @@ pub async fn counters_follow_events_and_sends(b: Backend) {
     let s = b.store.as_ref();
     let num = n("+12125550123");
     let bf = campaign("bf");
-    s.count_marketing_sent(&t("acme"), Some(&bf), 10)
+    s.count_marketing_sent(&t("acme"), Some(&bf), 10, 10 * 2)
         .await
         .unwrap();
-    s.count_marketing_sent(&t("acme"), Some(&bf), 5)
+    s.count_marketing_sent(&t("acme"), Some(&bf), 5, 5 * 2)
         .await
         .unwrap();
-    s.count_marketing_sent(&t("acme"), None, 1).await.unwrap();
+    s.count_marketing_sent(&t("acme"), None, 1, 3)
+        .await
+        .unwrap();
     let mut e = Event::new(t("acme"), &num, Action::OptOut, Source::Link);
     e.campaign = Some(bf.clone());
     e.reason = Some("too_many".into());
@@ -211,6 +213,7 @@ pub async fn counters_follow_events_and_sends(b: Backend) {
     assert_eq!(c[1].optouts.get("link"), Some(&1));
     assert_eq!(c[1].optouts.get("import"), None);
     assert_eq!(c[1].reasons.get("too_many"), Some(&1));
+    assert_eq!((c[0].segments, c[1].segments), (3, 30));
     assert!(s.campaign_counters(&t("beta")).await.unwrap().is_empty());
 }
 
@@ -222,7 +225,7 @@ pub async fn counters_are_exact_under_concurrent_increments(b: Backend) {
             let bf = bf.clone();
             tokio::spawn(async move {
                 for i in 0..50 {
-                    s.count_marketing_sent(&t("acme"), Some(&bf), 1)
+                    s.count_marketing_sent(&t("acme"), Some(&bf), 1, 1 * 2)
                         .await
                         .unwrap();
                     let num = n(&format!("+1212555{:04}", w * 100 + i));
@@ -795,6 +798,13 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             .is_none(),
         "per provider"
     );
+    // The campaign's delivery counters moved with the reports, exactly once.
+    let c = s.campaign_counters(&t("acme")).await.unwrap();
+    let bf = c
+        .iter()
+        .find(|c| c.campaign == Some(campaign("bf")))
+        .unwrap();
+    assert_eq!((bf.delivered, bf.undelivered), (1, 1), "{bf:?}");
     let delivered = MessageFilter {
         status: Some(MessageStatus::Delivered),
         ..Default::default()
@@ -841,6 +851,9 @@ pub async fn concurrent_reports_keep_the_most_final(b: Backend) {
     assert_eq!(r.status(), MessageStatus::Delivered);
     // One entry per distinct report: the first sent, and one of each other.
     assert_eq!(r.history.len(), 3, "{:?}", r.history);
+    // Whatever the order, the counters say delivered once and nothing else.
+    let c = b.store.campaign_counters(&t("acme")).await.unwrap();
+    assert_eq!((c[0].delivered, c[0].undelivered), (1, 0), "{c:?}");
 }
 
 pub async fn purging_removes_old_records_only(b: Backend) {

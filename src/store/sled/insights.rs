@@ -1,7 +1,8 @@
 //! Insights in sled: `insights`, tenant·campaign·counter → u64 big-endian.
-//! Counters are `sent`, `optout:<source>` and `reason:<reason>` (the latter
-//! two written with the opt-out, in `suppressions.rs`); the empty campaign
-//! is "no campaign".
+//! Counters are `sent` and `segments`, `optout:<source>` and
+//! `reason:<reason>` (written with the opt-out, in `suppressions.rs`), and
+//! `delivered` and `undelivered` (written with the delivery report, in
+//! `messages.rs`); the empty campaign is "no campaign".
 
 use async_trait::async_trait;
 
@@ -9,24 +10,36 @@ use super::{key, prefix, read_u64, utf8, SledStore};
 use crate::domain::{Campaign, TenantId};
 use crate::store::{CampaignCounters, InsightStore, Result, StoreError};
 
+/// The key of one counter of one campaign.
+pub(super) fn counter_key(
+    tenant: &TenantId,
+    campaign: Option<&Campaign>,
+    counter: &str,
+) -> Vec<u8> {
+    key(&[
+        tenant.as_str().as_bytes(),
+        campaign.map_or("", |c| c.as_str()).as_bytes(),
+        counter.as_bytes(),
+    ])
+}
+
 #[async_trait]
 impl InsightStore for SledStore {
     async fn count_marketing_sent(
         &self,
         tenant: &TenantId,
         campaign: Option<&Campaign>,
-        n: u64,
+        messages: u64,
+        segments: u64,
     ) -> Result<()> {
         self.with(|s| {
-            let k = key(&[
-                tenant.as_str().as_bytes(),
-                campaign.map_or("", |c| c.as_str()).as_bytes(),
-                b"sent",
-            ]);
-            s.insights.fetch_and_update(k, |old| {
-                let current = old.map(read_u64).unwrap_or(0);
-                Some((current + n).to_be_bytes().to_vec())
-            })?;
+            for (counter, n) in [("sent", messages), ("segments", segments)] {
+                s.insights
+                    .fetch_and_update(counter_key(tenant, campaign, counter), |old| {
+                        let current = old.map(read_u64).unwrap_or(0);
+                        Some((current + n).to_be_bytes().to_vec())
+                    })?;
+            }
             Ok(())
         })
     }
@@ -57,9 +70,14 @@ impl InsightStore for SledStore {
                 }
                 let entry = by_campaign.last_mut().expect("pushed above");
                 let n = read_u64(&v);
-                if counter == "sent" {
-                    entry.sent = n;
-                } else if let Some(source) = counter.strip_prefix("optout:") {
+                match counter {
+                    "sent" => entry.sent = n,
+                    "segments" => entry.segments = n,
+                    "delivered" => entry.delivered = n,
+                    "undelivered" => entry.undelivered = n,
+                    _ => {}
+                }
+                if let Some(source) = counter.strip_prefix("optout:") {
                     entry.optouts.insert(source.to_string(), n);
                 } else if let Some(reason) = counter.strip_prefix("reason:") {
                     entry.reasons.insert(reason.to_string(), n);

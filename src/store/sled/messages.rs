@@ -6,11 +6,24 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 
-use super::{decode, encode, key, prefix, Live, SledStore};
-use crate::domain::{MessageId, TenantId, UnixMillis};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::insights::counter_key;
+use super::{decode, encode, key, prefix, read_u64, Live, SledStore};
+use crate::domain::{MessageId, MessageStatus, TenantId, UnixMillis};
 use crate::store::{
-    MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange, StoreError,
+    Applied, MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange, StoreError,
 };
+
+/// The campaign counter a marketing message in this status counts in.
+fn delivery_counter(status: MessageStatus) -> Option<&'static str> {
+    match status {
+        MessageStatus::Delivered => Some("delivered"),
+        MessageStatus::Undelivered | MessageStatus::Failed => Some("undelivered"),
+        _ => None,
+    }
+}
 
 fn stored_id(bytes: &[u8]) -> Result<MessageId> {
     let b: [u8; 16] = bytes
@@ -118,23 +131,37 @@ impl MessageStore for SledStore {
             else {
                 return Ok(None);
             };
-            let k = id.to_vec();
-            loop {
-                let Some(old) = s.messages.get(&k)? else {
+            // The record and its campaign's delivery counters, in one transaction
+            // (sled runs it again if a concurrent report wrote the record first).
+            let outcome = (&s.messages, &s.insights).transaction(|(m, ins)| {
+                let Some(old) = m.get(&id)? else {
                     return Ok(None);
                 };
-                let mut record: MessageRecord = decode(&old)?;
+                let mut record: MessageRecord = serde_json::from_slice(&old).map_err(|e| {
+                    ConflictableTransactionError::Abort(StoreError::Corrupt(e.to_string()))
+                })?;
+                let before = record.status();
                 let applied = record.apply(change.clone());
-                if applied == crate::store::Applied::Duplicate {
-                    return Ok(Some(Reported { record, applied }));
+                if applied != Applied::Duplicate {
+                    m.insert(&id, encode(&record))?;
                 }
-                // Two reports at once: the loser reads the winner's and tries again.
-                if s.messages
-                    .compare_and_swap(&k, Some(old), Some(encode(&record)))?
-                    .is_ok()
-                {
-                    return Ok(Some(Reported { record, applied }));
+                if applied == Applied::Changed && record.category.is_marketing() {
+                    let campaign = record.campaign.as_ref();
+                    for (status, delta) in [(before, -1i64), (record.status(), 1)] {
+                        let Some(counter) = delivery_counter(status) else {
+                            continue;
+                        };
+                        let k = counter_key(&record.tenant, campaign, counter);
+                        let n = ins.get(&k)?.map(|v| read_u64(&v)).unwrap_or(0) as i64;
+                        ins.insert(k, &((n + delta).max(0) as u64).to_be_bytes())?;
+                    }
                 }
+                Ok(Some(Reported { record, applied }))
+            });
+            match outcome {
+                Ok(r) => Ok(r),
+                Err(TransactionError::Abort(e)) => Err(e),
+                Err(TransactionError::Storage(e)) => Err(e.into()),
             }
         })
     }

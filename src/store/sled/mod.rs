@@ -37,7 +37,7 @@
 mod attribution;
 pub(crate) mod bulk;
 mod idempotency;
-mod insights;
+pub(crate) mod insights;
 mod links;
 mod messages;
 mod review;
