@@ -21,6 +21,7 @@ use crate::domain::{PhoneNumber, Tenant, TenantId};
 use crate::http::{self, error::ApiError, serve};
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
+use crate::reports::Reports;
 use crate::store::{self, Store};
 use crate::upstream;
 
@@ -32,6 +33,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub outbound: Arc<Outbound>,
     pub inbound: Arc<Inbound>,
+    pub reports: Arc<Reports>,
     /// Per-tenant request rate limit; `None` when disabled.
     pub tenant_limiter: Option<Arc<TenantLimiter>>,
 }
@@ -61,7 +63,7 @@ impl App {
         let store = store::open(&cfg.storage)
             .await
             .with_context(|| format!("opening the store ({})", cfg.storage.describe()))?;
-        let provider = upstream::from_config(&cfg.upstream)?;
+        let provider = upstream::from_config(&cfg.upstream, &settings.public_base_url)?;
         let tenants: Arc<[Arc<Tenant>]> = settings.tenants.clone().into();
         let rules = Arc::new(settings.rules.clone());
         let inbound = Arc::new(Inbound {
@@ -83,6 +85,9 @@ impl App {
             public_base_url: settings.public_base_url.clone(),
             concurrency: cfg.upstream.concurrency,
             keep_body: cfg.messages.keep_body,
+        });
+        let reports = Arc::new(Reports {
+            store: store.clone(),
         });
         let api = TcpListener::bind(settings.api_listen)
             .await
@@ -111,6 +116,7 @@ impl App {
             store,
             outbound,
             inbound,
+            reports,
         };
         Ok(App { state, api, public })
     }

@@ -219,6 +219,25 @@ pub struct InboundConfig {
     /// Accept the old untimed `sha256=<hex>` signature too (a migration
     /// aid: such a request can be replayed while its replay record is kept).
     pub legacy_signature: bool,
+    /// Vonage's signature secret: when set, `/dlr/vonage` requires `sig`.
+    pub vonage_signature_secret: Secret,
+    /// The signing method chosen in Vonage's dashboard.
+    pub vonage_signature_method: VonageSignatureMethod,
+    /// The token in CM's status report URL (`/dlr/cm?token=...`).
+    pub cm_status_token: Secret,
+}
+
+/// Vonage's signature methods, as its dashboard names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VonageSignatureMethod {
+    /// MD5 of the parameters and the secret: Vonage's default.
+    #[default]
+    Md5hash,
+    Md5,
+    Sha1,
+    Sha256,
+    Sha512,
 }
 
 impl Default for InboundConfig {
@@ -228,6 +247,9 @@ impl Default for InboundConfig {
             twilio_auth_token: Secret::default(),
             signature_tolerance_secs: 300,
             legacy_signature: false,
+            vonage_signature_secret: Secret::default(),
+            vonage_signature_method: VonageSignatureMethod::default(),
+            cm_status_token: Secret::default(),
         }
     }
 }
@@ -732,6 +754,16 @@ fn startup_warnings(
     }
     if config.inbound.secret.expose().is_empty() {
         w.push("inbound.secret is not set: /v1/inbound refuses every request".into());
+    }
+    if config.upstream.kind == UpstreamKind::Vonage
+        && config.inbound.vonage_signature_secret.expose().is_empty()
+    {
+        w.push("inbound.vonage_signature_secret is not set: /dlr/vonage accepts unsigned delivery receipts (anyone who knows the URL can move message statuses)".into());
+    }
+    if config.upstream.kind == UpstreamKind::Cm
+        && config.inbound.cm_status_token.expose().is_empty()
+    {
+        w.push("inbound.cm_status_token is not set: /dlr/cm refuses every status report".into());
     }
     if config.inbound.legacy_signature {
         w.push("inbound.legacy_signature = true: untimed sha256= signatures are accepted; a captured request can be replayed for up to 24 h. Migrate senders to t=...,v1=... and turn it off".into());

@@ -12,6 +12,7 @@
 //! - [`outbound`]: the send pipeline, footers and segment counting.
 //! - [`inbound`]: recipients' replies: keywords, attribution, actions.
 //! - [`links`]: opt-out link codes.
+//! - [`reports`]: delivery reports move message records on.
 //! - [`suppressions`]: CSV import and export of suppression lists.
 //! - [`store`]: the `Store` trait, sled, group commit.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod inbound;
 pub mod links;
 pub mod outbound;
+pub mod reports;
 pub mod rules;
 pub mod store;
 pub mod suppressions;

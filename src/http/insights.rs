@@ -1,5 +1,5 @@
-//! `/v1/insights/campaigns`: which campaigns cost subscribers, read from
-//! counters kept as events happen.
+//! `/v1/insights/campaigns`: which campaigns cost subscribers and how well
+//! they were delivered, read from counters kept as events happen.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,14 @@ pub struct CampaignJson {
     campaign: Option<String>,
     /// Marketing messages the provider accepted.
     sent: u64,
+    /// Their billed parts.
+    segments: u64,
+    /// Of those sent, how many the provider reported delivered, and
+    /// undelivered or failed (the rest have no final report yet).
+    delivered: u64,
+    undelivered: u64,
+    /// `delivered / sent`; `null` when nothing was sent.
+    delivery_rate: Option<f64>,
     /// Opt-outs attributed to the campaign, by source (`sms`, `link`, `api`; imports are not counted).
     optouts: BTreeMap<String, u64>,
     optouts_total: u64,
@@ -47,6 +55,10 @@ pub async fn campaigns(
             let optouts_total = c.optouts.values().sum();
             CampaignJson {
                 optout_rate: (c.sent > 0).then(|| optouts_total as f64 / c.sent as f64),
+                delivery_rate: (c.sent > 0).then(|| c.delivered as f64 / c.sent as f64),
+                segments: c.segments,
+                delivered: c.delivered,
+                undelivered: c.undelivered,
                 campaign: c.campaign.map(String::from),
                 sent: c.sent,
                 optouts: c.optouts,

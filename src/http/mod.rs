@@ -1,6 +1,7 @@
 //! HTTP: the two listeners' routers. Only this module knows our wire JSON.
 
 pub mod api;
+pub mod dlr;
 pub mod error;
 pub mod extract;
 pub mod insights;

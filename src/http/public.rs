@@ -23,6 +23,13 @@ fn routes_with(limiter: Option<Arc<ClientLimiter>>) -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(webhook::inbound))
         .routes(routes!(super::twilio::inbound::inbound_twilio))
+        .routes(routes!(super::dlr::native))
+        .routes(routes!(super::dlr::twilio::callback))
+        .routes(routes!(
+            super::dlr::vonage::receipt,
+            super::dlr::vonage::receipt_post
+        ))
+        .routes(routes!(super::dlr::cm::reports))
         .merge(pages::routes(limiter))
 }
 

@@ -65,24 +65,18 @@ pub struct MoAnswer {
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn inbound(State(state): State<AppState>, req: Request) -> Response {
-    match handle(state, req).await {
-        Ok(r) => r,
-        Err(e) => {
-            let unauthorized = e.status == StatusCode::UNAUTHORIZED;
-            let mut resp = e.into_response();
-            if unauthorized {
-                // Not a Bearer scheme: say which header is expected.
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("HMAC-SHA256 header=\"X-Stopgate-Signature\""),
-                );
-            }
-            resp
-        }
-    }
+    handle(state, req).await.unwrap_or_else(refused)
 }
 
-async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
+/// A native webhook's body, read within its bound and checked against its
+/// signature (time included). Shared by `/v1/inbound` and `/v1/dlr`.
+pub(crate) struct Signed {
+    pub body: bytes::Bytes,
+    /// `sig:<hex MAC>`: the same request twice is a replay.
+    pub replay_key: String,
+}
+
+pub(crate) async fn read_signed(state: &AppState, req: Request) -> Result<Signed, ApiError> {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
         super::extract::body_error(
@@ -106,18 +100,40 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
     let now = crate::domain::now_millis() / 1000;
     let verified = signature::verify(inbound.secret.expose().as_bytes(), &bytes, sig, now, policy)
         .map_err(|e| {
-            tracing::warn!(reason = %e, "inbound webhook refused: signature");
+            tracing::warn!(reason = %e, "native webhook refused: signature");
             metrics::counter!("stopgate_inbound_refused_total", "reason" => "signature")
                 .increment(1);
             ApiError::unauthorized(e.to_string())
         })?;
     require_content_type(&parts.headers, "application/json")?;
+    Ok(Signed {
+        body: bytes,
+        replay_key: format!("sig:{}", hex::encode(verified.mac)),
+    })
+}
+
+/// `401` with the header that says which signature is expected.
+pub(crate) fn refused(e: ApiError) -> Response {
+    let unauthorized = e.status == StatusCode::UNAUTHORIZED;
+    let mut resp = e.into_response();
+    if unauthorized {
+        // Not a Bearer scheme: say which header is expected.
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("HMAC-SHA256 header=\"X-Stopgate-Signature\""),
+        );
+    }
+    resp
+}
+
+async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
+    let signed = read_signed(&state, req).await?;
+    let bytes = signed.body;
     let mo: MoBody = parse_json(&bytes)?;
     let store = state.store.as_ref();
     // The same signature twice is a replay; the same MO id twice is the
     // provider's retry (possibly signed anew).
-    let sig_key = format!("sig:{}", hex::encode(verified.mac));
-    let answer = replay::once(store, &sig_key, &bytes, || async {
+    let answer = replay::once(store, &signed.replay_key, &bytes, || async {
         match mo.id.as_deref().filter(|id| !id.is_empty()) {
             Some(id) => {
                 let body = [

@@ -71,12 +71,20 @@ pub trait Provider: Send + Sync + 'static {
 }
 
 /// Builds the provider named by the config, behind the global concurrency
-/// bound, the `Retry-After` pause and the circuit breaker.
-pub fn from_config(cfg: &UpstreamConfig) -> anyhow::Result<Arc<dyn Provider>> {
+/// bound, the `Retry-After` pause and the circuit breaker. Providers that
+/// take a delivery-report URL per message get theirs under
+/// `public_base_url` (Twilio's `StatusCallback`: `/dlr/twilio`).
+pub fn from_config(
+    cfg: &UpstreamConfig,
+    public_base_url: &str,
+) -> anyhow::Result<Arc<dyn Provider>> {
     let adapter: Arc<dyn Provider> = match cfg.kind {
         UpstreamKind::Log => Arc::new(log::LogProvider),
         UpstreamKind::Http => Arc::new(http::HttpProvider::new(cfg)?),
-        UpstreamKind::Twilio => Arc::new(twilio::TwilioProvider::new(cfg)?),
+        UpstreamKind::Twilio => Arc::new(twilio::TwilioProvider::new(
+            cfg,
+            format!("{}/dlr/twilio", public_base_url.trim_end_matches('/')),
+        )?),
         UpstreamKind::Cm => Arc::new(cm::CmProvider::new(cfg)?),
         UpstreamKind::Vonage => Arc::new(vonage::VonageProvider::new(cfg)?),
     };

@@ -1,7 +1,7 @@
 //! Twilio's Messages API (2010-04-01):
 //! `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`, HTTP Basic
 //! auth (account SID, auth token), form-encoded `To`, `From` and/or
-//! `MessagingServiceSid`, `Body`. Success is `201` with the Message resource,
+//! `MessagingServiceSid`, `Body`, and `StatusCallback` (our `/dlr/twilio`). Success is `201` with the Message resource,
 //! whose `sid` (`SM...`) is the provider id. Errors are
 //! `{"code", "message", "more_info", "status"}`.
 
@@ -23,6 +23,8 @@ pub struct TwilioProvider {
     auth_token: String,
     /// Used when the message names no Messaging Service of its own.
     messaging_service_sid: Option<String>,
+    /// Where Twilio sends this message's status callbacks: our `/dlr/twilio`.
+    status_callback: String,
     connect_retries: u32,
 }
 
@@ -38,7 +40,7 @@ struct TwilioError {
 }
 
 impl TwilioProvider {
-    pub fn new(cfg: &UpstreamConfig) -> anyhow::Result<TwilioProvider> {
+    pub fn new(cfg: &UpstreamConfig, status_callback: String) -> anyhow::Result<TwilioProvider> {
         Ok(TwilioProvider {
             client: http_client(cfg)?,
             url: format!(
@@ -50,6 +52,7 @@ impl TwilioProvider {
             auth_token: cfg.auth_token.expose().to_string(),
             messaging_service_sid: Some(cfg.messaging_service_sid.clone())
                 .filter(|s| !s.is_empty()),
+            status_callback,
             connect_retries: cfg.connect_retries,
         })
     }
@@ -66,6 +69,7 @@ impl Provider for TwilioProvider {
             ("To", sms.to.as_str()),
             ("From", &sms.from),
             ("Body", &sms.body),
+            ("StatusCallback", &self.status_callback),
         ];
         // Twilio takes a Messaging Service instead of or in addition to From.
         if let Some(service) = sms

@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod crash;
+mod dlr;
 mod durability;
 mod errors;
 mod helpers;

@@ -12,13 +12,13 @@ use stopgate::config::{Config, Secret, UpstreamKind};
 use crate::helpers::*;
 use crate::mocks::{ProviderMock, Reply};
 
-const TWILIO_SID: &str = "AC00000000000000000000000000000001";
-const TWILIO_TOKEN: &str = "twilio-auth-token";
+pub const TWILIO_SID: &str = "AC00000000000000000000000000000001";
+pub const TWILIO_TOKEN: &str = "twilio-auth-token";
 const CM_TOKEN: &str = "00000000-0000-0000-0000-00000000cafe";
 const VONAGE_KEY: &str = "vonage-key";
 const VONAGE_SECRET: &str = "vonage-secret";
 
-async fn app_with(
+pub async fn app_with(
     kind: UpstreamKind,
     mock: &ProviderMock,
     extra: impl FnOnce(&mut Config),
@@ -38,7 +38,7 @@ async fn app_with(
 }
 
 /// One transactional message (no footer) to `to`; returns its result.
-async fn send(app: &TestApp, to: &str, body: &str) -> Value {
+pub async fn send(app: &TestApp, to: &str, body: &str) -> Value {
     app.send_one(
         ACME_KEY,
         json!({"to": to, "from": "ACME", "body": body, "category": "transactional"}),
@@ -46,14 +46,14 @@ async fn send(app: &TestApp, to: &str, body: &str) -> Value {
     .await
 }
 
-fn twilio_created() -> Reply {
+pub fn twilio_created() -> Reply {
     Reply::json(
         201,
         json!({"sid": "SM0123456789abcdef0123456789abcdef", "status": "queued", "num_segments": "1"}),
     )
 }
 
-fn cm_accepted(reference: &str) -> Reply {
+pub fn cm_accepted(reference: &str) -> Reply {
     Reply::json(
         200,
         json!({"details": "Created 1 message(s)", "errorCode": 0, "messages": [
@@ -62,7 +62,7 @@ fn cm_accepted(reference: &str) -> Reply {
     )
 }
 
-fn vonage_ok(ids: &[&str]) -> Reply {
+pub fn vonage_ok(ids: &[&str]) -> Reply {
     let messages: Vec<Value> = ids
         .iter()
         .map(|id| {
@@ -124,8 +124,12 @@ async fn twilio_gets_its_documented_request_and_its_sid_is_the_provider_id() {
                 "Body".to_string(),
                 "Soldes & promos\nSTOP au 36111".to_string()
             ),
+            (
+                "StatusCallback".to_string(),
+                format!("{BASE_URL}/dlr/twilio")
+            ),
         ],
-        "the final body, footer included"
+        "the final body, footer included, and where the status callbacks go"
     );
 }
 

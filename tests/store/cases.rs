@@ -225,7 +225,7 @@ pub async fn counters_are_exact_under_concurrent_increments(b: Backend) {
             let bf = bf.clone();
             tokio::spawn(async move {
                 for i in 0..50 {
-                    s.count_marketing_sent(&t("acme"), Some(&bf), 1, 1 * 2)
+                    s.count_marketing_sent(&t("acme"), Some(&bf), 1, 2)
                         .await
                         .unwrap();
                     let num = n(&format!("+1212555{:04}", w * 100 + i));

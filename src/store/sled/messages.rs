@@ -36,6 +36,20 @@ fn provider_key(provider: &str, provider_id: &str) -> Vec<u8> {
     key(&[provider.as_bytes(), provider_id.as_bytes()])
 }
 
+/// The index keys of a record: one per provider id, since a message the
+/// provider split into parts has one id per part (`id1,id2`), and a report
+/// may name any of them.
+fn provider_keys(r: &MessageRecord) -> Vec<Vec<u8>> {
+    match (&r.provider, &r.provider_id) {
+        (Some(p), Some(ids)) => ids
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(|id| provider_key(p, id))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 impl Live {
     fn record(&self, id: &MessageId) -> Result<Option<MessageRecord>> {
         self.messages
@@ -48,8 +62,8 @@ impl Live {
         self.messages.remove(r.id.to_bytes())?;
         self.messages_by_tenant
             .remove(key(&[r.tenant.as_str().as_bytes(), &r.id.to_bytes()]))?;
-        if let (Some(p), Some(pid)) = (&r.provider, &r.provider_id) {
-            self.messages_by_provider.remove(provider_key(p, pid))?;
+        for k in provider_keys(r) {
+            self.messages_by_provider.remove(k)?;
         }
         Ok(())
     }
@@ -68,8 +82,8 @@ impl MessageStore for SledStore {
                 let id = r.id.to_bytes();
                 all.insert(&id, encode(r));
                 by_tenant.insert(key(&[r.tenant.as_str().as_bytes(), &id]), &[]);
-                if let (Some(p), Some(pid)) = (&r.provider, &r.provider_id) {
-                    by_provider.insert(provider_key(p, pid), &id);
+                for k in provider_keys(r) {
+                    by_provider.insert(k, &id);
                 }
             }
             // The record before its indexes: an index never points at nothing

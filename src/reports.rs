@@ -1,0 +1,87 @@
+//! Delivery reports: what a provider says became of a message it took.
+//!
+//! Every provider-shaped webhook (and, later, SMPP receipts) turns its wire
+//! format into a [`Report`] and calls [`Reports::report`], which moves the
+//! message record on (never to a less final status: see
+//! `MessageStatus::rank`) and counts the outcome. A report for a message we
+//! do not know is answered like any other, so the provider stops retrying.
+
+use std::sync::Arc;
+
+use crate::domain::{now_millis, MessageStatus, UnixMillis};
+use crate::store::{Applied, MessageRecord, StatusChange, Store, StoreError};
+
+/// One delivery report, in our terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The upstream that took the message (`Provider::name`).
+    pub provider: &'static str,
+    /// The provider's id of the message.
+    pub provider_id: String,
+    pub status: MessageStatus,
+    /// The provider's error code, if any.
+    pub error: Option<String>,
+}
+
+/// What a report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The message's current status moved on.
+    Changed(Box<MessageRecord>),
+    /// Kept in the history; the current status is more final.
+    Kept,
+    /// Seen before.
+    Duplicate,
+    /// No message has this provider id (too old, or not ours).
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Changed(_) => "changed",
+            Outcome::Kept => "kept",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+pub struct Reports {
+    pub store: Arc<dyn Store>,
+}
+
+impl Reports {
+    pub async fn report(&self, r: Report) -> Result<Outcome, StoreError> {
+        self.report_at(r, now_millis()).await
+    }
+
+    pub async fn report_at(&self, r: Report, at: UnixMillis) -> Result<Outcome, StoreError> {
+        let change = StatusChange {
+            status: r.status,
+            at,
+            error: r.error,
+        };
+        let outcome = match self
+            .store
+            .report(r.provider, &r.provider_id, change)
+            .await?
+        {
+            None => Outcome::Unknown,
+            Some(reported) => match reported.applied {
+                Applied::Changed => Outcome::Changed(Box::new(reported.record)),
+                Applied::Kept => Outcome::Kept,
+                Applied::Duplicate => Outcome::Duplicate,
+            },
+        };
+        metrics::counter!("stopgate_delivery_reports_total", "provider" => r.provider, "outcome" => outcome.as_str())
+            .increment(1);
+        if outcome == Outcome::Unknown {
+            tracing::info!(
+                provider = r.provider,
+                "delivery report for an unknown message"
+            );
+        }
+        Ok(outcome)
+    }
+}
