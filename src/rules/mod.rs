@@ -12,6 +12,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+pub mod holidays;
+
 use crate::domain::segments::is_gsm7;
 use crate::domain::text::normalize;
 use crate::domain::Country;
