@@ -15,7 +15,7 @@ pub use category::Category;
 pub use event::{Action, Event, Source};
 pub use message::{Campaign, LinkCode, MessageId, Sender, ShortCode};
 pub use phone::{Country, PhoneError, PhoneNumber};
-pub use tenant::{ApiKeyHash, Tenant, TenantId};
+pub use tenant::{ApiKeyHash, SendWindows, Tenant, TenantId};
 pub use timezones::timezones;
 
 /// Milliseconds since the Unix epoch; the one clock type stored and compared.
