@@ -9,7 +9,7 @@
 //! in several zones may only be sent to when the window is open in all of
 //! them.
 //!
-//! The lead entry point is [`for_recipient`]; [`check`] is the decision
+//! The send path calls [`for_recipient`]; [`check`] is the decision
 //! itself.
 
 use std::collections::BTreeSet;
