@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::segments::is_gsm7;
 use crate::domain::text::normalize;
-use crate::domain::{ApiKeyHash, Country, ShortCode, Tenant, TenantId};
+use crate::domain::{ApiKeyHash, Country, SendWindows, ShortCode, Tenant, TenantId};
 use crate::rules::{check_footer, Method, RuleSet};
 
 mod providers;
@@ -274,6 +274,45 @@ pub struct TenantConfig {
     /// Credentials and defaults of the Twilio-compatible front.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub twilio: Option<TwilioFrontConfig>,
+    /// Whether the country rules' send windows hold this tenant's marketing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_windows: Option<SendWindowsConfig>,
+}
+
+/// `send_windows = false` (no window holds this tenant's marketing), or per
+/// country: `send_windows = { FR = false }`. Unset: every window applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum SendWindowsConfig {
+    All(bool),
+    Countries(BTreeMap<String, bool>),
+}
+
+// By hand rather than `untagged`, for an error that says what is expected.
+impl<'de> Deserialize<'de> for SendWindowsConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = SendWindowsConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, or a table of countries, e.g. { FR = false }")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+                Ok(SendWindowsConfig::All(b))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some((k, v)) = map.next_entry::<String, bool>()? {
+                    m.insert(k, v);
+                }
+                Ok(SendWindowsConfig::Countries(m))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -718,6 +757,7 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
             ShortCode::parse(code).map_err(|m| ConfigError::new(&k, m))?,
         );
     }
+    let send_windows = validate_send_windows(&key("send_windows"), tc, rules)?;
     Ok(Tenant {
         id,
         name,
@@ -726,6 +766,48 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
         footer: tc.footer.clone(),
         link_footer: tc.link_footer.clone(),
         shortcodes,
+        send_windows,
+    })
+}
+
+/// A country named must have a window to turn off: a typo (`UK`, `ES`)
+/// would otherwise look like a switch that works.
+fn validate_send_windows(
+    key: &str,
+    tc: &TenantConfig,
+    rules: &RuleSet,
+) -> Result<SendWindows, ConfigError> {
+    let countries = match &tc.send_windows {
+        None | Some(SendWindowsConfig::All(true)) => return Ok(SendWindows::On),
+        Some(SendWindowsConfig::All(false)) => return Ok(SendWindows::Off),
+        Some(SendWindowsConfig::Countries(m)) => m,
+    };
+    let mut off = BTreeSet::new();
+    for (c, on) in countries {
+        let k = format!("{key}.{c}");
+        let country = parse_country(&k, c)?;
+        if rules.send_window(country).is_none() {
+            let with: Vec<String> = rules
+                .window_countries()
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            return Err(ConfigError::new(
+                k,
+                format!(
+                    "{country} has no send window in the country rules (these have one: {})",
+                    with.join(", ")
+                ),
+            ));
+        }
+        if !on {
+            off.insert(country);
+        }
+    }
+    Ok(if off.is_empty() {
+        SendWindows::On
+    } else {
+        SendWindows::OffIn(off)
     })
 }
 
@@ -849,6 +931,38 @@ api_key = "sk_acme_123"
             .iter()
             .any(|w| w.contains("no short code configured for DE")));
         assert!(!s.warnings.iter().any(|w| w.contains("for FR")));
+    }
+
+    #[test]
+    fn send_windows_apply_unless_turned_off() {
+        let fr = Country::parse("FR").unwrap();
+        let us = Country::parse("US").unwrap();
+        let s = with_tenant("").unwrap();
+        assert_eq!(s.tenants[0].send_windows, SendWindows::On);
+        let s = with_tenant("send_windows = true").unwrap();
+        assert_eq!(s.tenants[0].send_windows, SendWindows::On);
+        let s = with_tenant("send_windows = false").unwrap();
+        assert_eq!(s.tenants[0].send_windows, SendWindows::Off);
+        assert!(!s.tenants[0].send_windows.applies_in(fr));
+        let s = with_tenant("send_windows = { FR = false, US = true }").unwrap();
+        let w = &s.tenants[0].send_windows;
+        assert_eq!(w, &SendWindows::OffIn(BTreeSet::from([fr])));
+        assert!(!w.applies_in(fr) && w.applies_in(us));
+    }
+
+    #[test]
+    fn send_windows_name_countries_that_have_one() {
+        let e = with_tenant("send_windows = { ES = false }").unwrap_err();
+        assert_eq!(e.key, "tenants[0].send_windows.ES", "{e}");
+        assert!(e.message.contains("FR, US, ZA"), "{e}");
+        let e = with_tenant("send_windows = { UK = false }").unwrap_err();
+        assert_eq!(e.key, "tenants[0].send_windows.UK", "{e}");
+        assert!(e.message.contains("GB"), "{e}");
+        let e = with_tenant("send_windows = \"off\"").unwrap_err();
+        assert!(e.key.contains("send_windows"), "{e}");
+        assert!(e.message.contains("true, false, or a table"), "{e}");
+        let e = with_tenant("send_windows = { FR = \"no\" }").unwrap_err();
+        assert!(e.key.contains("send_windows"), "{e}");
     }
 
     #[test]

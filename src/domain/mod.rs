@@ -8,13 +8,15 @@ pub mod phone;
 pub mod segments;
 pub mod tenant;
 pub mod text;
+pub mod timezones;
 mod validity;
 
 pub use category::Category;
 pub use event::{Action, Event, Source};
 pub use message::{Campaign, LinkCode, MessageId, MessageStatus, Sender, ShortCode};
 pub use phone::{Country, PhoneError, PhoneNumber};
-pub use tenant::{ApiKeyHash, Tenant, TenantId};
+pub use tenant::{ApiKeyHash, SendWindows, Tenant, TenantId};
+pub use timezones::timezones;
 
 /// Milliseconds since the Unix epoch; the one clock type stored and compared.
 pub type UnixMillis = i64;

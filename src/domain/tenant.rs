@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,30 @@ pub struct Tenant {
     pub link_footer: Option<String>,
     /// Short codes dedicated to this tenant, by country.
     pub shortcodes: BTreeMap<Country, ShortCode>,
+    /// Which countries' send windows hold this tenant's marketing.
+    pub send_windows: SendWindows,
+}
+
+/// `[[tenants]] send_windows`: the country rules' send windows apply to a
+/// tenant's marketing unless its operator turned them off, for every
+/// country or for some.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SendWindows {
+    #[default]
+    On,
+    Off,
+    OffIn(BTreeSet<Country>),
+}
+
+impl SendWindows {
+    /// Whether the window of `country` (if it has one) applies.
+    pub fn applies_in(&self, country: Country) -> bool {
+        match self {
+            SendWindows::On => true,
+            SendWindows::Off => false,
+            SendWindows::OffIn(off) => !off.contains(&country),
+        }
+    }
 }
 
 #[cfg(test)]

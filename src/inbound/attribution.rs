@@ -238,6 +238,7 @@ mod tests {
                 .iter()
                 .map(|(c, s)| (Country::parse(c).unwrap(), ShortCode::parse(s).unwrap()))
                 .collect(),
+            send_windows: Default::default(),
         })
     }
 

@@ -89,6 +89,7 @@ mod tests {
             footer: None,
             link_footer: None,
             shortcodes: Default::default(),
+            send_windows: Default::default(),
         }
     }
 

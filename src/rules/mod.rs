@@ -1,6 +1,9 @@
 //! Country rules: which opt-out method a country expects, the footer texts,
-//! the keyword lists and the reply texts. One TOML file per country in
-//! `country-rules/`, plus `default.toml` for every other country.
+//! the keyword lists and the reply texts, and when marketing may be sent
+//! (`[send_window]`, see `windows`). One TOML file per country in
+//! `country-rules/`, plus `default.toml` for every other country. A country
+//! file may hold only a send window (`country` and `[send_window]`): the
+//! country then keeps the default rules for everything else.
 //!
 //! The shipped files are compiled in, so the binary works from any
 //! directory; a rules directory given in the config overrides them file by
@@ -11,6 +14,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use serde::Deserialize;
+
+pub mod holidays;
+pub mod windows;
+
+use windows::SendWindowFile;
+pub use windows::{SendWindow, Verdict, WindowError};
 
 use crate::domain::segments::is_gsm7;
 use crate::domain::text::normalize;
@@ -82,9 +91,11 @@ const BUILTIN: &[(&str, &str)] = &[
     ("SV.toml", include_str!("../../country-rules/SV.toml")),
     ("TL.toml", include_str!("../../country-rules/TL.toml")),
     ("TR.toml", include_str!("../../country-rules/TR.toml")),
+    ("US.toml", include_str!("../../country-rules/US.toml")),
     ("UY.toml", include_str!("../../country-rules/UY.toml")),
     ("VA.toml", include_str!("../../country-rules/VA.toml")),
     ("VE.toml", include_str!("../../country-rules/VE.toml")),
+    ("ZA.toml", include_str!("../../country-rules/ZA.toml")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -103,15 +114,18 @@ pub struct RulesError {
     pub message: String,
 }
 
+/// A country file. `languages` to `replies` are all there (a full file) or
+/// all absent (a file that only sets a send window).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
     country: String,
-    languages: Vec<String>,
-    method: Method,
-    footer: FooterFile,
-    keywords: KeywordsFile,
-    replies: Replies,
+    languages: Option<Vec<String>>,
+    method: Option<Method>,
+    footer: Option<FooterFile>,
+    keywords: Option<KeywordsFile>,
+    replies: Option<Replies>,
+    send_window: Option<SendWindowFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +215,8 @@ pub struct CountryRules {
 pub struct RuleSet {
     default: CountryRules,
     countries: HashMap<Country, CountryRules>,
+    /// Marketing send windows by country (none: send any time).
+    windows: HashMap<Country, SendWindow>,
 }
 
 impl RuleSet {
@@ -251,14 +267,15 @@ impl RuleSet {
     /// Parses and validates a set of files (name, text). Pure.
     pub fn from_sources(sources: Vec<(String, String)>) -> Result<RuleSet, RulesError> {
         let mut parsed = Vec::new();
+        let mut windows = HashMap::new();
         for (name, text) in &sources {
             let err = |message: String| RulesError {
                 file: name.clone(),
                 message,
             };
             let file: RulesFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-            let rules = validate(&file).map_err(err)?;
-            let expected_name = match rules.country {
+            let (country, rules, window) = validate(&file).map_err(err)?;
+            let expected_name = match country {
                 Some(c) => format!("{c}.toml"),
                 None => "default.toml".to_string(),
             };
@@ -268,7 +285,10 @@ impl RuleSet {
                     file.country
                 )));
             }
-            parsed.push(rules);
+            parsed.extend(rules);
+            if let (Some(c), Some(w)) = (country, window) {
+                windows.insert(c, w);
+            }
         }
         let default_pos = parsed
             .iter()
@@ -285,7 +305,23 @@ impl RuleSet {
                 (r.country.expect("non-default rules have a country"), r)
             })
             .collect();
-        Ok(RuleSet { default, countries })
+        Ok(RuleSet {
+            default,
+            countries,
+            windows,
+        })
+    }
+
+    /// The marketing send window of a country, if its file has one.
+    pub fn send_window(&self, country: Country) -> Option<&SendWindow> {
+        self.windows.get(&country)
+    }
+
+    /// Countries with a send window, sorted.
+    pub fn window_countries(&self) -> Vec<Country> {
+        let mut v: Vec<Country> = self.windows.keys().copied().collect();
+        v.sort();
+        v
     }
 
     /// The rules for a country: its own file, else the default.
@@ -305,7 +341,11 @@ impl RuleSet {
     }
 }
 
-fn validate(file: &RulesFile) -> Result<CountryRules, String> {
+/// A file's country (`None`: the default), its rules (`None`: a file that
+/// only sets a send window) and its send window.
+type Validated = (Option<Country>, Option<CountryRules>, Option<SendWindow>);
+
+fn validate(file: &RulesFile) -> Result<Validated, String> {
     let country = if file.country == "default" {
         None
     } else {
@@ -316,30 +356,66 @@ fn validate(file: &RulesFile) -> Result<CountryRules, String> {
             )
         })?)
     };
-    if file.languages.is_empty() {
+    let window = match (&file.send_window, country) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err("send_window: a send window belongs to a country file, \
+                        not to the default rules"
+                .into())
+        }
+        (Some(w), Some(c)) => Some(SendWindow::from_file(c, w)?),
+    };
+    let (languages, method, footer, keywords, replies) = match (
+        &file.languages,
+        file.method,
+        &file.footer,
+        &file.keywords,
+        &file.replies,
+    ) {
+        (Some(l), Some(m), Some(f), Some(k), Some(r)) => (l, m, f, k, r),
+        (None, None, None, None, None) if country.is_some() => return Ok((country, None, window)),
+        _ => {
+            let missing = [
+                ("languages", file.languages.is_none()),
+                ("method", file.method.is_none()),
+                ("footer", file.footer.is_none()),
+                ("keywords", file.keywords.is_none()),
+                ("replies", file.replies.is_none()),
+            ]
+            .into_iter()
+            .find_map(|(key, absent)| absent.then_some(key))
+            .unwrap_or("languages");
+            return Err(format!(
+                "{missing}: missing (a country file has all of languages, method, footer, \
+                 keywords and replies, or none of them and only a [send_window])"
+            ));
+        }
+    };
+    if languages.is_empty() {
         return Err("languages: at least one language is required".into());
     }
-    check_footer("footer.link", &file.footer.link, "{url}")?;
-    if let Some(sc) = &file.footer.shortcode {
+    check_footer("footer.link", &footer.link, "{url}")?;
+    if let Some(sc) = &footer.shortcode {
         check_footer("footer.shortcode", sc, "{shortcode}")?;
-    } else if file.method == Method::Shortcode {
+    } else if method == Method::Shortcode {
         return Err("footer.shortcode is required when method = \"shortcode\"".into());
     }
-    let keywords = KeywordSet::from_file(&file.keywords);
+    let keywords = KeywordSet::from_file(keywords);
     if country.is_none()
         && (keywords.stop.is_empty() || keywords.start.is_empty() || keywords.help.is_empty())
     {
         return Err("keywords: the default rules need stop, start and help keywords".into());
     }
-    Ok(CountryRules {
+    let rules = CountryRules {
         country,
-        languages: file.languages.clone(),
-        method: file.method,
-        shortcode_footer: file.footer.shortcode.clone(),
-        link_footer: file.footer.link.clone(),
+        languages: languages.clone(),
+        method,
+        shortcode_footer: footer.shortcode.clone(),
+        link_footer: footer.link.clone(),
         keywords,
-        replies: file.replies.clone(),
-    })
+        replies: replies.clone(),
+    };
+    Ok((country, Some(rules), window))
 }
 
 /// A footer must carry its opt-out placeholder and stay GSM-7 so that it
@@ -485,7 +561,14 @@ help = "x"
             }
             n += 1;
         }
-        assert_eq!(n, BUILTIN.len());
+        // Every full file (those with a [footer]; the others only set a
+        // send window).
+        let full = BUILTIN
+            .iter()
+            .filter(|(_, t)| t.contains("\n[footer]"))
+            .count();
+        assert_eq!(n, full);
+        assert!(full >= BUILTIN.len() - 2);
     }
 
     #[test]
