@@ -21,6 +21,7 @@ use crate::domain::{PhoneNumber, Tenant, TenantId};
 use crate::http::{self, error::ApiError, serve};
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
+use crate::outbox::{Dispatcher, Signal};
 use crate::reports::Reports;
 use crate::store::{self, Store};
 use crate::upstream;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub outbound: Arc<Outbound>,
     pub inbound: Arc<Inbound>,
     pub reports: Arc<Reports>,
+    /// Wakes the outbox dispatcher after a write that notifies someone.
+    pub outbox: Signal,
     /// Per-tenant request rate limit; `None` when disabled.
     pub tenant_limiter: Option<Arc<TenantLimiter>>,
 }
@@ -52,6 +55,7 @@ pub struct App {
     state: AppState,
     api: TcpListener,
     public: TcpListener,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl App {
@@ -66,29 +70,44 @@ impl App {
         let provider = upstream::from_config(&cfg.upstream, &settings.public_base_url)?;
         let tenants: Arc<[Arc<Tenant>]> = settings.tenants.clone().into();
         let rules = Arc::new(settings.rules.clone());
+        let signal = Signal::default();
+        let signal_for_state = signal.clone();
         let inbound = Arc::new(Inbound {
             store: store.clone(),
-            provider: provider.clone(),
             rules: rules.clone(),
             tenants: tenants.clone(),
             shortcodes: settings.shortcodes.clone(),
             attribution_window: Duration::from_secs(
                 u64::from(cfg.attribution.window_days) * 86_400,
             ),
-            replies: TaskTracker::new(),
+            outbox: signal.clone(),
         });
         let outbound = Arc::new(Outbound {
             store: store.clone(),
-            provider,
+            provider: provider.clone(),
             rules,
             shortcodes: settings.shortcodes.clone(),
             public_base_url: settings.public_base_url.clone(),
             concurrency: cfg.upstream.concurrency,
             keep_body: cfg.messages.keep_body,
+            outbox: signal.clone(),
         });
         let reports = Arc::new(Reports {
             store: store.clone(),
+            tenants: tenants.clone(),
+            outbox: signal.clone(),
         });
+        let notifier = Arc::new(http::notify::WebhookNotifier::new(
+            &settings.tenants,
+            &settings.twilio_accounts,
+            Duration::from_millis(cfg.webhooks.timeout_ms),
+        )?);
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            notifier,
+            provider.clone(),
+            signal,
+        ));
         let api = TcpListener::bind(settings.api_listen)
             .await
             .with_context(|| format!("binding the API listener on {}", settings.api_listen))?;
@@ -117,8 +136,14 @@ impl App {
             outbound,
             inbound,
             reports,
+            outbox: signal_for_state,
         };
-        Ok(App { state, api, public })
+        Ok(App {
+            state,
+            api,
+            public,
+            dispatcher,
+        })
     }
 
     pub fn api_addr(&self) -> SocketAddr {
@@ -143,7 +168,12 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { state, api, public } = self;
+        let App {
+            state,
+            api,
+            public,
+            dispatcher,
+        } = self;
         let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep());
         let grace = Duration::from_secs(state.settings.config.server.shutdown_grace_secs);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -173,8 +203,10 @@ impl App {
             "public",
             public_router,
             limits(server.public_max_connections),
-            stopped(stop_rx),
+            stopped(stop_rx.clone()),
         ));
+        let deliveries = TaskTracker::new();
+        let outbox = tokio::spawn(dispatcher.run(stop_rx, deliveries.clone()));
         let housekeeping = tokio::spawn(housekeeping(
             state.store.clone(),
             state.settings.config.messages.retention_days,
@@ -186,8 +218,10 @@ impl App {
         let drained = tokio::time::timeout(grace, async {
             let _ = api_server.await;
             let _ = public_server.await;
-            state.inbound.replies.close();
-            state.inbound.replies.wait().await;
+            // Deliveries under way finish; what is left stays in the outbox.
+            let _ = outbox.await;
+            deliveries.close();
+            deliveries.wait().await;
         })
         .await;
         if drained.is_err() {

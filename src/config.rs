@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::segments::is_gsm7;
 use crate::domain::text::normalize;
-use crate::domain::{ApiKeyHash, Country, SendWindows, ShortCode, Tenant, TenantId};
+use crate::domain::{
+    ApiKeyHash, Country, SendWindows, ShortCode, Tenant, TenantId, Webhook, WebhookEvent,
+    WebhookSecret,
+};
 use crate::rules::{check_footer, Method, RuleSet};
 
 mod providers;
@@ -74,6 +77,7 @@ pub struct Config {
     pub links: LinksConfig,
     pub ratelimit: RateLimitConfig,
     pub messages: MessagesConfig,
+    pub webhooks: WebhookDeliveryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -277,6 +281,9 @@ pub struct TenantConfig {
     /// Whether the country rules' send windows hold this tenant's marketing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_windows: Option<SendWindowsConfig>,
+    /// Where this tenant's events (message statuses, opt-outs) go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<WebhooksConfig>,
 }
 
 /// `send_windows = false` (no window holds this tenant's marketing), or per
@@ -313,6 +320,19 @@ impl<'de> Deserialize<'de> for SendWindowsConfig {
         }
         d.deserialize_any(V)
     }
+}
+
+/// `[tenants.webhooks]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub url: String,
+    /// Signs deliveries: `X-Stopgate-Signature: t=<unix>,v1=<hex>`.
+    #[serde(default)]
+    pub secret: Secret,
+    /// Default: all of `message.status`, `optout`, `optin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -386,6 +406,20 @@ pub struct AttributionConfig {
 impl Default for AttributionConfig {
     fn default() -> Self {
         AttributionConfig { window_days: 30 }
+    }
+}
+
+/// How webhooks to applications are delivered (`[webhooks]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookDeliveryConfig {
+    /// A delivery that has not answered after this long is tried again later.
+    pub timeout_ms: u64,
+}
+
+impl Default for WebhookDeliveryConfig {
+    fn default() -> Self {
+        WebhookDeliveryConfig { timeout_ms: 10_000 }
     }
 }
 
@@ -758,6 +792,11 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
         );
     }
     let send_windows = validate_send_windows(&key("send_windows"), tc, rules)?;
+    let webhook = tc
+        .webhooks
+        .as_ref()
+        .map(|w| validate_webhook(&key("webhooks"), w))
+        .transpose()?;
     Ok(Tenant {
         id,
         name,
@@ -767,6 +806,40 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
         link_footer: tc.link_footer.clone(),
         shortcodes,
         send_windows,
+        webhook,
+    })
+}
+
+fn validate_webhook(key: &str, w: &WebhooksConfig) -> Result<Webhook, ConfigError> {
+    let url = reqwest::Url::parse(&w.url)
+        .map_err(|e| ConfigError::new(format!("{key}.url"), format!("{:?}: {e}", w.url)))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            format!("{key}.url"),
+            "must be an http(s) URL with a host",
+        ));
+    }
+    let events = match &w.events {
+        None => WebhookEvent::ALL.into_iter().collect(),
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                WebhookEvent::parse(n).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{key}.events[{i}]"),
+                        format!("{n:?} is not one of message.status, optout, optin"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(Webhook {
+        url: w.url.clone(),
+        secret: Some(w.secret.expose())
+            .filter(|s| !s.is_empty())
+            .map(|s| WebhookSecret(s.to_string())),
+        events,
     })
 }
 

@@ -13,6 +13,7 @@
 //! - [`inbound`]: recipients' replies: keywords, attribution, actions.
 //! - [`links`]: opt-out link codes.
 //! - [`reports`]: delivery reports move message records on.
+//! - [`outbox`]: webhooks and confirmation SMS, delivered at least once.
 //! - [`suppressions`]: CSV import and export of suppression lists.
 //! - [`store`]: the `Store` trait, sled, group commit.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
@@ -26,6 +27,7 @@ pub mod http;
 pub mod inbound;
 pub mod links;
 pub mod outbound;
+pub mod outbox;
 pub mod reports;
 pub mod rules;
 pub mod store;

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use crate::domain::{now_millis, MessageStatus, UnixMillis};
+use crate::domain::{now_millis, MessageStatus, Tenant, UnixMillis};
+use crate::outbox::{for_message, Signal};
 use crate::store::{Applied, MessageRecord, StatusChange, Store, StoreError};
 
 /// One delivery report, in our terms.
@@ -49,6 +50,9 @@ impl Outcome {
 
 pub struct Reports {
     pub store: Arc<dyn Store>,
+    /// For each tenant's webhook subscriptions.
+    pub tenants: Arc<[Arc<Tenant>]>,
+    pub outbox: Signal,
 }
 
 impl Reports {
@@ -62,11 +66,21 @@ impl Reports {
             at,
             error: r.error,
         };
-        let outcome = match self
+        let tenants = &self.tenants;
+        let notify = |record: &MessageRecord| {
+            let tenant = tenants.iter().find(|t| t.id == record.tenant);
+            for_message(tenant.map(|t| t.as_ref()), record)
+        };
+        let reported = self
             .store
-            .report(r.provider, &r.provider_id, change)
-            .await?
-        {
+            .report(r.provider, &r.provider_id, change, &notify)
+            .await?;
+        // The provider hears 2xx only once the report is on disk: it will
+        // not send it again.
+        if reported.is_some() {
+            self.store.durable().await?;
+        }
+        let outcome = match reported {
             None => Outcome::Unknown,
             Some(reported) => match reported.applied {
                 Applied::Changed => Outcome::Changed(Box::new(reported.record)),
@@ -74,6 +88,9 @@ impl Reports {
                 Applied::Duplicate => Outcome::Duplicate,
             },
         };
+        if matches!(outcome, Outcome::Changed(_)) {
+            self.outbox.wake();
+        }
         metrics::counter!("stopgate_delivery_reports_total", "provider" => r.provider, "outcome" => outcome.as_str())
             .increment(1);
         if outcome == Outcome::Unknown {

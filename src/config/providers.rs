@@ -63,6 +63,9 @@ pub struct TwilioAccount {
     pub account_sid: String,
     /// SHA-256 of the auth token, compared in constant time like API keys.
     pub auth_token: ApiKeyHash,
+    /// The token itself, when the config holds it (not only its hash):
+    /// `StatusCallback` deliveries are signed with it, as Twilio signs them.
+    pub signing_token: Option<Secret>,
     pub categories: HashMap<String, Category>,
     pub senders: HashMap<String, Sender>,
 }
@@ -231,6 +234,7 @@ pub(super) fn twilio_accounts(
             tenant: tenant.clone(),
             account_sid: t.account_sid.clone(),
             auth_token,
+            signing_token: t.auth_token.clone().filter(|s| !s.expose().is_empty()),
             categories,
             senders,
         });

@@ -4,6 +4,7 @@
 pub mod category;
 pub mod event;
 pub mod message;
+pub mod notification;
 pub mod phone;
 pub mod segments;
 pub mod tenant;
@@ -14,6 +15,9 @@ mod validity;
 pub use category::Category;
 pub use event::{Action, Event, Source};
 pub use message::{Campaign, LinkCode, MessageId, MessageStatus, Sender, ShortCode};
+pub use notification::{
+    Callback, MessageEvent, Notification, Webhook, WebhookEvent, WebhookSecret,
+};
 pub use phone::{Country, PhoneError, PhoneNumber};
 pub use tenant::{ApiKeyHash, SendWindows, Tenant, TenantId};
 pub use timezones::timezones;

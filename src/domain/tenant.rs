@@ -106,6 +106,8 @@ pub struct Tenant {
     pub shortcodes: BTreeMap<Country, ShortCode>,
     /// Which countries' send windows hold this tenant's marketing.
     pub send_windows: SendWindows,
+    /// `[tenants.webhooks]`: where this tenant's events go, if anywhere.
+    pub webhook: Option<super::Webhook>,
 }
 
 /// `[[tenants]] send_windows`: the country rules' send windows apply to a

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod insights;
 pub mod messages;
+pub mod notify;
 pub mod openapi;
 pub mod pages;
 pub mod public;

@@ -155,7 +155,7 @@ pub async fn confirm(
         .last_marketing_send(&p.number, &p.shortcode, &tenant.id)
         .await?
         .and_then(|s| s.campaign);
-    let changed = record_durably(store, &event).await?;
+    let changed = record_durably(&state, &event).await?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "possible opt-out confirmed on review");
     Ok(Json(
         state_json(store, &tenant.id, &number, Some(changed)).await?,

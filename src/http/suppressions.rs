@@ -219,7 +219,7 @@ pub async fn put_suppression(
     event.campaign = clean_text(body.campaign, CAMPAIGN_ERROR)?
         .map(|c| Campaign::parse(&c).map_err(|_| SuppressionError::InvalidField(CAMPAIGN_ERROR)))
         .transpose()?;
-    let changed = record_durably(state.store.as_ref(), &event)
+    let changed = record_durably(&state, &event)
         .await
         .map_err(SuppressionError::from)?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "suppressed through the API");
@@ -254,7 +254,7 @@ pub async fn delete_suppression(
     .ok_or(SuppressionError::ProofRequired)?;
     let mut event = Event::new(tenant.id.clone(), &number, Action::OptIn, Source::Api);
     event.text = Some(proof);
-    let changed = record_durably(state.store.as_ref(), &event)
+    let changed = record_durably(&state, &event)
         .await
         .map_err(SuppressionError::from)?;
     tracing::info!(tenant = %tenant.id, number = %number, changed, "re-subscribed through the API");
@@ -266,9 +266,18 @@ pub async fn delete_suppression(
 }
 
 /// Records and waits for the disk before the caller answers 2xx.
-pub(crate) async fn record_durably(store: &dyn Store, event: &Event) -> Result<bool, StoreError> {
-    let changed = store.record(event).await?;
+/// The tenant's webhook hears of a change (`optout`, `optin`), from the
+/// outbox, written in the change's own transaction.
+pub(crate) async fn record_durably(state: &AppState, event: &Event) -> Result<bool, StoreError> {
+    let store = state.store.as_ref();
+    let tenant = state.tenants.iter().find(|t| t.id == event.tenant);
+    let notify = crate::outbox::for_subscription(tenant.map(|t| t.as_ref()), event);
+    let wake = !notify.is_empty();
+    let changed = store.record_notifying(&[(event.clone(), notify)]).await?[0];
     store.durable().await?;
+    if changed && wake {
+        state.outbox.wake();
+    }
     Ok(changed)
 }
 

@@ -3,9 +3,10 @@
 //! [`Inbound::handle_mo`] is the one entry point for every webhook shape (the native
 //! `/v1/inbound`, and provider-shaped ones): classify the text with the
 //! keyword lists of the sender's country, attribute it to tenants, record
-//! each change as an audit event, make it durable, then send one
-//! confirmation from the short code. The confirmation is best effort: a
-//! failed reply never undoes an opt-out.
+//! each change as an audit event with the tenants' webhook notifications,
+//! queue one confirmation from the short code in the outbox, and make it all
+//! durable before the answer. A confirmation the provider refuses never
+//! undoes an opt-out.
 
 pub mod attribution;
 pub mod keywords;
@@ -15,16 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::task::TaskTracker;
-
-use crate::domain::segments::analyze;
 use crate::domain::{
-    now_millis, Action, Category, Country, Event, MessageId, PhoneError, PhoneNumber, ShortCode,
-    Source, Tenant, TenantId,
+    now_millis, Action, Country, Event, Notification, PhoneError, PhoneNumber, ShortCode, Source,
+    Tenant, TenantId,
 };
+use crate::outbox::{for_subscription, Signal};
 use crate::rules::RuleSet;
 use crate::store::{Attempt, PossibleOptOut, Store, StoreError};
-use crate::upstream::{OutboundSms, Provider};
 use attribution::Attribution;
 use keywords::{Intent, Scope};
 
@@ -93,8 +91,6 @@ pub fn parse_sender(from: &str) -> Result<PhoneNumber, PhoneError> {
 /// The inbound service: everything a reply needs, built once by the app.
 pub struct Inbound {
     pub store: Arc<dyn Store>,
-    /// Sends the confirmations (transactional, from the short code).
-    pub provider: Arc<dyn Provider>,
     pub rules: Arc<RuleSet>,
     pub tenants: Arc<[Arc<Tenant>]>,
     /// Shared short codes by country.
@@ -102,15 +98,29 @@ pub struct Inbound {
     /// A STOP on a shared code goes to the tenants that sent marketing to
     /// the number through it within this long.
     pub attribution_window: Duration,
-    /// Confirmations being sent after their webhook was answered; shutdown
-    /// waits for them.
-    pub replies: TaskTracker,
+    /// Wakes the outbox dispatcher for a confirmation or a webhook.
+    pub outbox: Signal,
 }
 
 impl Inbound {
+    /// Records events, each with its notification to the tenant's webhook;
+    /// whether any changed a state.
+    async fn record(&self, events: &[Event]) -> Result<bool, StoreError> {
+        let changes: Vec<(Event, Vec<Notification>)> = events
+            .iter()
+            .map(|e| {
+                let tenant = self.tenants.iter().find(|t| t.id == e.tenant);
+                (e.clone(), for_subscription(tenant.map(|t| t.as_ref()), e))
+            })
+            .collect();
+        let changed = self.store.record_notifying(&changes).await?;
+        Ok(changed.into_iter().any(|c| c))
+    }
+
     /// Handles one reply `text` from `from` to short code `to`. Returns once
-    /// every change is on disk; the confirmation is then sent in the background
-    /// (`ReplyVia::Upstream`) or left to the caller (`ReplyVia::Caller`).
+    /// every change is on disk, with the confirmation in the outbox
+    /// (`ReplyVia::Upstream`), or in the outcome for the caller to send
+    /// (`ReplyVia::Caller`).
     pub async fn handle_mo(
         &self,
         from: &str,
@@ -152,7 +162,7 @@ impl Inbound {
                     event.text = Some(kept_text.clone());
                     events.push(event);
                 }
-                let changed = store.record_many(&events).await? > 0;
+                let changed = self.record(&events).await?;
                 let template = if matches!(scope, Scope::All) {
                     &rules.replies.stopall
                 } else {
@@ -181,7 +191,7 @@ impl Inbound {
                         event
                     })
                     .collect();
-                let changed = store.record_many(&events).await? > 0;
+                let changed = self.record(&events).await?;
                 (MoAction::OptedIn, attr, Some(&rules.replies.start), changed)
             }
             Intent::Help(keyword) => {
@@ -203,38 +213,21 @@ impl Inbound {
             }
             Intent::None => (MoAction::None, Attribution::none(), None, false),
         };
-        // Always, even when nothing changed: a repeat of a STOP whose first
-        // attempt crashed before its flush must not be acknowledged from memory.
-        if matches!(
-            intent,
-            Intent::OptOut(_) | Intent::OptIn(_) | Intent::PossibleOptOut
-        ) {
-            store.durable().await?;
-        }
-        metrics::counter!("stopgate_inbound_total", "action" => action.as_str()).increment(1);
-        tracing::info!(
-            from = %number,
-            to = %code,
-            action = action.as_str(),
-            tenants = ?attr.ids().iter().map(TenantId::as_str).collect::<Vec<_>>(),
-            rule = if attr.tenants.is_empty() { "-" } else { attr.rule.as_str() },
-            possible_optout = intent == Intent::PossibleOptOut,
-            "inbound reply handled"
-        );
         let mut reply = template
             .filter(|_| !attr.tenants.is_empty())
             .map(|t| render_reply(t, &attr.tenants, &code));
         // A STOP or START that changes nothing (the number was already in that
         // state) is confirmed again at most once per 24 h per number and short
         // code, so two auto-responders answering each other cannot run up a bill.
-        let mut claim = None;
         if reply.is_some() && matches!(action, MoAction::OptedOut | MoAction::OptedIn) {
             let key = format!("confirm:{}:{}", number.as_str(), code);
-            match store
-                .begin_request(&TenantId::webhooks(), &key, &[0u8; 32])
-                .await
-            {
-                Ok(Attempt::Fresh) => claim = Some(key),
+            let scope = TenantId::webhooks();
+            match store.begin_request(&scope, &key, &[0u8; 32]).await {
+                Ok(Attempt::Fresh) => {
+                    if let Err(e) = store.finish_request(&scope, &key, &[0u8; 32], b"").await {
+                        tracing::warn!(error = %e, "could not keep the confirmation cap's record");
+                    }
+                }
                 Ok(_) if !changed => {
                     metrics::counter!("stopgate_inbound_replies_total", "status" => "capped")
                         .increment(1);
@@ -246,27 +239,46 @@ impl Inbound {
                 Err(e) => tracing::warn!(error = %e, "could not check the confirmation cap"),
             }
         }
-        match (&reply, via) {
+        // The confirmation goes to the outbox before the answer, so that a
+        // crash after the answer still sends it; Twilio's caller sends its own.
+        let queued = match (&reply, via) {
             (Some(body), ReplyVia::Upstream) => {
-                // Not awaited: the provider waiting on this webhook must not wait on
-                // another provider call (up to its timeout) before its answer.
-                let (provider, store) = (self.provider.clone(), self.store.clone());
-                let body = body.clone();
-                self.replies.spawn(async move {
-                    let sent = send_reply(provider.as_ref(), &number, &code, body).await;
-                    if let Some(key) = claim {
-                        settle(store.as_ref(), &key, sent).await;
-                    }
-                });
+                store
+                    .enqueue(&[Notification::Reply {
+                        to: number.clone(),
+                        from: code.clone(),
+                        body: body.clone(),
+                    }])
+                    .await?;
+                metrics::counter!("stopgate_inbound_replies_total", "status" => "queued")
+                    .increment(1);
+                true
             }
-            (Some(_), ReplyVia::Caller) => {
-                if let Some(key) = claim {
-                    // Handed to the caller, which sends it.
-                    settle(store, &key, true).await;
-                }
-            }
-            (None, _) => {}
+            _ => false,
+        };
+        // Always, even when nothing changed: a repeat of a STOP whose first
+        // attempt crashed before its flush must not be acknowledged from memory.
+        if queued
+            || matches!(
+                intent,
+                Intent::OptOut(_) | Intent::OptIn(_) | Intent::PossibleOptOut
+            )
+        {
+            store.durable().await?;
         }
+        if queued || changed {
+            self.outbox.wake();
+        }
+        metrics::counter!("stopgate_inbound_total", "action" => action.as_str()).increment(1);
+        tracing::info!(
+            from = %number,
+            to = %code,
+            action = action.as_str(),
+            tenants = ?attr.ids().iter().map(TenantId::as_str).collect::<Vec<_>>(),
+            rule = if attr.tenants.is_empty() { "-" } else { attr.rule.as_str() },
+            possible_optout = intent == Intent::PossibleOptOut,
+            "inbound reply handled"
+        );
         Ok(Outcome {
             action,
             tenants: attr.ids(),
@@ -282,52 +294,6 @@ pub fn render_reply(template: &str, tenants: &[Arc<Tenant>], code: &ShortCode) -
     template
         .replace("{tenants}", &names.join(", "))
         .replace("{shortcode}", code.as_str())
-}
-
-/// Keeps the confirmation cap's record once a confirmation went out; frees it
-/// if it did not, so that the next STOP is confirmed.
-async fn settle(store: &dyn Store, key: &str, sent: bool) {
-    let scope = TenantId::webhooks();
-    let outcome = if sent {
-        store.finish_request(&scope, key, &[0u8; 32], b"").await
-    } else {
-        store.abandon_request(&scope, key).await
-    };
-    if let Err(e) = outcome {
-        tracing::warn!(error = %e, "could not keep the confirmation cap's record");
-    }
-}
-
-/// Sends a confirmation as transactional SMS from the short code, straight
-/// to the provider: no footer, and no suppression check (an opted-out number
-/// must still get its confirmation). A failure is logged, never returned;
-/// the result says whether the provider took it.
-async fn send_reply(
-    provider: &dyn Provider,
-    to: &PhoneNumber,
-    code: &ShortCode,
-    body: String,
-) -> bool {
-    let sms = OutboundSms {
-        id: MessageId::generate(),
-        to: to.clone(),
-        from: code.as_str().to_string(),
-        encoding: analyze(&body).encoding,
-        body,
-        category: Category::Transactional,
-        messaging_service: None,
-    };
-    match provider.send(&sms).await {
-        Ok(_) => {
-            metrics::counter!("stopgate_inbound_replies_total", "status" => "sent").increment(1);
-            true
-        }
-        Err(e) => {
-            metrics::counter!("stopgate_inbound_replies_total", "status" => "failed").increment(1);
-            tracing::warn!(id = %sms.id, to = %to, provider = provider.name(), error = %e, "confirmation reply failed; the change stands");
-            false
-        }
-    }
 }
 
 #[cfg(test)]

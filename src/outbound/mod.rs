@@ -36,6 +36,8 @@ pub struct Outbound {
     pub concurrency: usize,
     /// Keep marketing bodies in the message records (`[messages] keep_body`).
     pub keep_body: bool,
+    /// Wakes the outbox dispatcher when a record's status is to be told.
+    pub outbox: crate::outbox::Signal,
 }
 
 /// A validated send request.
@@ -252,11 +254,17 @@ impl Outbound {
                 }],
             })
             .collect();
-        if let Err(e) = self.store.put_messages(&records).await {
+        let notifications: Vec<_> = records
+            .iter()
+            .flat_map(|r| crate::outbox::for_message(Some(&req.tenant), r))
+            .collect();
+        if let Err(e) = self.store.put_messages(&records, &notifications).await {
             // The messages went out; only their records are missing.
             metrics::counter!("stopgate_message_records_failed_total")
                 .increment(records.len() as u64);
             tracing::error!(error = %e, count = records.len(), "message records not written");
+        } else if !notifications.is_empty() {
+            self.outbox.wake();
         }
     }
 

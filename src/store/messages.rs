@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Result;
 use crate::domain::segments::Encoding;
-use crate::domain::{Campaign, Category, Country, MessageId, MessageStatus, TenantId, UnixMillis};
+pub use crate::domain::Callback;
+use crate::domain::{
+    Campaign, Category, Country, MessageEvent, MessageId, MessageStatus, Notification, TenantId,
+    UnixMillis,
+};
 
 /// One status a message reached, when, and why (for failures).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,19 +23,6 @@ pub struct StatusChange {
     /// the provider's delivery error code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-/// Where this message's status changes are reported, besides the tenant's
-/// own webhooks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Callback {
-    /// `callback_url` of `POST /v1/messages`: our JSON, signed with the
-    /// tenant's webhook secret.
-    Native { url: String },
-    /// `StatusCallback` of the Twilio front: Twilio's form fields, signed as
-    /// Twilio signs them.
-    Twilio { url: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +74,22 @@ impl MessageRecord {
 
     pub fn created(&self) -> UnixMillis {
         self.history[0].at
+    }
+
+    /// The current status as an event for the application.
+    pub fn event(&self) -> MessageEvent {
+        let c = self.current();
+        MessageEvent {
+            tenant: self.tenant.clone(),
+            id: self.id.clone(),
+            to: self.to.clone(),
+            from: self.sender.clone(),
+            category: self.category,
+            campaign: self.campaign.clone(),
+            status: c.status,
+            error: c.error.clone(),
+            at: c.at,
+        }
     }
 
     /// Applies a delivery report: whether it changed the current status.
@@ -137,6 +144,9 @@ impl MessageFilter {
     }
 }
 
+/// The notifications of a record's new status.
+pub type Notify<'a> = &'a (dyn Fn(&MessageRecord) -> Vec<Notification> + Send + Sync);
+
 /// A delivery report that found its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reported {
@@ -146,9 +156,14 @@ pub struct Reported {
 
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    /// Writes a request's records in one batch. Not made durable by itself:
-    /// the next `durable()` (or the backend's own flush) covers them.
-    async fn put_messages(&self, records: &[MessageRecord]) -> Result<()>;
+    /// Writes a request's records in one batch, with the notifications of
+    /// their first status. Not made durable by itself: the next `durable()`
+    /// (or the backend's own flush) covers them.
+    async fn put_messages(
+        &self,
+        records: &[MessageRecord],
+        notifications: &[Notification],
+    ) -> Result<()>;
 
     /// One of `tenant`'s records.
     async fn message(&self, tenant: &TenantId, id: &MessageId) -> Result<Option<MessageRecord>>;
@@ -164,12 +179,16 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Vec<MessageRecord>>;
 
     /// Applies a delivery report to the message `provider` knows as
-    /// `provider_id`, atomically. `None` if no record has that id.
+    /// `provider_id`, atomically: when it changes the current status, the
+    /// campaign's delivery counters and the notifications `notify` gives for
+    /// the updated record are written in the same transaction. `None` if no
+    /// record has that id.
     async fn report(
         &self,
         provider: &str,
         provider_id: &str,
         change: StatusChange,
+        notify: Notify<'_>,
     ) -> Result<Option<Reported>>;
 
     /// Removes records created before `before`; returns how many. Works in

@@ -19,6 +19,7 @@ pub mod idempotency;
 pub mod insights;
 pub mod links;
 pub mod messages;
+pub mod outbox;
 pub mod review;
 pub mod sled;
 pub mod suppressions;
@@ -37,6 +38,7 @@ pub use links::{LinkRecord, LinkStore};
 pub use messages::{
     Applied, Callback, MessageFilter, MessageRecord, MessageStore, Reported, StatusChange,
 };
+pub use outbox::{OutboxItem, OutboxStats, OutboxStore};
 pub use review::{PossibleOptOut, ReviewStore};
 pub use suppressions::{BulkCounts, BulkImport, Suppression, SuppressionStore};
 
@@ -52,6 +54,7 @@ pub trait Store:
     + IdempotencyStore
     + InsightStore
     + MessageStore
+    + OutboxStore
     + Send
     + Sync
     + 'static

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::Result;
-use crate::domain::{Campaign, Event, PhoneNumber, Source, TenantId, UnixMillis};
+use crate::domain::{Campaign, Event, Notification, PhoneNumber, Source, TenantId, UnixMillis};
 
 /// Current subscription state of one number for one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +40,21 @@ pub trait SuppressionStore: Send + Sync {
 
     /// [`SuppressionStore::record`] for a batch, in one transaction. Returns
     /// how many events changed a state (and so were appended).
-    async fn record_many(&self, events: &[Event]) -> Result<usize>;
+    async fn record_many(&self, events: &[Event]) -> Result<usize> {
+        let changes: Vec<(Event, Vec<Notification>)> =
+            events.iter().map(|e| (e.clone(), Vec::new())).collect();
+        Ok(self
+            .record_notifying(&changes)
+            .await?
+            .into_iter()
+            .filter(|c| *c)
+            .count())
+    }
+
+    /// [`SuppressionStore::record_many`], each event with the notifications
+    /// to write to the outbox, in the same transaction, if (and only if) it
+    /// changes the state. Returns, for each event, whether it did.
+    async fn record_notifying(&self, changes: &[(Event, Vec<Notification>)]) -> Result<Vec<bool>>;
 
     /// The history of one number for one tenant, oldest first.
     async fn events(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<Event>>;

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 
 use stopgate::domain::segments::Encoding;
 use stopgate::domain::{
-    Action, Campaign, Category, Event, LinkCode, MessageId, MessageStatus, PhoneNumber, ShortCode,
-    Source, TenantId,
+    Action, Campaign, Category, Event, LinkCode, MessageId, MessageStatus, Notification,
+    PhoneNumber, ShortCode, Source, TenantId,
 };
 use stopgate::store::{
     Applied, Attempt, MessageFilter, MessageRecord, PossibleOptOut, StatusChange,
@@ -660,6 +660,11 @@ fn record(
     }
 }
 
+/// No notifications for a report's new status.
+fn no_notes(_: &MessageRecord) -> Vec<Notification> {
+    Vec::new()
+}
+
 fn change(status: MessageStatus, at: i64, error: Option<&str>) -> StatusChange {
     StatusChange {
         status,
@@ -687,14 +692,17 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
     records[6].history[0].status = MessageStatus::Blocked;
     records[6].provider_id = None;
     records[6].provider = None;
-    s.put_messages(&records).await.unwrap();
-    s.put_messages(&[record(
-        "beta",
-        MessageId::generate_at(10_003),
-        "+12125550999",
-        MessageStatus::Sent,
-        Some("p-beta"),
-    )])
+    s.put_messages(&records, &[]).await.unwrap();
+    s.put_messages(
+        &[record(
+            "beta",
+            MessageId::generate_at(10_003),
+            "+12125550999",
+            MessageStatus::Sent,
+            Some("p-beta"),
+        )],
+        &[],
+    )
     .await
     .unwrap();
     assert_eq!(
@@ -740,7 +748,12 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
 
     // Reports: found by the provider's id, duplicates and less final ones change nothing.
     let r = s
-        .report("http", "p-1", change(MessageStatus::Delivered, 2_000, None))
+        .report(
+            "http",
+            "p-1",
+            change(MessageStatus::Delivered, 2_000, None),
+            &no_notes,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -749,13 +762,23 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
         (Applied::Changed, MessageStatus::Delivered)
     );
     let again = s
-        .report("http", "p-1", change(MessageStatus::Delivered, 2_500, None))
+        .report(
+            "http",
+            "p-1",
+            change(MessageStatus::Delivered, 2_500, None),
+            &no_notes,
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(again.applied, Applied::Duplicate);
     let late_sent = s
-        .report("http", "p-1", change(MessageStatus::Sent, 1_500, None))
+        .report(
+            "http",
+            "p-1",
+            change(MessageStatus::Sent, 1_500, None),
+            &no_notes,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -765,6 +788,7 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "http",
             "p-1",
             change(MessageStatus::Undelivered, 1_600, Some("30005")),
+            &no_notes,
         )
         .await
         .unwrap()
@@ -781,21 +805,32 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "http",
             "p-2",
             change(MessageStatus::Undelivered, 2_000, Some("30003")),
+            &no_notes,
         )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(failed.record.current().error.as_deref(), Some("30003"));
     assert!(s
-        .report("http", "nope", change(MessageStatus::Delivered, 1, None))
+        .report(
+            "http",
+            "nope",
+            change(MessageStatus::Delivered, 1, None),
+            &no_notes
+        )
         .await
         .unwrap()
         .is_none());
     assert!(
-        s.report("twilio", "p-1", change(MessageStatus::Delivered, 1, None))
-            .await
-            .unwrap()
-            .is_none(),
+        s.report(
+            "twilio",
+            "p-1",
+            change(MessageStatus::Delivered, 1, None),
+            &no_notes
+        )
+        .await
+        .unwrap()
+        .is_none(),
         "per provider"
     );
     // The campaign's delivery counters moved with the reports, exactly once.
@@ -816,13 +851,16 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
 pub async fn concurrent_reports_keep_the_most_final(b: Backend) {
     let id = MessageId::generate();
     b.store
-        .put_messages(&[record(
-            "acme",
-            id.clone(),
-            "+12125550100",
-            MessageStatus::Sent,
-            Some("p-x"),
-        )])
+        .put_messages(
+            &[record(
+                "acme",
+                id.clone(),
+                "+12125550100",
+                MessageStatus::Sent,
+                Some("p-x"),
+            )],
+            &[],
+        )
         .await
         .unwrap();
     let statuses = [
@@ -838,6 +876,7 @@ pub async fn concurrent_reports_keep_the_most_final(b: Backend) {
                     "http",
                     "p-x",
                     change(statuses[i % 3], 2_000 + i as i64, None),
+                    &no_notes,
                 )
                 .await
                 .unwrap()
@@ -880,7 +919,7 @@ pub async fn purging_removes_old_records_only(b: Backend) {
         MessageStatus::Sent,
         Some("new"),
     ));
-    s.put_messages(&records).await.unwrap();
+    s.put_messages(&records, &[]).await.unwrap();
     assert_eq!(
         s.purge_messages(10_000, 2).await.unwrap(),
         2,
@@ -890,7 +929,12 @@ pub async fn purging_removes_old_records_only(b: Backend) {
     assert_eq!(s.purge_messages(10_000, 100).await.unwrap(), 0);
     assert!(s.message(&t("acme"), &old[0]).await.unwrap().is_none());
     assert!(s
-        .report("http", "old-1", change(MessageStatus::Delivered, 1, None))
+        .report(
+            "http",
+            "old-1",
+            change(MessageStatus::Delivered, 1, None),
+            &no_notes
+        )
         .await
         .unwrap()
         .is_none());
@@ -900,4 +944,183 @@ pub async fn purging_removes_old_records_only(b: Backend) {
         .await
         .unwrap();
     assert_eq!(listed.len(), 1);
+}
+
+fn reply(to: &str, body: &str) -> Notification {
+    Notification::Reply {
+        to: n(to),
+        from: code("36111"),
+        body: body.into(),
+    }
+}
+
+fn subscription(tenant: &str, number: &str, action: Action) -> Notification {
+    Notification::Subscription(Event::new(t(tenant), &n(number), action, Source::Sms))
+}
+
+pub async fn the_outbox_hands_out_items_in_order_per_key_under_leases(b: Backend) {
+    let s = b.store.as_ref();
+    // Items are due from when they are written.
+    let now = stopgate::domain::now_millis() + 1_000;
+    s.enqueue(&[
+        subscription("acme", "+33612345601", Action::OptOut),
+        subscription("acme", "+33612345601", Action::OptIn),
+        subscription("acme", "+33612345602", Action::OptOut),
+        reply("+33612345603", "first"),
+        reply("+33612345603", "second"),
+    ])
+    .await
+    .unwrap();
+    let first = s.claim(now, 10, 60_000).await.unwrap();
+    let kinds: Vec<String> = first
+        .iter()
+        .map(|i| match &i.notification {
+            Notification::Subscription(e) => format!("{:?} {}", e.action, e.number.as_str()),
+            Notification::Reply { body, .. } => body.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    // The opt-in waits behind its number's opt-out; replies have no order.
+    assert_eq!(
+        kinds,
+        [
+            "OptOut +33612345601",
+            "OptOut +33612345602",
+            "first",
+            "second"
+        ]
+    );
+    assert!(first.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(
+        s.claim(now, 10, 60_000).await.unwrap().is_empty(),
+        "all leased or waiting"
+    );
+    // Delivered: the next of its key comes up.
+    s.complete(first[0].id).await.unwrap();
+    let next = s.claim(now, 10, 60_000).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(
+        matches!(&next[0].notification, Notification::Subscription(e) if e.action == Action::OptIn)
+    );
+    // Failed: due again later, counted; a lease that runs out frees an item.
+    s.retry(first[1].id, now + 5_000, "HTTP 500").await.unwrap();
+    assert!(s.claim(now + 4_999, 10, 60_000).await.unwrap().is_empty());
+    let again = s.claim(now + 5_000, 10, 60_000).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (first[1].id, 1));
+    assert_eq!(again[0].last_error.as_deref(), Some("HTTP 500"));
+    let expired = s.claim(now + 61_000, 10, 60_000).await.unwrap();
+    assert_eq!(
+        expired.len(),
+        3,
+        "the opt-in's and the replies' leases ran out: {expired:?}"
+    );
+    // Released untried: back at once, attempts unchanged.
+    s.release(expired[0].id).await.unwrap();
+    let back = s.claim(now + 61_000, 10, 60_000).await.unwrap();
+    assert_eq!((back.len(), back[0].attempts), (1, 0));
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!(
+        (stats.queued, stats.retrying, stats.failed),
+        (4, 1, 0),
+        "{stats:?}"
+    );
+}
+
+pub async fn given_up_items_are_listed_per_tenant(b: Backend) {
+    let s = b.store.as_ref();
+    s.enqueue(&[
+        subscription("acme", "+33612345601", Action::OptOut),
+        subscription("beta", "+33612345602", Action::OptOut),
+        reply("+33612345603", "hi"),
+    ])
+    .await
+    .unwrap();
+    let items = s.claim(i64::MAX / 2, 10, 1_000).await.unwrap();
+    assert_eq!(items.len(), 3);
+    for i in &items {
+        s.give_up(i.id, "HTTP 410").await.unwrap();
+    }
+    assert!(s.claim(i64::MAX / 2, 10, 1_000).await.unwrap().is_empty());
+    let acme = s.failed_items(&t("acme"), None, 10).await.unwrap();
+    assert_eq!(acme.len(), 1);
+    assert_eq!(
+        (acme[0].attempts, acme[0].last_error.as_deref()),
+        (1, Some("HTTP 410"))
+    );
+    assert!(s
+        .failed_items(&t("acme"), Some(acme[0].id), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.failed_items(&t("beta"), None, 10).await.unwrap().len(), 1);
+    let stats = s.outbox_stats().await.unwrap();
+    assert_eq!((stats.queued, stats.failed), (0, 3));
+}
+
+pub async fn notifications_are_written_with_the_change_only(b: Backend) {
+    let s = b.store.as_ref();
+    let num = n("+33612345699");
+    let stop = Event::new(t("acme"), &num, Action::OptOut, Source::Sms);
+    let note = Notification::Subscription(stop.clone());
+    let changed = s
+        .record_notifying(&[
+            (stop.clone(), vec![note.clone()]),
+            (stop.clone(), vec![note.clone()]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(changed, [true, false], "the second STOP changes nothing");
+    let items = s.claim(i64::MAX / 2, 10, 1_000).await.unwrap();
+    assert_eq!(items.len(), 1, "one notification, for the change");
+    assert_eq!(items[0].notification, note);
+    // A report writes its notifications only when it moves the status.
+    let id = MessageId::generate();
+    s.put_messages(
+        &[record(
+            "acme",
+            id.clone(),
+            "+12125550100",
+            MessageStatus::Sent,
+            Some("p-n"),
+        )],
+        &[reply("+12125550100", "written with the records")],
+    )
+    .await
+    .unwrap();
+    let notify = |r: &MessageRecord| vec![Notification::MessageStatus(r.event())];
+    s.report(
+        "http",
+        "p-n",
+        change(MessageStatus::Delivered, 2_000, None),
+        &notify,
+    )
+    .await
+    .unwrap();
+    s.report(
+        "http",
+        "p-n",
+        change(MessageStatus::Delivered, 2_100, None),
+        &notify,
+    )
+    .await
+    .unwrap();
+    s.report(
+        "http",
+        "p-n",
+        change(MessageStatus::Sent, 2_200, None),
+        &notify,
+    )
+    .await
+    .unwrap();
+    let items = s.claim(i64::MAX / 2, 10, 1_000).await.unwrap();
+    let statuses: Vec<String> = items
+        .iter()
+        .map(|i| match &i.notification {
+            Notification::MessageStatus(e) => e.status.as_str().to_string(),
+            Notification::Reply { body, .. } => body.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(statuses, ["written with the records", "delivered"]);
 }

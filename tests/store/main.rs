@@ -45,4 +45,7 @@ contract!(
     messages_are_found_listed_and_reported,
     concurrent_reports_keep_the_most_final,
     purging_removes_old_records_only,
+    the_outbox_hands_out_items_in_order_per_key_under_leases,
+    given_up_items_are_listed_per_tenant,
+    notifications_are_written_with_the_change_only,
 );

@@ -116,14 +116,12 @@ async fn submit(
     );
     event.campaign = f.link.campaign.clone();
     event.reason = reason.map(str::to_string);
-    let changed = match state.store.record(&event).await {
+    // Durable before the done page, even for a repeat: its first attempt
+    // may have died before the flush.
+    let changed = match crate::http::suppressions::record_durably(&state, &event).await {
         Ok(c) => c,
         Err(e) => return unavailable(Some(f.lang.code()), &e),
     };
-    // Even for a repeat: its first attempt may have died before the flush.
-    if let Err(e) = state.store.durable().await {
-        return unavailable(Some(f.lang.code()), &e);
-    }
     metrics::counter!("stopgate_link_optouts_total", "changed" => if changed { "true" } else { "false" })
         .increment(1);
     tracing::info!(tenant = %f.link.tenant, number = %f.number, changed, reason = reason.unwrap_or("-"), "opted out via link");

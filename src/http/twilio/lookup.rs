@@ -21,7 +21,7 @@ const DEFAULT_PAGE: usize = 50;
 
 /// Twilio's status for ours. Never-forwarded messages are Twilio's `failed`
 /// with the error code that says why.
-fn twilio_status(s: MessageStatus) -> &'static str {
+pub(crate) fn twilio_status(s: MessageStatus) -> &'static str {
     match s {
         MessageStatus::Scheduled => "scheduled",
         MessageStatus::Sent => "sent",
@@ -34,7 +34,7 @@ fn twilio_status(s: MessageStatus) -> &'static str {
 
 /// Twilio's numeric error code: Twilio's own for our refusals, the
 /// provider's when it is numeric (a Twilio upstream's 30003 passes through).
-pub(super) fn twilio_error_code(error: Option<&str>) -> Option<u32> {
+pub(crate) fn twilio_error_code(error: Option<&str>) -> Option<u32> {
     let e = error?;
     match e {
         "recipient_opted_out" => Some(21610),

@@ -11,7 +11,8 @@ use sled::Transactional;
 
 use super::insights::counter_key;
 use super::{decode, encode, key, prefix, read_u64, Live, SledStore};
-use crate::domain::{MessageId, MessageStatus, TenantId, UnixMillis};
+use crate::domain::{MessageId, MessageStatus, Notification, TenantId, UnixMillis};
+use crate::store::messages::Notify;
 use crate::store::{
     Applied, MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange, StoreError,
 };
@@ -71,13 +72,16 @@ impl Live {
 
 #[async_trait]
 impl MessageStore for SledStore {
-    async fn put_messages(&self, records: &[MessageRecord]) -> Result<()> {
+    async fn put_messages(
+        &self,
+        records: &[MessageRecord],
+        notifications: &[Notification],
+    ) -> Result<()> {
         self.with(|s| {
-            let (mut all, mut by_tenant, mut by_provider) = (
-                sled::Batch::default(),
-                sled::Batch::default(),
-                sled::Batch::default(),
-            );
+            let mut all = sled::Batch::default();
+            let mut by_tenant = sled::Batch::default();
+            let mut by_provider = sled::Batch::default();
+            let mut outbox = sled::Batch::default();
             for r in records {
                 let id = r.id.to_bytes();
                 all.insert(&id, encode(r));
@@ -86,11 +90,17 @@ impl MessageStore for SledStore {
                     by_provider.insert(k, &id);
                 }
             }
+            let now = crate::domain::now_millis();
+            for n in notifications {
+                let (k, v) = s.outbox_entry(n, now)?;
+                outbox.insert(k, v);
+            }
             // The record before its indexes: an index never points at nothing
             // for longer than a crash between two batches.
             s.messages.apply_batch(all)?;
             s.messages_by_tenant.apply_batch(by_tenant)?;
             s.messages_by_provider.apply_batch(by_provider)?;
+            s.outbox.apply_batch(outbox)?;
             Ok(())
         })
     }
@@ -137,6 +147,7 @@ impl MessageStore for SledStore {
         provider: &str,
         provider_id: &str,
         change: StatusChange,
+        notify: Notify<'_>,
     ) -> Result<Option<Reported>> {
         self.with(|s| {
             let Some(id) = s
@@ -147,7 +158,8 @@ impl MessageStore for SledStore {
             };
             // The record and its campaign's delivery counters, in one transaction
             // (sled runs it again if a concurrent report wrote the record first).
-            let outcome = (&s.messages, &s.insights).transaction(|(m, ins)| {
+            let now = crate::domain::now_millis();
+            let outcome = (&s.messages, &s.insights, &s.outbox).transaction(|(m, ins, outbox)| {
                 let Some(old) = m.get(&id)? else {
                     return Ok(None);
                 };
@@ -158,6 +170,14 @@ impl MessageStore for SledStore {
                 let applied = record.apply(change.clone());
                 if applied != Applied::Duplicate {
                     m.insert(&id, encode(&record))?;
+                }
+                if applied == Applied::Changed {
+                    for n in notify(&record) {
+                        let (k, v) = s
+                            .outbox_entry(&n, now)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        outbox.insert(k, v)?;
+                    }
                 }
                 if applied == Applied::Changed && record.category.is_marketing() {
                     let campaign = record.campaign.as_ref();

@@ -16,6 +16,8 @@
 //! | messages         | id (16 bytes: sorted by creation) | JSON [`MessageRecord`]     | `messages.rs` |
 //! | messages_by_tenant | tenant·id                       | (empty)                    | `messages.rs` |
 //! | messages_by_provider | provider·provider id          | id                         | `messages.rs` |
+//! | outbox           | id (u64 big-endian, increasing)   | JSON [`OutboxItem`]        | `outbox.rs` |
+//! | outbox_failed    | tenant·id                         | JSON [`OutboxItem`]        | `outbox.rs` |
 //!
 //! Bulk-imported numbers live in the `bulk` and `imports` trees (see
 //! [`bulk`]); a number's own row in `suppressions`, when it has one, is
@@ -33,6 +35,7 @@
 //! [`LinkRecord`]: super::LinkRecord
 //! [`PossibleOptOut`]: super::PossibleOptOut
 //! [`MessageRecord`]: super::MessageRecord
+//! [`OutboxItem`]: super::OutboxItem
 
 mod attribution;
 pub(crate) mod bulk;
@@ -40,6 +43,7 @@ mod idempotency;
 pub(crate) mod insights;
 mod links;
 mod messages;
+mod outbox;
 mod review;
 mod suppressions;
 
@@ -101,6 +105,9 @@ pub(crate) struct Live {
     messages: sled::Tree,
     messages_by_tenant: sled::Tree,
     messages_by_provider: sled::Tree,
+    outbox: sled::Tree,
+    outbox_failed: sled::Tree,
+    next_outbox_id: std::sync::atomic::AtomicU64,
     bulk: Bulk,
     import_round: usize,
     commit: GroupCommit,
@@ -292,6 +299,12 @@ impl Live {
             messages: db.open_tree("messages")?,
             messages_by_tenant: db.open_tree("messages_by_tenant")?,
             messages_by_provider: db.open_tree("messages_by_provider")?,
+            next_outbox_id: std::sync::atomic::AtomicU64::new(Live::first_outbox_id(
+                &db.open_tree("outbox")?,
+                &db.open_tree("outbox_failed")?,
+            )?),
+            outbox: db.open_tree("outbox")?,
+            outbox_failed: db.open_tree("outbox_failed")?,
             bulk: Bulk::open(&db, chunk)?,
             import_round: round,
             commit,

@@ -9,7 +9,7 @@ use sled::Transactional;
 
 use super::bulk::{self, Bulk, ImportInfo};
 use super::{decode, encode, key, prefix, Live, SledStore};
-use crate::domain::{now_millis, Action, Event, PhoneNumber, Source, TenantId};
+use crate::domain::{now_millis, Action, Event, Notification, PhoneNumber, Source, TenantId};
 use crate::store::{BulkCounts, BulkImport, Result, StoreError, Suppression, SuppressionStore};
 
 /// The state of a number that only a bulk import holds.
@@ -58,8 +58,9 @@ fn optout_counters(event: &Event) -> Vec<Vec<u8>> {
 const BIG_BATCH: usize = 64;
 
 impl Live {
-    /// Applies `events` in one transaction (see `SuppressionStore::record_many`).
-    fn record_batch(&self, events: &[Event]) -> Result<usize> {
+    /// Applies events in one transaction, with the outbox entries of those
+    /// that change a state (see `SuppressionStore::record_notifying`).
+    fn record_batch(&self, changes: &[(Event, Vec<Notification>)]) -> Result<Vec<bool>> {
         struct Prepared {
             state_key: Vec<u8>,
             /// Held by a bulk import (only asked when there is no row of its
@@ -70,9 +71,11 @@ impl Live {
             state: Vec<u8>,
             body: Vec<u8>,
             counters: Vec<Vec<u8>>,
+            outbox: Vec<(Vec<u8>, Vec<u8>)>,
         }
-        let mut prepared = Vec::with_capacity(events.len());
-        for event in events {
+        let now = crate::domain::now_millis();
+        let mut prepared = Vec::with_capacity(changes.len());
+        for (event, notifications) in changes {
             let seq = self.db.generate_id()?;
             let state_key = state_key(&event.tenant, &event.number);
             // Read before the transaction: sled deadlocks on a plain read
@@ -97,11 +100,20 @@ impl Live {
                 }),
                 body: encode(event),
                 counters: optout_counters(event),
+                outbox: notifications
+                    .iter()
+                    .map(|n| self.outbox_entry(n, now))
+                    .collect::<Result<_>>()?,
             });
         }
-        let changed =
-            (&self.suppressions, &self.events, &self.insights).transaction(|(sup, ev, ins)| {
-                let mut changed = Vec::new();
+        let changed = (
+            &self.suppressions,
+            &self.events,
+            &self.insights,
+            &self.outbox,
+        )
+            .transaction(|(sup, ev, ins, outbox)| {
+                let mut changed = vec![false; prepared.len()];
                 for (i, p) in prepared.iter().enumerate() {
                     let was_suppressed = match sup.get(&p.state_key)? {
                         Some(v) => {
@@ -124,16 +136,21 @@ impl Live {
                         let n = ins.get(c)?.map(|v| super::read_u64(&v)).unwrap_or(0);
                         ins.insert(c.as_slice(), &(n + 1).to_be_bytes())?;
                     }
-                    changed.push(i);
+                    for (k, v) in &p.outbox {
+                        outbox.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    changed[i] = true;
                 }
                 Ok(changed)
             });
         match changed {
             Ok(changed) => {
-                for i in &changed {
-                    count_change(&events[*i]);
+                for (i, c) in changed.iter().enumerate() {
+                    if *c {
+                        count_change(&changes[i].0);
+                    }
                 }
-                Ok(changed.len())
+                Ok(changed)
             }
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(e.into()),
@@ -170,12 +187,12 @@ impl SuppressionStore for SledStore {
         })
     }
 
-    async fn record_many(&self, events: &[Event]) -> Result<usize> {
+    async fn record_notifying(&self, changes: &[(Event, Vec<Notification>)]) -> Result<Vec<bool>> {
         self.with(|s| {
-            if events.len() > BIG_BATCH {
-                return super::off_the_worker(|| s.record_batch(events));
+            if changes.len() > BIG_BATCH {
+                return super::off_the_worker(|| s.record_batch(changes));
             }
-            s.record_batch(events)
+            s.record_batch(changes)
         })
     }
 
