@@ -21,7 +21,7 @@ use crate::domain::{PhoneNumber, Tenant, TenantId};
 use crate::http::{self, error::ApiError, serve};
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
-use crate::outbox::{Dispatcher, Signal};
+use crate::outbox::{Dispatcher, GiveUp, Signal};
 use crate::reports::Reports;
 use crate::store::{self, Store};
 use crate::upstream;
@@ -107,6 +107,10 @@ impl App {
             notifier,
             provider.clone(),
             signal,
+            GiveUp {
+                webhooks: Duration::from_secs(cfg.webhooks.give_up_after_secs),
+                replies: Duration::from_secs(cfg.webhooks.give_up_after_secs.min(3_600)),
+            },
         ));
         let api = TcpListener::bind(settings.api_listen)
             .await

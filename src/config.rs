@@ -415,11 +415,17 @@ impl Default for AttributionConfig {
 pub struct WebhookDeliveryConfig {
     /// A delivery that has not answered after this long is tried again later.
     pub timeout_ms: u64,
+    /// A webhook still undelivered this long after its event is given up
+    /// and listed in `GET /v1/webhooks/failed`.
+    pub give_up_after_secs: u64,
 }
 
 impl Default for WebhookDeliveryConfig {
     fn default() -> Self {
-        WebhookDeliveryConfig { timeout_ms: 10_000 }
+        WebhookDeliveryConfig {
+            timeout_ms: 10_000,
+            give_up_after_secs: 86_400,
+        }
     }
 }
 
@@ -556,6 +562,20 @@ impl Settings {
             ));
         }
         validate_ratelimit(&config.ratelimit)?;
+        if !(1..=30_000).contains(&config.webhooks.timeout_ms) {
+            // Under the outbox's lease (45 s): a delivery still running is
+            // never handed to another node.
+            return Err(ConfigError::new(
+                "webhooks.timeout_ms",
+                "must be 1 to 30000",
+            ));
+        }
+        if config.webhooks.give_up_after_secs == 0 {
+            return Err(ConfigError::new(
+                "webhooks.give_up_after_secs",
+                "must be at least 1",
+            ));
+        }
         if config.messages.retention_days == 0 {
             return Err(ConfigError::new(
                 "messages.retention_days",

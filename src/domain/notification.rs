@@ -150,15 +150,6 @@ impl Notification {
             Notification::Reply { .. } => None,
         }
     }
-
-    /// How long delivery is tried: a day for the application's webhooks, an
-    /// hour for a confirmation SMS (later than that it only confuses).
-    pub fn give_up_after_ms(&self) -> i64 {
-        match self {
-            Notification::Reply { .. } => 3_600_000,
-            _ => 24 * 3_600_000,
-        }
-    }
 }
 
 #[cfg(test)]

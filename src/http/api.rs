@@ -38,6 +38,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(review::list))
         .routes(routes!(review::confirm))
         .routes(routes!(insights::campaigns))
+        .routes(routes!(super::webhooks::failed))
         .routes(routes!(
             super::twilio::front::create_message,
             super::twilio::lookup::list_messages

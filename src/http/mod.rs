@@ -17,6 +17,7 @@ pub mod serve;
 pub mod suppressions;
 pub mod twilio;
 pub mod webhook;
+pub mod webhooks;
 
 use std::time::Instant;
 

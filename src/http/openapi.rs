@@ -17,9 +17,10 @@ all others on the private API listener."
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "messages", description = "Sending"),
+        (name = "messages", description = "Sending, and message records with their status history"),
         (name = "suppressions", description = "A tenant's opt-outs"),
-        (name = "insights", description = "Per-campaign opt-out figures"),
+        (name = "insights", description = "Per-campaign opt-out and delivery figures"),
+        (name = "webhooks", description = "Events to the application that could not be delivered"),
         (name = "twilio", description = "Twilio-compatible front for Twilio SDKs (Twilio's wire format and error codes)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
         (name = "public", description = "Served on the public listener"),

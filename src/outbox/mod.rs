@@ -5,7 +5,7 @@
 //! delivers each on a task of its own — webhooks through the [`Notifier`]
 //! port, confirmation SMS through the provider — and marks it delivered,
 //! due again after a backoff, or given up once it is older than its kind
-//! allows (a day for webhooks, an hour for an SMS). Items of one order key
+//! allows ([`GiveUp`]: a day for webhooks, an hour for an SMS). Items of one order key
 //! (a message, a number) go out one at a time, in order. At most
 //! [`PER_ENDPOINT`] deliveries run at once per endpoint, so a slow endpoint
 //! delays only its own items; and nothing here is on the path of a send or
@@ -33,8 +33,10 @@ use crate::upstream::{OutboundSms, Provider, ProviderError};
 pub const PER_ENDPOINT: usize = 8;
 /// Deliveries at once in all.
 const MAX_IN_FLIGHT: usize = 256;
-/// How long a claimed item is this node's.
-const LEASE_MS: i64 = 120_000;
+/// How long a claimed item is this node's: past any delivery's timeout, so
+/// that a live node's item is never taken by another; short, so that a dead
+/// node's items are soon delivered by the others.
+const LEASE_MS: i64 = 45_000;
 /// How often the outbox is looked at when nobody woke the dispatcher
 /// (retries falling due, items written by other nodes).
 const POLL: Duration = Duration::from_millis(500);
@@ -109,12 +111,32 @@ impl Signal {
     }
 }
 
+/// How long delivery is tried before an item is given up.
+#[derive(Debug, Clone, Copy)]
+pub struct GiveUp {
+    /// Webhooks to applications (`[webhooks] give_up_after_secs`, a day).
+    pub webhooks: Duration,
+    /// Confirmation SMS: later than an hour, a confirmation only confuses.
+    pub replies: Duration,
+}
+
+impl GiveUp {
+    fn after_ms(&self, n: &Notification) -> i64 {
+        let d = match n {
+            Notification::Reply { .. } => self.replies,
+            _ => self.webhooks,
+        };
+        d.as_millis() as i64
+    }
+}
+
 pub struct Dispatcher {
     pub store: Arc<dyn Store>,
     pub notifier: Arc<dyn Notifier>,
     /// Sends the confirmation SMS.
     pub provider: Arc<dyn Provider>,
     pub signal: Signal,
+    give_up: GiveUp,
     busy: Mutex<HashMap<String, usize>>,
 }
 
@@ -124,12 +146,14 @@ impl Dispatcher {
         notifier: Arc<dyn Notifier>,
         provider: Arc<dyn Provider>,
         signal: Signal,
+        give_up: GiveUp,
     ) -> Dispatcher {
         Dispatcher {
             store,
             notifier,
             provider,
             signal,
+            give_up,
             busy: Mutex::new(HashMap::new()),
         }
     }
@@ -252,7 +276,7 @@ impl Dispatcher {
             Err(e) => {
                 let age = now_millis() - item.created;
                 let permanent = matches!(e, DeliveryError::Permanent(_));
-                if permanent || age >= item.notification.give_up_after_ms() {
+                if permanent || age >= self.give_up.after_ms(&item.notification) {
                     metrics::counter!("stopgate_outbox_failed_total", "kind" => kind).increment(1);
                     tracing::warn!(id = item.id, kind, attempts = item.attempts + 1, error = %e, "notification given up");
                     store.give_up(item.id, &e.to_string()).await

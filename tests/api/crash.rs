@@ -30,6 +30,11 @@ pub struct Running {
 }
 
 pub fn write_config(dir: &Path, mock: &MockProvider) -> std::path::PathBuf {
+    write_config_with(dir, mock, "")
+}
+
+/// [`write_config`] with `extra` TOML at the end (it extends the acme tenant).
+pub fn write_config_with(dir: &Path, mock: &MockProvider, extra: &str) -> std::path::PathBuf {
     let path = dir.join("stopgate.toml");
     let toml = format!(
         r#"
@@ -60,6 +65,7 @@ id = "acme"
 name = "ACME Shop"
 api_key = "{ACME_KEY}"
 keyword = "ACME"
+{extra}
 "#,
         db = dir.join("db").display(),
         url = mock.url(),

@@ -21,3 +21,4 @@ mod store_faults;
 mod suppressions;
 mod timeouts;
 mod twilio_front;
+mod webhooks;

@@ -363,7 +363,7 @@ fn url_for(app: &TestApp) -> String {
 
 /// The official `twilio` package from PyPI, in the virtualenv that
 /// `scripts/install-test-deps.sh` makes.
-fn sdk_python() -> std::path::PathBuf {
+pub fn sdk_python() -> std::path::PathBuf {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
     assert!(
         p.exists(),

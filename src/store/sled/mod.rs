@@ -287,6 +287,8 @@ impl Live {
             flusher.flush().map_err(|e| e.to_string())?;
             files.sync().map_err(|e| e.to_string())
         });
+        let outbox = db.open_tree("outbox")?;
+        release_leases(&outbox)?;
         Ok(Live {
             suppressions: db.open_tree("suppressions")?,
             events: db.open_tree("events")?,
@@ -300,10 +302,10 @@ impl Live {
             messages_by_tenant: db.open_tree("messages_by_tenant")?,
             messages_by_provider: db.open_tree("messages_by_provider")?,
             next_outbox_id: std::sync::atomic::AtomicU64::new(Live::first_outbox_id(
-                &db.open_tree("outbox")?,
+                &outbox,
                 &db.open_tree("outbox_failed")?,
             )?),
-            outbox: db.open_tree("outbox")?,
+            outbox,
             outbox_failed: db.open_tree("outbox_failed")?,
             bulk: Bulk::open(&db, chunk)?,
             import_round: round,
@@ -373,6 +375,20 @@ impl StoreFiles {
         }
         Ok(())
     }
+}
+
+/// One process owns a sled store, so the leases in its outbox belong to a
+/// run that has ended (a crash): they are released, not waited out.
+fn release_leases(outbox: &sled::Tree) -> Result<()> {
+    for kv in outbox.iter() {
+        let (k, v) = kv?;
+        let mut item: super::OutboxItem = decode(&v)?;
+        if item.lease_until != 0 {
+            item.lease_until = 0;
+            outbox.insert(k, encode(&item))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens the database, waiting up to [`LOCK_WAIT`] for its file lock.
