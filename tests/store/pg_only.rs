@@ -1,0 +1,1 @@
+//! PostgreSQL-only tests: migrations, the batching writer, secrets.
