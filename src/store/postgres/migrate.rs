@@ -60,36 +60,28 @@ fn lost_a_race(f: &Failure) -> bool {
     }))
 }
 
-/// Applies the migrations the database lacks.
+/// Applies the migrations the database lacks. An up-to-date database is
+/// only read (a node may start while the database refuses writes).
 pub async fn run(pool: &Pool) -> Result<Report> {
     let mut client = pool.get().await.map_err(Failure::from)?;
-    let mut created = false;
-    for attempt in 1..=CREATE_ATTEMPTS {
-        match client
-            .batch_execute(CREATE_TABLE)
-            .await
-            .map_err(Failure::from)
-        {
-            Ok(()) => {
-                created = true;
-                break;
-            }
-            Err(f) if lost_a_race(&f) && attempt < CREATE_ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
-            }
-            Err(f) => return Err(f.into()),
+    let mut done = match applied(&client).await {
+        Ok(v) => v,
+        Err(Failure::Db(e)) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {
+            create_table(&client).await?;
+            Vec::new()
         }
-    }
-    debug_assert!(created);
+        Err(f) => return Err(f.into()),
+    };
     let mut report = Report::default();
     for m in MIGRATIONS {
-        if applied(&client, m.version).await? {
+        if done.contains(&m.version) {
             continue;
         }
-        if apply(&mut client, m).await.map_err(|f| {
+        let applied_here = apply(&mut client, m).await.map_err(|f| {
             let e = StoreError::from(f);
             StoreError::Unavailable(format!("migration {:04}_{}: {e}", m.version, m.name))
-        })? {
+        })?;
+        if applied_here {
             tracing::info!(
                 version = m.version,
                 name = m.name,
@@ -97,15 +89,9 @@ pub async fn run(pool: &Pool) -> Result<Report> {
             );
             report.applied.push(m.version);
         }
+        done.push(m.version);
     }
-    let row = client
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            &[],
-        )
-        .await
-        .map_err(Failure::from)?;
-    report.current = row.try_get(0).map_err(Failure::from)?;
+    report.current = done.iter().copied().max().unwrap_or(0);
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     if report.current > known {
         tracing::warn!(
@@ -117,15 +103,31 @@ pub async fn run(pool: &Pool) -> Result<Report> {
     Ok(report)
 }
 
-async fn applied(client: &deadpool_postgres::Object, version: i64) -> Result<bool> {
-    let row = client
-        .query_opt(
-            "SELECT 1 FROM schema_migrations WHERE version = $1",
-            &[&version],
-        )
-        .await
-        .map_err(Failure::from)?;
-    Ok(row.is_some())
+async fn create_table(client: &deadpool_postgres::Object) -> Result<()> {
+    for attempt in 1..=CREATE_ATTEMPTS {
+        match client
+            .batch_execute(CREATE_TABLE)
+            .await
+            .map_err(Failure::from)
+        {
+            Ok(()) => return Ok(()),
+            Err(f) if lost_a_race(&f) && attempt < CREATE_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt as u64)).await;
+            }
+            Err(f) => return Err(f.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// The versions recorded in the database.
+async fn applied(client: &deadpool_postgres::Object) -> PgResult<Vec<i64>> {
+    let rows = client
+        .query("SELECT version FROM schema_migrations", &[])
+        .await?;
+    rows.iter()
+        .map(|r| r.try_get::<_, i64>(0).map_err(Failure::from))
+        .collect()
 }
 
 /// One migration in one transaction; `false` if another node applied it.
