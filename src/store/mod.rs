@@ -14,6 +14,7 @@
 
 pub mod attribution;
 pub mod commit;
+pub mod copy;
 mod error;
 pub mod idempotency;
 pub mod insights;
