@@ -5,6 +5,7 @@
 
 mod backends;
 mod cases;
+mod copy;
 mod model;
 #[path = "../support/pg.rs"]
 mod pg;
