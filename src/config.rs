@@ -972,6 +972,43 @@ api_key = "sk_acme_123"
     }
 
     #[test]
+    fn postgres_storage_is_checked_by_key_and_never_prints_its_password() {
+        let s = with_tenant("").unwrap();
+        assert_eq!(s.config.storage.kind, StorageKind::Sled, "the default");
+        let pg = |extra: &str| {
+            with_tenant(&format!(
+                "[storage]\nkind = \"postgres\"\npath = \"\"\n{extra}"
+            ))
+        };
+        assert_eq!(pg("").unwrap_err().key, "storage.url");
+        let e = pg("url = \"postgres://u:hunter22@db:5432/x?sslmode=nonsense\"").unwrap_err();
+        assert_eq!(e.key, "storage.url");
+        assert!(!e.message.contains("hunter22"), "{e}");
+        let e = pg("url = \"postgres://u@db/x?sslmode=require\"").unwrap_err();
+        assert_eq!(e.key, "storage.url");
+        assert!(e.message.contains("TLS"), "{e}");
+        let url = "url = \"postgres://stopgate:hunter22@db.internal:6543/gw?sslmode=disable\"";
+        for (extra, key) in [
+            ("pool_size = 0", "storage.pool_size"),
+            ("connect_timeout_ms = 0", "storage.connect_timeout_ms"),
+            ("statement_timeout_ms = 0", "storage.statement_timeout_ms"),
+            ("connect_retry_secs = 100000", "storage.connect_retry_secs"),
+        ] {
+            assert_eq!(pg(&format!("{url}\n{extra}")).unwrap_err().key, key);
+        }
+        // An empty path is fine: postgres does not use it.
+        let s = pg(url).unwrap();
+        let storage = &s.config.storage;
+        assert_eq!(storage.pool_size, 16);
+        assert_eq!(
+            storage.describe(),
+            "postgres database \"gw\" on db.internal:6543 as \"stopgate\""
+        );
+        assert!(!format!("{storage:?}").contains("hunter22"));
+        assert!(!format!("{s:?}").contains("hunter22"));
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = with_tenant("").unwrap();
         assert!(!format!("{:?}", s.config).contains("sk_acme_123"));
