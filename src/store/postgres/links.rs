@@ -123,30 +123,6 @@ impl BatchWork for MintWork {
     }
 }
 
-impl PgStore {
-    async fn existing_code(
-        &self,
-        tenant: &TenantId,
-        number: &PhoneNumber,
-        campaign: &str,
-    ) -> Result<Option<LinkCode>> {
-        let pool = self.pool();
-        retrying(|| async move {
-            let client = pool.get().await?;
-            let stmt = client
-                .prepare_cached(
-                    "SELECT code FROM links WHERE tenant = $1 AND number = $2 AND campaign = $3",
-                )
-                .await?;
-            let row = client
-                .query_opt(&stmt, &[&tenant.as_str(), &number.as_str(), &campaign])
-                .await?;
-            row.map(|r| code_of(r.try_get(0)?)).transpose()
-        })
-        .await
-    }
-}
-
 #[async_trait]
 impl LinkStore for PgStore {
     async fn link_for(
@@ -157,10 +133,8 @@ impl LinkStore for PgStore {
         mint: Mint<'_>,
     ) -> Result<(LinkCode, bool)> {
         let campaign = campaign.map_or("", |c| c.as_str());
-        // A repeat send (same recipient and campaign) is a read, not a write.
-        if let Some(code) = self.existing_code(tenant, number, campaign).await? {
-            return Ok((code, false));
-        }
+        // No read first: for a key that has a code, the insert changes
+        // nothing and the batch's look-up returns it, in the same round trip.
         for _ in 0..MAX_DRAWS {
             let code = mint();
             let req = MintReq {
