@@ -327,3 +327,53 @@ async fn undecodable_rows_are_corrupt_and_long_statements_unavailable() {
     assert!(started.elapsed() < Duration::from_secs(5));
     tx.rollback().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_never_prints_the_password_and_exits_when_the_database_stays_away() {
+    const BIN: &str = env!("CARGO_BIN_EXE_stopgate");
+    let password = "s3cr3t-Pa55word";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stopgate.toml");
+    std::fs::write(
+        &config,
+        "[server]\napi_listen = \"127.0.0.1:0\"\npublic_listen = \"127.0.0.1:0\"\n\
+         [storage]\nkind = \"postgres\"\nconnect_retry_secs = 1\nconnect_timeout_ms = 300\n\
+         [[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k\"\n",
+    )
+    .unwrap();
+    let url = format!("postgres://stopgate:{password}@127.0.0.1:1/stopgate_prod?sslmode=disable");
+    let run = |command: &str| {
+        let out = std::process::Command::new(BIN)
+            .args([command, "--config"])
+            .arg(&config)
+            .env("STOPGATE_STORAGE__URL", &url)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, out) = run("check-config");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("127.0.0.1:1") && out.contains("stopgate_prod"),
+        "{out}"
+    );
+    assert!(!out.contains(password), "{out}");
+    let started = Instant::now();
+    let (code, out) = run("serve");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("cannot reach") && out.contains("stopgate_prod"),
+        "{out}"
+    );
+    assert!(out.contains("retrying"), "each retry is logged: {out}");
+    assert!(!out.contains(password), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let (code, out) = run("migrate");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(!out.contains(password), "{out}");
+}
