@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stopgate::domain::{Action, Event, PhoneNumber, Source, TenantId};
+use stopgate::domain::{Action, Event, LinkCode, PhoneNumber, Source, TenantId};
 use stopgate::store::postgres::migrate::MIGRATIONS;
-use stopgate::store::{InsightStore, PgStore, Store, StoreError, SuppressionStore};
+use stopgate::store::{InsightStore, LinkStore, PgStore, Store, StoreError, SuppressionStore};
 
 use crate::pg::{self, Cluster};
 
@@ -137,6 +137,59 @@ async fn concurrent_opt_outs_share_transactions_and_each_gets_its_own_answer() {
     // Counters were updated in those same transactions, exactly.
     let c = store.campaign_counters(&t("acme")).await.unwrap();
     assert_eq!(c[0].optouts.get("sms"), Some(&150));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_link_mints_share_transactions() {
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let campaign = stopgate::domain::Campaign::parse("bf").unwrap();
+    // 300 recipients of one campaign at once (a 1000-recipient request's
+    // links are asked for together), each number twice.
+    let tasks: Vec<_> = (0..600)
+        .map(|i| {
+            let s = store.clone();
+            let campaign = campaign.clone();
+            tokio::spawn(async move {
+                let num = n(&format!("+1212555{:04}", i % 300));
+                let (code, new) = s
+                    .link_for(&t("acme"), &num, Some(&campaign), &LinkCode::generate)
+                    .await
+                    .unwrap();
+                (i % 300, code, new)
+            })
+        })
+        .collect();
+    let mut codes: BTreeMap<usize, Vec<(LinkCode, bool)>> = BTreeMap::new();
+    for task in tasks {
+        let (i, code, new) = task.await.unwrap();
+        codes.entry(i).or_default().push((code, new));
+    }
+    for (i, c) in &codes {
+        assert_eq!(c[0].0, c[1].0, "one code for {i}");
+        assert_eq!(
+            c.iter().filter(|(_, new)| *new).count(),
+            1,
+            "minted once: {i}"
+        );
+    }
+    let stats = store.link_writer_stats();
+    assert_eq!(stats.items, 600);
+    assert!(stats.transactions < 600 / 4, "600 mints took {stats:?}");
+    let db = sql(&url).await;
+    let row = db
+        .query_one(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM links",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (links, writers): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(links, 300);
+    assert!(
+        writers < 300 / 4,
+        "300 links written by {writers} transactions"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -221,6 +221,11 @@ impl PgStore {
         self.events.stats()
     }
 
+    /// The same for the batching writer of link mints.
+    pub fn link_writer_stats(&self) -> WriterStats {
+        self.links.stats()
+    }
+
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
