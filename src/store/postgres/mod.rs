@@ -53,9 +53,9 @@ pub use batch::WriterStats;
 /// failure or a deadlock: the work is rolled back, so it is safe to redo.
 const ATTEMPTS: u32 = 5;
 
-/// Numbers per bulk-import round: sorted and deduplicated in memory (8 bytes
-/// each), copied, then inserted in one transaction, so an import never holds
-/// row locks for long while opt-outs keep coming in.
+/// Numbers per bulk-import round (see `bulk.rs`): sorted and deduplicated in
+/// memory (8 bytes each), then written in one transaction of a few seconds,
+/// so an import never holds row locks for long while opt-outs keep coming in.
 const IMPORT_ROUND: usize = 1_000_000;
 
 pub struct PgStore {
@@ -369,8 +369,8 @@ pub(crate) fn again(e: &StoreError) -> StoreError {
     }
 }
 
-/// Shared by the backends' opt-out counters: the insights counters an
-/// applied event adds one to (see `insights.rs`).
+/// The insights counters an applied event adds one to, as (campaign or
+/// `""`, counter): the same names sled keeps (see `insights.rs`).
 pub(crate) fn optout_counters(event: &crate::domain::Event) -> Vec<(String, String)> {
     use crate::domain::{Action, Source};
     // An import says nothing about a campaign: not counted.
