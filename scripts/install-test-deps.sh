@@ -22,6 +22,16 @@ command -v chattr >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 
+# PostgreSQL for the store contract on the shared backend (tests/store) and
+# the cluster tests: the tests start throwaway servers from the package's
+# binaries (tests/support/pg.rs), as the `postgres` user it creates. The
+# package's own service is not needed: it is stopped if the
+# install started it, so it holds no port and no memory.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need_apt+=(postgresql)
+  pg_installed_here=1
+fi
+
 # The official Twilio SDK, for the real-client test (tests/sdk/). It lives in a
 # virtualenv under target/, so `cargo clean` removes it and nothing leaks into
 # the system Python. Pinned: the test asserts on the SDK's behaviour.
@@ -36,6 +46,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+if [ -n "${pg_installed_here:-}" ] && command -v pg_lsclusters >/dev/null 2>&1; then
+  # Debian's postinst creates and starts a "main" cluster on 5432; the
+  # tests never use it. Stopped where a service manager runs it.
+  pg_lsclusters --no-header 2>/dev/null | while read -r version name _; do
+    $SUDO pg_ctlcluster "$version" "$name" stop 2>/dev/null || true
+  done
 fi
 
 if ! "$VENV/bin/python" -c "import twilio, sys; sys.exit(twilio.__version__ != '$TWILIO_VERSION')" 2>/dev/null; then

@@ -13,7 +13,8 @@
 //! - [`inbound`]: recipients' replies: keywords, attribution, actions.
 //! - [`links`]: opt-out link codes.
 //! - [`suppressions`]: CSV import and export of suppression lists.
-//! - [`store`]: the `Store` trait, sled, group commit.
+//! - [`progress`]: progress bars of long CLI work, on a terminal only.
+//! - [`store`]: the `Store` trait, sled, PostgreSQL, group commit, `store copy`.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
 //! - [`http`]: routers, extractors, the JSON error shape.
 
@@ -25,6 +26,7 @@ pub mod http;
 pub mod inbound;
 pub mod links;
 pub mod outbound;
+pub mod progress;
 pub mod rules;
 pub mod store;
 pub mod suppressions;

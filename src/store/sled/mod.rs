@@ -32,6 +32,7 @@
 
 mod attribution;
 pub(crate) mod bulk;
+mod export;
 mod idempotency;
 mod insights;
 mod links;
