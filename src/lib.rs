@@ -16,6 +16,7 @@
 //! - [`store`]: the `Store` trait, sled, group commit.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
 //! - [`http`]: routers, extractors, the JSON error shape.
+//! - [`smpp`]: the SMPP session layer and the SMPP front.
 
 pub mod app;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod inbound;
 pub mod links;
 pub mod outbound;
 pub mod rules;
+pub mod smpp;
 pub mod store;
 pub mod suppressions;
 pub mod telemetry;
