@@ -22,10 +22,12 @@ command -v chattr >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 
-# The official Twilio SDK, for the real-client test (tests/sdk/). It lives in a
-# virtualenv under target/, so `cargo clean` removes it and nothing leaks into
-# the system Python. Pinned: the test asserts on the SDK's behaviour.
+# The official Twilio SDK and python-smpplib, for the real-client tests
+# (tests/sdk/). They live in a virtualenv under target/, so `cargo clean`
+# removes it and nothing leaks into the system Python. Pinned: the tests
+# assert on the clients' behaviour.
 TWILIO_VERSION="9.13.0"
+SMPPLIB_VERSION="2.2.4"
 VENV="target/test-venv"
 if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   need_apt+=(python3 python3-venv)
@@ -41,7 +43,10 @@ fi
 if ! "$VENV/bin/python" -c "import twilio, sys; sys.exit(twilio.__version__ != '$TWILIO_VERSION')" 2>/dev/null; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "twilio==$TWILIO_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "twilio==$TWILIO_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('smpplib') != '$SMPPLIB_VERSION')" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "smpplib==$SMPPLIB_VERSION"
 fi
 
 # oha: the fixed-rate load of the benchmark's added-latency figure. Built from
