@@ -356,8 +356,9 @@ impl Conn {
             match e {
                 Event::EnquireLinkDue => {
                     let link = self.link.clone();
-                    // Its timeout comes back as an event of its own.
-                    self.tasks.spawn(async move {
+                    // Its timeout comes back as an event of its own; not in
+                    // `tasks`, which an unbind waits for.
+                    tokio::spawn(async move {
                         let _ = link.request(Pdu::EnquireLink).await;
                     });
                 }
@@ -551,7 +552,10 @@ impl Conn {
     }
 
     async fn answer_error(&self, p: &Pending, status: CommandStatus) {
-        self.unanswered.fetch_sub(1, Ordering::Relaxed);
+        let left = self.unanswered.fetch_sub(1, Ordering::Relaxed) - 1;
+        if let Some(b) = &self.bound {
+            window_gauge(&b.account.tenant.id, left);
+        }
         self.respond(pdu::bare_response(resp_id(p.kind), status, p.sequence))
             .await;
     }
@@ -593,7 +597,8 @@ impl Conn {
                 return;
             }
         };
-        self.unanswered.fetch_add(1, Ordering::Relaxed);
+        let in_use = self.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
+        window_gauge(tenant, in_use);
         let pending = Pending { sequence, kind };
         let Some(c) = concat else {
             self.dispatch(account, msg, payload, vec![pending]);
@@ -639,7 +644,8 @@ impl Conn {
                 };
                 let _ = link.send(reply).await;
             }
-            unanswered.fetch_sub(n, Ordering::Relaxed);
+            let left = unanswered.fetch_sub(n, Ordering::Relaxed) - n;
+            window_gauge(&account.tenant.id, left);
             if let Some(r) = answers.receipt {
                 front.receipts.deliver_receipt(&account.tenant.id, r).await;
             }
@@ -679,6 +685,12 @@ impl Conn {
             tracing::info!(tenant = %b.account.tenant.id, peer = %self.peer, "smpp: unbound");
         }
     }
+}
+
+/// The application's requests unanswered on the bind that changed last.
+fn window_gauge(tenant: &TenantId, n: usize) {
+    metrics::gauge!("stopgate_smpp_window_in_use", "side" => "front", "tenant" => tenant.to_string(), "direction" => "in")
+        .set(n as f64);
 }
 
 fn resp_id(kind: Kind) -> CommandId {

@@ -178,7 +178,8 @@ impl Link {
                 })?;
             inner.waiters.insert(s, tx);
             let window = inner.session.in_flight();
-            metrics::gauge!("stopgate_smpp_window_in_use", "side" => self.labels().side, "tenant" => self.labels().tenant)
+            let l = self.labels();
+            metrics::gauge!("stopgate_smpp_window_in_use", "side" => l.side, "tenant" => l.tenant, "direction" => "out")
                 .set(window as f64);
             s
         };
