@@ -355,12 +355,15 @@ impl Conn {
         for e in self.link.poll() {
             match e {
                 Event::EnquireLinkDue => {
-                    let link = self.link.clone();
-                    // Its timeout comes back as an event of its own; not in
+                    // Begun here, so the next look at the timers sees it out;
+                    // its timeout comes back as an event of its own. Not in
                     // `tasks`, which an unbind waits for.
-                    tokio::spawn(async move {
-                        let _ = link.request(Pdu::EnquireLink).await;
-                    });
+                    if let Ok(started) = self.link.begin(Pdu::EnquireLink) {
+                        let link = self.link.clone();
+                        tokio::spawn(async move {
+                            let _ = link.complete(started).await;
+                        });
+                    }
                 }
                 Event::TimedOut {
                     command: CommandId::EnquireLink,

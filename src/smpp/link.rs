@@ -78,6 +78,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
 type Waiter = oneshot::Sender<Result<Command, LinkError>>;
 
+/// A request with its sequence number, not written yet ([`Link::begin`]).
+pub struct Started {
+    command: Command,
+    rx: oneshot::Receiver<Result<Command, LinkError>>,
+}
+
 struct Inner {
     session: Session,
     waiters: HashMap<u32, Waiter>,
@@ -162,28 +168,41 @@ impl Link {
 
     /// Sends a request and waits for its response (or a `generic_nack`).
     pub async fn request(&self, body: Pdu) -> Result<Command, LinkError> {
+        let started = self.begin(body)?;
+        self.complete(started).await
+    }
+
+    /// The synchronous half of [`Link::request`]: the request has its
+    /// sequence number and counts in the window from now on, so a timer
+    /// looking at the session right after sees it outstanding.
+    pub fn begin(&self, body: Pdu) -> Result<Started, LinkError> {
         let (tx, rx) = oneshot::channel();
-        let sequence = {
-            let mut inner = self.lock();
-            if self.is_closed() {
-                return Err(LinkError::Closed);
-            }
-            let id = body.command_id();
-            let s = inner
-                .session
-                .begin_request(id, Instant::now())
-                .map_err(|b| match b {
-                    Busy::WindowFull => LinkError::WindowFull,
-                    Busy::NotBound => LinkError::NotBound,
-                })?;
-            inner.waiters.insert(s, tx);
-            let window = inner.session.in_flight();
-            let l = self.labels();
-            metrics::gauge!("stopgate_smpp_window_in_use", "side" => l.side, "tenant" => l.tenant, "direction" => "out")
-                .set(window as f64);
-            s
-        };
-        let command = pdu::command(CommandStatus::EsmeRok, sequence, body);
+        let mut inner = self.lock();
+        if self.is_closed() {
+            return Err(LinkError::Closed);
+        }
+        let sequence = inner
+            .session
+            .begin_request(body.command_id(), Instant::now())
+            .map_err(|b| match b {
+                Busy::WindowFull => LinkError::WindowFull,
+                Busy::NotBound => LinkError::NotBound,
+            })?;
+        inner.waiters.insert(sequence, tx);
+        let window = inner.session.in_flight();
+        let l = self.labels();
+        metrics::gauge!("stopgate_smpp_window_in_use", "side" => l.side, "tenant" => l.tenant, "direction" => "out")
+            .set(window as f64);
+        Ok(Started {
+            command: pdu::command(CommandStatus::EsmeRok, sequence, body),
+            rx,
+        })
+    }
+
+    /// Writes a begun request and waits for its response.
+    pub async fn complete(&self, started: Started) -> Result<Command, LinkError> {
+        let Started { command, rx } = started;
+        let sequence = command.sequence_number();
         if self.out.send(command).await.is_err() {
             self.fail(sequence, LinkError::Closed);
         }

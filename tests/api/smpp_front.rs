@@ -616,3 +616,53 @@ async fn shutdown_unbinds_every_session() {
         "no longer listening"
     );
 }
+
+#[tokio::test]
+async fn data_sm_with_a_message_payload_goes_through_the_pipeline() {
+    let app = spawn_smpp(BlockedMode::Refuse, 1000).await;
+    let mut raw = Raw::bound(app.smpp.unwrap(), 0x02).await;
+    let text = "Soldes d'hiver: tout a -30% ce samedi seulement, en magasin et en ligne.";
+    let mut b = cstr("");
+    b.extend([5, 0]);
+    b.extend(cstr("ACME"));
+    b.extend([1, 1]);
+    b.extend(cstr("33612345678"));
+    b.extend([0, 0, 0]); // esm_class, registered_delivery, data_coding
+    b.extend(0x0424u16.to_be_bytes()); // message_payload
+    b.extend((text.len() as u16).to_be_bytes());
+    b.extend(text.as_bytes());
+    raw.send(&pdu(0x0103, 0, 11, &b)).await;
+    let r = raw.read_answer().await.unwrap();
+    assert_eq!((r.id, r.status, r.sequence), (0x8000_0103, 0, 11), "{r:?}");
+    let id = String::from_utf8(r.body[..r.body.len() - 1].to_vec()).unwrap();
+    let got = app.mock.received_for("+33612345678");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["body"], format!("{text}\nSTOP au 36111"));
+    assert_eq!(got[0]["reference"], id.as_str());
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_asked_then_dropped_when_it_does_not_answer() {
+    let app = spawn_app_with(|c| {
+        smpp_config(c, BlockedMode::Refuse, 1000);
+        c.smpp.enquire_link_secs = 1;
+        c.smpp.inactivity_secs = 30;
+        c.smpp.response_timeout_ms = 500;
+    })
+    .await;
+    let mut raw = Raw::bound(app.smpp.unwrap(), 0x09).await;
+    let started = Instant::now();
+    let e = raw.read().await.expect("an enquire_link");
+    assert_eq!(e.id, 0x15);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    raw.send(&pdu(0x8000_0015, 0, e.sequence, &[])).await;
+    // Answered: the session stays; a second one comes after another silence.
+    let e2 = raw.read().await.expect("a second enquire_link");
+    assert_eq!(e2.id, 0x15);
+    assert_ne!(e2.sequence, e.sequence);
+    // Not answered: closed once the response is late.
+    let asked = Instant::now();
+    let after = raw.read().await;
+    assert!(after.is_none(), "closed, not {after:?}");
+    assert!(asked.elapsed() >= Duration::from_millis(400));
+}
