@@ -193,11 +193,13 @@ struct Pending<T> {
 /// Parts waiting for the rest of their message, keyed by `K` (the caller's
 /// (source, destination, reference)), each with a token `T` the caller
 /// answers once the message is complete or expired. Holds at most
-/// `max_parts` parts in all, and a message at most `timeout` after its
-/// first part arrived.
+/// `max_parts` parts in all, of at most 256 octets each on average (a part
+/// may carry a `message_payload`), and a message at most `timeout` after
+/// its first part arrived.
 pub struct Reassembler<K, T> {
     pending: HashMap<K, Pending<T>>,
     held: usize,
+    bytes: usize,
     max_parts: usize,
     timeout: Duration,
 }
@@ -207,6 +209,7 @@ impl<K: Hash + Eq + Clone, T> Reassembler<K, T> {
         Reassembler {
             pending: HashMap::new(),
             held: 0,
+            bytes: 0,
             max_parts,
             timeout,
         }
@@ -224,7 +227,7 @@ impl<K: Hash + Eq + Clone, T> Reassembler<K, T> {
                 tokens: vec![token],
             };
         }
-        let full = self.held >= self.max_parts;
+        let full = self.held >= self.max_parts || self.bytes + data.len() > self.max_parts * 256;
         match self.pending.get(&key) {
             Some(p) if p.total != c.total => return Added::Refused(Refusal::TotalMismatch, token),
             Some(p) if full && !p.parts.contains_key(&c.seq) => {
@@ -242,15 +245,17 @@ impl<K: Hash + Eq + Clone, T> Reassembler<K, T> {
         });
         // A part sent again (a client retrying) replaces the first copy;
         // both requests are answered.
-        if p.parts.insert(c.seq, data).is_none() {
-            self.held += 1;
+        self.bytes += data.len();
+        match p.parts.insert(c.seq, data) {
+            None => self.held += 1,
+            Some(old) => self.bytes -= old.len(),
         }
         p.tokens.push(token);
         if p.parts.len() < usize::from(p.total) {
             return Added::Held;
         }
         let p = self.pending.remove(&key).expect("just seen");
-        self.held -= p.parts.len();
+        self.release(&p);
         Added::Complete {
             payload: p.parts.into_values().flatten().collect(),
             tokens: p.tokens,
@@ -268,11 +273,16 @@ impl<K: Hash + Eq + Clone, T> Reassembler<K, T> {
         let mut tokens = Vec::new();
         for k in late {
             if let Some(p) = self.pending.remove(&k) {
-                self.held -= p.parts.len();
+                self.release(&p);
                 tokens.extend(p.tokens);
             }
         }
         tokens
+    }
+
+    fn release(&mut self, p: &Pending<T>) {
+        self.held -= p.parts.len();
+        self.bytes -= p.parts.values().map(Vec::len).sum::<usize>();
     }
 
     /// When the oldest incomplete message expires.
@@ -283,6 +293,7 @@ impl<K: Hash + Eq + Clone, T> Reassembler<K, T> {
     /// Everything still held (on shutdown or disconnect).
     pub fn drain(&mut self) -> Vec<T> {
         self.held = 0;
+        self.bytes = 0;
         self.pending.drain().flat_map(|(_, p)| p.tokens).collect()
     }
 }
@@ -383,6 +394,12 @@ mod tests {
         late.sort();
         assert_eq!(late, [10, 20]);
         assert_eq!(r.held(), 0);
+        // Two parts of 300 octets are more than 2 x 256.
+        assert_eq!(r.add(4, &part(4, 1), vec![0; 300], 40, now), Added::Held);
+        assert_eq!(
+            r.add(5, &part(5, 1), vec![0; 300], 50, now),
+            Added::Refused(Refusal::Full, 50)
+        );
     }
 
     fn reassemble(parts: &[Vec<u8>], order: &[usize]) -> Option<Vec<u8>> {

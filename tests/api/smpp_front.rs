@@ -666,3 +666,53 @@ async fn a_silent_peer_is_asked_then_dropped_when_it_does_not_answer() {
     assert!(after.is_none(), "closed, not {after:?}");
     assert!(asked.elapsed() >= Duration::from_millis(400));
 }
+
+#[tokio::test]
+async fn check_config_names_the_bad_smpp_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stopgate.toml");
+    let tenant = "[[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k\"\n";
+    for (toml, key) in [
+        ("[smpp]\nlisten = \"port 2775\"\n".to_string(), "smpp.listen"),
+        (
+            "[smpp]\nlisten = \"127.0.0.1:2775\"\ntls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n".into(),
+            "smpp.tls_cert",
+        ),
+        (
+            format!("{tenant}[tenants.smpp]\nsystem_id = \"acme\"\npassword = \"longer-than-8\"\n"),
+            "tenants[0].smpp.password",
+        ),
+        (
+            format!("{tenant}[tenants.smpp]\nsystem_id = \"acme\"\npassword = \"p\"\ncategories = {{ \"ACMEOTP\" = \"urgent\" }}\n"),
+            "tenants[0].smpp.categories.ACMEOTP",
+        ),
+    ] {
+        let toml = if toml.contains("[[tenants]]") { toml } else { format!("{toml}{tenant}") };
+        std::fs::write(&file, &toml).unwrap();
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stopgate"))
+            .args(["check-config", "--config"])
+            .arg(&file)
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {err}");
+        assert!(err.contains(key), "{key}: {err}");
+    }
+    std::fs::write(
+        &file,
+        format!("[smpp]\nlisten = \"127.0.0.1:2775\"\n{tenant}[tenants.smpp]\nsystem_id = \"acme\"\npassword = \"secret8\"\n"),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stopgate"))
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
