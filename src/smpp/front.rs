@@ -326,9 +326,11 @@ where
                     }
                 }
                 Ok(None) => break End::Gone,
-                Err(ReadError::Frame(FrameError::Length(len))) => {
-                    tracing::info!(%peer, command_length = len, "smpp: command_length out of bounds, closing");
-                    let _ = link.send(pdu::generic_nack(CommandStatus::EsmeRinvcmdlen, 0)).await;
+                Err(ReadError::Frame(FrameError::Length { length, sequence })) => {
+                    tracing::info!(%peer, command_length = length, "smpp: command_length out of bounds, closing");
+                    let _ = link
+                        .send(pdu::generic_nack(CommandStatus::EsmeRinvcmdlen, sequence.unwrap_or(0)))
+                        .await;
                     break End::Close;
                 }
                 Err(e) => {
@@ -666,7 +668,10 @@ impl Conn {
 
     async fn finish(mut self, end: End) {
         match end {
-            End::Gone => {}
+            End::Gone => {
+                self.link.close();
+                self.parts.drain();
+            }
             End::Close => self.settle().await,
             End::Unbind => {
                 self.settle().await;
@@ -679,7 +684,9 @@ impl Conn {
             }
         }
         self.link.close();
-        self.tasks.abort_all();
+        // A message half-way through the pipeline is not cut off, even when
+        // its answer can no longer be written.
+        while self.tasks.join_next().await.is_some() {}
         if let Some(pump) = self.pump.take() {
             // Closing the link fails its deliveries: they go back to the queue.
             let _ = pump.await;

@@ -52,9 +52,10 @@ impl Header {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
     /// The length field is below the header or above [`MAX_COMMAND_LENGTH`]:
-    /// the stream cannot be trusted past this point.
-    #[error("command_length {0} is out of bounds")]
-    Length(u32),
+    /// the stream cannot be trusted past this point. The sequence number,
+    /// if the rest of the header had arrived, for the `generic_nack`.
+    #[error("command_length {length} is out of bounds")]
+    Length { length: u32, sequence: Option<u32> },
     /// Framed, but the body does not decode as its command.
     #[error("the {command:#010x} body does not decode")]
     Body { header: Header, command: u32 },
@@ -69,7 +70,12 @@ pub fn take_frame(buf: &mut BytesMut) -> Result<Option<(Header, BytesMut)>, Fram
     }
     let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
     if (len as usize) < HEADER_LEN || len as usize > MAX_COMMAND_LENGTH {
-        return Err(FrameError::Length(len));
+        let sequence = (buf.len() >= HEADER_LEN)
+            .then(|| u32::from_be_bytes([buf[12], buf[13], buf[14], buf[15]]));
+        return Err(FrameError::Length {
+            length: len,
+            sequence,
+        });
     }
     if buf.len() < len as usize {
         return Ok(None);
@@ -264,9 +270,21 @@ mod tests {
     #[test]
     fn lengths_are_checked_before_anything_is_buffered() {
         let mut huge = BytesMut::from(&[0x7F, 0xFF, 0xFF, 0xFF][..]);
-        assert_eq!(take_frame(&mut huge), Err(FrameError::Length(0x7FFF_FFFF)));
-        let mut short = BytesMut::from(&[0, 0, 0, 15][..]);
-        assert_eq!(take_frame(&mut short), Err(FrameError::Length(15)));
+        assert_eq!(
+            take_frame(&mut huge),
+            Err(FrameError::Length {
+                length: 0x7FFF_FFFF,
+                sequence: None
+            })
+        );
+        let mut short = BytesMut::from(&[0, 0, 0, 15, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 9][..]);
+        assert_eq!(
+            take_frame(&mut short),
+            Err(FrameError::Length {
+                length: 15,
+                sequence: Some(9)
+            })
+        );
         let mut partial = BytesMut::from(&bind_bytes()[..20]);
         assert_eq!(take_frame(&mut partial), Ok(None));
         assert_eq!(missing(&partial), 0x2F - 20);
