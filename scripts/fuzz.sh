@@ -2,7 +2,10 @@
 # Runs one cargo-fuzz target for a bounded time: scripts/fuzz.sh TARGET SECONDS.
 # cargo-fuzz needs nightly features (sanitizer flags); RUSTC_BOOTSTRAP=1 lets
 # the stable toolchain accept them. cargo-fuzz itself is installed into
-# target/fuzz-tools by scripts/install-test-deps.sh.
+# target/fuzz-tools by scripts/install-test-deps.sh. The first build (the
+# whole crate with AddressSanitizer, into fuzz/target, ~2 GB) takes about 6
+# minutes on 2 cores; later runs reuse it. libFuzzer keeps what it finds in
+# fuzz/corpus/TARGET (not committed) and starts from fuzz/seeds/TARGET too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${1:?target}"
