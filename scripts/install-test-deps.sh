@@ -32,10 +32,12 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   pg_installed_here=1
 fi
 
-# The official Twilio SDK, for the real-client test (tests/sdk/). It lives in a
-# virtualenv under target/, so `cargo clean` removes it and nothing leaks into
-# the system Python. Pinned: the test asserts on the SDK's behaviour.
+# The official Twilio SDK and python-smpplib, for the real-client tests
+# (tests/sdk/). They live in a virtualenv under target/, so `cargo clean`
+# removes it and nothing leaks into the system Python. Pinned: the tests
+# assert on the clients' behaviour.
 TWILIO_VERSION="9.13.0"
+SMPPLIB_VERSION="2.2.4"
 VENV="target/test-venv"
 if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   need_apt+=(python3 python3-venv)
@@ -58,7 +60,10 @@ fi
 if ! "$VENV/bin/python" -c "import twilio, sys; sys.exit(twilio.__version__ != '$TWILIO_VERSION')" 2>/dev/null; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "twilio==$TWILIO_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "twilio==$TWILIO_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('smpplib') != '$SMPPLIB_VERSION')" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "smpplib==$SMPPLIB_VERSION"
 fi
 
 # oha: the fixed-rate load of the benchmark's added-latency figure. Built from
@@ -66,4 +71,12 @@ fi
 OHA_VERSION="1.16.0"
 if ! target/bench-tools/bin/oha --version 2>/dev/null | grep -q " $OHA_VERSION"; then
   cargo install --locked --quiet oha --version "$OHA_VERSION" --root target/bench-tools
+fi
+
+# cargo-fuzz: the bounded fuzz run of scripts/test.sh (scripts/fuzz.sh), from
+# crates.io into target/ like oha. It needs nightly features, which
+# RUSTC_BOOTSTRAP=1 makes the stable toolchain accept.
+CARGO_FUZZ_VERSION="0.13.1"
+if ! target/fuzz-tools/bin/cargo-fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; then
+  cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root target/fuzz-tools
 fi

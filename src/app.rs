@@ -1,8 +1,9 @@
 //! Wires the parts together: opens the store, builds the provider and the
 //! pipeline, binds both listeners, and shuts down gracefully.
 //!
-//! Shutdown: on the signal both listeners stop accepting, in-flight requests
-//! get `server.shutdown_grace_secs` to finish, then the store is flushed.
+//! Shutdown: on the signal every listener stops accepting, in-flight requests
+//! get `server.shutdown_grace_secs` to finish (SMPP binds are answered, then
+//! unbound), then the store is flushed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use crate::domain::{PhoneNumber, Tenant, TenantId};
 use crate::http::{self, error::ApiError, serve};
 use crate::inbound::Inbound;
 use crate::outbound::Outbound;
+use crate::smpp::receipts::Receipts;
 use crate::store::{self, Store};
 use crate::upstream;
 
@@ -34,6 +36,8 @@ pub struct AppState {
     pub inbound: Arc<Inbound>,
     /// Per-tenant request rate limit; `None` when disabled.
     pub tenant_limiter: Option<Arc<TenantLimiter>>,
+    /// SMPP delivery receipts waiting for the tenants' receiver binds.
+    pub smpp_receipts: Arc<Receipts>,
 }
 
 pub type TenantLimiter = governor::DefaultKeyedRateLimiter<TenantId>;
@@ -50,6 +54,7 @@ pub struct App {
     state: AppState,
     api: TcpListener,
     public: TcpListener,
+    smpp: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
 }
 
 impl App {
@@ -91,6 +96,22 @@ impl App {
             .with_context(|| {
                 format!("binding the public listener on {}", settings.public_listen)
             })?;
+        let smpp = match &settings.smpp_listen {
+            None => None,
+            Some(l) => {
+                let tls = match &l.tls {
+                    None => None,
+                    Some((cert, key)) => Some(
+                        crate::smpp::front::tls_acceptor(cert, key)
+                            .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?,
+                    ),
+                };
+                let listener = TcpListener::bind(l.addr)
+                    .await
+                    .with_context(|| format!("binding the SMPP listener on {}", l.addr))?;
+                Some((listener, tls))
+            }
+        };
         if let Some(w) = serve::open_files_limit().and_then(|limit| {
             // The store's files, the provider connections, logs.
             let reserve = 256 + cfg.upstream.concurrency;
@@ -104,6 +125,7 @@ impl App {
             tracing::warn!("{w}");
         }
         let state = AppState {
+            smpp_receipts: Arc::new(Receipts::new(cfg.smpp.receipt_queue)),
             tenant_limiter: tenant_limiter(&cfg.limits),
             tenants,
             settings: Arc::new(settings),
@@ -111,7 +133,25 @@ impl App {
             outbound,
             inbound,
         };
-        Ok(App { state, api, public })
+        Ok(App {
+            state,
+            api,
+            public,
+            smpp,
+        })
+    }
+
+    /// The SMPP listener's address, when `[smpp] listen` is set.
+    pub fn smpp_addr(&self) -> Option<SocketAddr> {
+        self.smpp
+            .as_ref()
+            .map(|(l, _)| l.local_addr().expect("bound listener has an address"))
+    }
+
+    /// Where delivery receipts for SMPP binds are queued
+    /// ([`Receipts::deliver_receipt`]).
+    pub fn smpp_receipts(&self) -> Arc<Receipts> {
+        self.state.smpp_receipts.clone()
     }
 
     pub fn api_addr(&self) -> SocketAddr {
@@ -136,7 +176,12 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let App { state, api, public } = self;
+        let App {
+            state,
+            api,
+            public,
+            smpp,
+        } = self;
         let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep());
         let grace = Duration::from_secs(state.settings.config.server.shutdown_grace_secs);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -168,14 +213,34 @@ impl App {
             limits(server.public_max_connections),
             stopped(stop_rx),
         ));
+        let smpp_stop = tokio_util::sync::CancellationToken::new();
+        let smpp_server = smpp.map(|(listener, tls)| {
+            let front = Arc::new(crate::smpp::front::Front::new(
+                &state.settings.smpp_accounts,
+                state.outbound.clone(),
+                state.smpp_receipts.clone(),
+                state.settings.config.smpp.clone(),
+                state.settings.config.limits.max_body_chars,
+            ));
+            tokio::spawn(crate::smpp::front::serve(
+                listener,
+                front,
+                tls,
+                smpp_stop.clone(),
+            ))
+        });
         let housekeeping = tokio::spawn(housekeeping(state.store.clone()));
         shutdown.await;
         housekeeping.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
+        smpp_stop.cancel();
         let drained = tokio::time::timeout(grace, async {
             let _ = api_server.await;
             let _ = public_server.await;
+            if let Some(s) = smpp_server {
+                let _ = s.await;
+            }
             state.inbound.replies.close();
             state.inbound.replies.wait().await;
         })

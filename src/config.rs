@@ -21,7 +21,10 @@ use crate::domain::{ApiKeyHash, Country, SendWindows, ShortCode, Tenant, TenantI
 use crate::rules::{check_footer, Method, RuleSet};
 
 mod providers;
+mod smpp;
 pub use providers::{is_sid, BreakerConfig, TwilioAccount, TwilioFrontConfig};
+pub(crate) use smpp::read_pem;
+pub use smpp::{BlockedMode, SmppAccount, SmppConfig, SmppListen, TenantSmppConfig};
 
 /// A configuration problem: which key, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +76,8 @@ pub struct Config {
     pub attribution: AttributionConfig,
     pub links: LinksConfig,
     pub ratelimit: RateLimitConfig,
+    /// The optional SMPP listener.
+    pub smpp: SmppConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -396,6 +401,9 @@ pub struct TenantConfig {
     /// Whether the country rules' send windows hold this tenant's marketing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_windows: Option<SendWindowsConfig>,
+    /// SMPP bind credentials and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smpp: Option<TenantSmppConfig>,
 }
 
 /// `send_windows = false` (no window holds this tenant's marketing), or per
@@ -580,6 +588,10 @@ pub struct Settings {
     pub warnings: Vec<String>,
     /// Tenants reachable through the Twilio-compatible front.
     pub twilio_accounts: Vec<TwilioAccount>,
+    /// The SMPP listener, when `[smpp] listen` is set.
+    pub smpp_listen: Option<SmppListen>,
+    /// Tenants that may bind over SMPP.
+    pub smpp_accounts: Vec<SmppAccount>,
 }
 
 impl Settings {
@@ -664,8 +676,17 @@ impl Settings {
         }
 
         let twilio_accounts = providers::twilio_accounts(&config.tenants, &tenants)?;
-        let warnings = startup_warnings(&config, &rules, &shortcodes, &tenants);
+        let smpp_listen = smpp::validate_listener(&config.smpp)?;
+        let smpp_accounts = smpp::accounts(&config.tenants, &tenants)?;
+        let mut warnings = startup_warnings(&config, &rules, &shortcodes, &tenants);
+        if smpp_listen.is_none() && !smpp_accounts.is_empty() {
+            warnings.push(
+                "tenants have [tenants.smpp] credentials but smpp.listen is not set: no SMPP listener".into(),
+            );
+        }
         Ok(Settings {
+            smpp_listen,
+            smpp_accounts,
             twilio_accounts,
             api_listen,
             public_listen,

@@ -17,6 +17,7 @@
 //! - [`store`]: the `Store` trait, sled, PostgreSQL, group commit, `store copy`.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
 //! - [`http`]: routers, extractors, the JSON error shape.
+//! - [`smpp`]: the SMPP session layer and the SMPP front.
 
 pub mod app;
 pub mod cli;
@@ -28,6 +29,7 @@ pub mod links;
 pub mod outbound;
 pub mod progress;
 pub mod rules;
+pub mod smpp;
 pub mod store;
 pub mod suppressions;
 pub mod telemetry;
