@@ -22,10 +22,22 @@ command -v chattr >/dev/null 2>&1 || need_apt+=(e2fsprogs)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 
-# The official Twilio SDK, for the real-client test (tests/sdk/). It lives in a
-# virtualenv under target/, so `cargo clean` removes it and nothing leaks into
-# the system Python. Pinned: the test asserts on the SDK's behaviour.
+# PostgreSQL for the store contract on the shared backend (tests/store) and
+# the cluster tests: the tests start throwaway servers from the package's
+# binaries (tests/support/pg.rs), as the `postgres` user it creates. The
+# package's own service is not needed: it is stopped if the
+# install started it, so it holds no port and no memory.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  need_apt+=(postgresql)
+  pg_installed_here=1
+fi
+
+# The official Twilio SDK and python-smpplib, for the real-client tests
+# (tests/sdk/). They live in a virtualenv under target/, so `cargo clean`
+# removes it and nothing leaks into the system Python. Pinned: the tests
+# assert on the clients' behaviour.
 TWILIO_VERSION="9.13.0"
+SMPPLIB_VERSION="2.2.4"
 VENV="target/test-venv"
 if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   need_apt+=(python3 python3-venv)
@@ -37,11 +49,21 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
+if [ -n "${pg_installed_here:-}" ] && command -v pg_lsclusters >/dev/null 2>&1; then
+  # Debian's postinst creates and starts a "main" cluster on 5432; the
+  # tests never use it. Stopped where a service manager runs it.
+  pg_lsclusters --no-header 2>/dev/null | while read -r version name _; do
+    $SUDO pg_ctlcluster "$version" "$name" stop 2>/dev/null || true
+  done
+fi
 
 if ! "$VENV/bin/python" -c "import twilio, sys; sys.exit(twilio.__version__ != '$TWILIO_VERSION')" 2>/dev/null; then
   rm -rf "$VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "twilio==$TWILIO_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "twilio==$TWILIO_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('smpplib') != '$SMPPLIB_VERSION')" 2>/dev/null; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "smpplib==$SMPPLIB_VERSION"
 fi
 
 # oha: the fixed-rate load of the benchmark's added-latency figure. Built from
@@ -49,4 +71,12 @@ fi
 OHA_VERSION="1.16.0"
 if ! target/bench-tools/bin/oha --version 2>/dev/null | grep -q " $OHA_VERSION"; then
   cargo install --locked --quiet oha --version "$OHA_VERSION" --root target/bench-tools
+fi
+
+# cargo-fuzz: the bounded fuzz run of scripts/test.sh (scripts/fuzz.sh), from
+# crates.io into target/ like oha. It needs nightly features, which
+# RUSTC_BOOTSTRAP=1 makes the stable toolchain accept.
+CARGO_FUZZ_VERSION="0.13.1"
+if ! target/fuzz-tools/bin/cargo-fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; then
+  cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root target/fuzz-tools
 fi

@@ -17,3 +17,5 @@ cargo test --locked --all-targets
 # writes every scenario. Behaviour, not speed.
 python3 bench/smoke_test.py
 cargo test --locked --test log_audit -- --ignored
+# The SMPP decoder and session on arbitrary bytes, for a bounded time.
+./scripts/fuzz.sh smpp_pdu 30

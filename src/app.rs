@@ -1,8 +1,9 @@
 //! Wires the parts together: opens the store, builds the provider and the
 //! pipeline, binds both listeners, and shuts down gracefully.
 //!
-//! Shutdown: on the signal both listeners stop accepting, in-flight requests
-//! get `server.shutdown_grace_secs` to finish, then the store is flushed.
+//! Shutdown: on the signal every listener stops accepting, in-flight requests
+//! get `server.shutdown_grace_secs` to finish (SMPP binds are answered, then
+//! unbound), then the store is flushed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use crate::inbound::Inbound;
 use crate::outbound::Outbound;
 use crate::outbox::{Dispatcher, GiveUp, Signal};
 use crate::reports::Reports;
+use crate::smpp::receipts::Receipts;
 use crate::store::{self, Store};
 use crate::upstream;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub outbox: Signal,
     /// Per-tenant request rate limit; `None` when disabled.
     pub tenant_limiter: Option<Arc<TenantLimiter>>,
+    /// SMPP delivery receipts waiting for the tenants' receiver binds.
+    pub smpp_receipts: Arc<Receipts>,
 }
 
 pub type TenantLimiter = governor::DefaultKeyedRateLimiter<TenantId>;
@@ -56,6 +60,7 @@ pub struct App {
     api: TcpListener,
     public: TcpListener,
     dispatcher: Arc<Dispatcher>,
+    smpp: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
 }
 
 impl App {
@@ -120,6 +125,22 @@ impl App {
             .with_context(|| {
                 format!("binding the public listener on {}", settings.public_listen)
             })?;
+        let smpp = match &settings.smpp_listen {
+            None => None,
+            Some(l) => {
+                let tls = match &l.tls {
+                    None => None,
+                    Some((cert, key)) => Some(
+                        crate::smpp::front::tls_acceptor(cert, key)
+                            .map_err(|(k, m)| anyhow::anyhow!("{k}: {m}"))?,
+                    ),
+                };
+                let listener = TcpListener::bind(l.addr)
+                    .await
+                    .with_context(|| format!("binding the SMPP listener on {}", l.addr))?;
+                Some((listener, tls))
+            }
+        };
         if let Some(w) = serve::open_files_limit().and_then(|limit| {
             // The store's files, the provider connections, logs.
             let reserve = 256 + cfg.upstream.concurrency;
@@ -133,6 +154,7 @@ impl App {
             tracing::warn!("{w}");
         }
         let state = AppState {
+            smpp_receipts: Arc::new(Receipts::new(cfg.smpp.receipt_queue)),
             tenant_limiter: tenant_limiter(&cfg.limits),
             tenants,
             settings: Arc::new(settings),
@@ -147,7 +169,21 @@ impl App {
             api,
             public,
             dispatcher,
+            smpp,
         })
+    }
+
+    /// The SMPP listener's address, when `[smpp] listen` is set.
+    pub fn smpp_addr(&self) -> Option<SocketAddr> {
+        self.smpp
+            .as_ref()
+            .map(|(l, _)| l.local_addr().expect("bound listener has an address"))
+    }
+
+    /// Where delivery receipts for SMPP binds are queued
+    /// ([`Receipts::deliver_receipt`]).
+    pub fn smpp_receipts(&self) -> Arc<Receipts> {
+        self.state.smpp_receipts.clone()
     }
 
     pub fn api_addr(&self) -> SocketAddr {
@@ -177,6 +213,7 @@ impl App {
             api,
             public,
             dispatcher,
+            smpp,
         } = self;
         let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep());
         let grace = Duration::from_secs(state.settings.config.server.shutdown_grace_secs);
@@ -215,10 +252,27 @@ impl App {
             state.store.clone(),
             state.settings.config.messages.retention_days,
         ));
+        let smpp_stop = tokio_util::sync::CancellationToken::new();
+        let smpp_server = smpp.map(|(listener, tls)| {
+            let front = Arc::new(crate::smpp::front::Front::new(
+                &state.settings.smpp_accounts,
+                state.outbound.clone(),
+                state.smpp_receipts.clone(),
+                state.settings.config.smpp.clone(),
+                state.settings.config.limits.max_body_chars,
+            ));
+            tokio::spawn(crate::smpp::front::serve(
+                listener,
+                front,
+                tls,
+                smpp_stop.clone(),
+            ))
+        });
         shutdown.await;
         housekeeping.abort();
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
+        smpp_stop.cancel();
         let drained = tokio::time::timeout(grace, async {
             let _ = api_server.await;
             let _ = public_server.await;
@@ -226,6 +280,9 @@ impl App {
             let _ = outbox.await;
             deliveries.close();
             deliveries.wait().await;
+            if let Some(s) = smpp_server {
+                let _ = s.await;
+            }
         })
         .await;
         if drained.is_err() {

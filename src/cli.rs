@@ -11,8 +11,9 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::app::{shutdown_signal, App};
-use crate::config::{demo_tenant, Config, Settings};
-use crate::store::{self, Store, StoreError};
+use crate::config::{demo_tenant, Config, LogConfig, Settings, StorageConfig, StorageKind};
+use crate::progress;
+use crate::store::{self, PgStore, SledStore, Store, StoreError};
 use crate::suppressions::{export_csv, import_csv};
 
 #[derive(Parser)]
@@ -38,6 +39,27 @@ enum Command {
     /// directly, so stop the gateway first (or use the HTTP API while it runs).
     #[command(subcommand)]
     Suppressions(SuppressionsCommand),
+    /// Apply the database schema migrations this binary carries, then exit
+    /// (storage.kind = "postgres"; the gateway also applies them at startup).
+    Migrate,
+    /// Operations on the store as a whole.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy an embedded (sled) store into an empty PostgreSQL database, then
+    /// verify the counts of every kind of record. Stop the gateway first.
+    Copy {
+        /// The sled store's directory (storage.path).
+        #[arg(long)]
+        from: PathBuf,
+        /// The target database: postgres://user:password@host:5432/db. Better
+        /// from the environment, so the password is not on the command line.
+        #[arg(long, env = "STOPGATE_STORAGE__URL", hide_env_values = true)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -64,6 +86,8 @@ pub fn run() -> ExitCode {
         Command::Serve => serve(cli.config),
         Command::CheckConfig => check_config(cli.config),
         Command::Suppressions(cmd) => suppressions(cli.config, cmd),
+        Command::Migrate => migrate(cli.config),
+        Command::Store(StoreCommand::Copy { from, to }) => copy(&from, to),
     }
 }
 
@@ -113,6 +137,7 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
                 s.shortcodes.keys().collect::<Vec<_>>()
             );
             println!("country rules: {:?} + default", s.rules.countries());
+            println!("storage: {}", s.config.storage.describe());
             for w in &s.warnings {
                 println!("warning: {w}");
             }
@@ -181,6 +206,7 @@ fn suppressions(path: Option<PathBuf>, cmd: SuppressionsCommand) -> ExitCode {
         eprintln!("no tenant {tenant_arg:?} in the config");
         return ExitCode::from(2);
     };
+    crate::telemetry::init(&settings.config.log);
     let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
     let storage = &settings.config.storage;
     let store: Arc<dyn Store> = match runtime.block_on(store::open(storage)) {
@@ -198,14 +224,20 @@ fn suppressions(path: Option<PathBuf>, cmd: SuppressionsCommand) -> ExitCode {
         match cmd {
             SuppressionsCommand::Import { file, .. } => {
                 let report = if file.as_os_str() == "-" {
-                    import_csv(store.as_ref(), &tenant.id, tokio::io::stdin()).await?
+                    let bar = progress::bytes(None, "importing");
+                    let input =
+                        progress::Counted::new(tokio::io::stdin(), bar.clone(), "importing");
+                    let report = import_csv(store.as_ref(), &tenant.id, input).await;
+                    bar.finish_and_clear();
+                    report?
                 } else {
-                    import_csv(
-                        store.as_ref(),
-                        &tenant.id,
-                        tokio::fs::File::open(&file).await?,
-                    )
-                    .await?
+                    let input = tokio::fs::File::open(&file).await?;
+                    let size = input.metadata().await.ok().map(|m| m.len());
+                    let bar = progress::bytes(size, "importing");
+                    let input = progress::Counted::new(input, bar.clone(), "importing");
+                    let report = import_csv(store.as_ref(), &tenant.id, input).await;
+                    bar.finish_and_clear();
+                    report?
                 };
                 println!(
                     "rows: {}, imported: {}, unchanged: {}, failed: {}",
@@ -226,11 +258,15 @@ fn suppressions(path: Option<PathBuf>, cmd: SuppressionsCommand) -> ExitCode {
                     Some(p) => Box::new(tokio::fs::File::create(p).await?),
                     None => Box::new(tokio::io::stdout()),
                 };
+                let bar = progress::open_ended("exporting");
                 let mut chunks = std::pin::pin!(export_csv(store.clone(), tenant.id.clone()));
                 while let Some(chunk) = chunks.next().await {
-                    out.write_all(&chunk?).await?;
+                    let chunk = chunk?;
+                    bar.inc(chunk.iter().filter(|b| **b == b'\n').count() as u64);
+                    out.write_all(&chunk).await?;
                 }
                 out.flush().await?;
+                bar.finish_and_clear();
             }
         }
         Ok(())
@@ -239,6 +275,100 @@ fn suppressions(path: Option<PathBuf>, cmd: SuppressionsCommand) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("stopgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(path: Option<PathBuf>) -> ExitCode {
+    let (settings, _) = match load(path) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let storage = &settings.config.storage;
+    if storage.kind != StorageKind::Postgres {
+        println!("storage.kind = \"sled\": the embedded store has no schema to migrate");
+        return ExitCode::SUCCESS;
+    }
+    crate::telemetry::init(&settings.config.log);
+    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    match runtime.block_on(PgStore::migrate(storage)) {
+        Ok(report) => {
+            if report.applied.is_empty() {
+                println!(
+                    "{}: schema at version {}, nothing to apply",
+                    storage.describe(),
+                    report.current
+                );
+            } else {
+                println!(
+                    "{}: applied {:?}, schema at version {}",
+                    storage.describe(),
+                    report.applied,
+                    report.current
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("migrating {}: {e}", storage.describe());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `store copy`: needs no config file, only the two stores.
+fn copy(from: &Path, to: String) -> ExitCode {
+    crate::telemetry::init(&LogConfig::default());
+    let target = StorageConfig {
+        kind: StorageKind::Postgres,
+        url: crate::config::Secret(to),
+        pool_size: 2,
+        ..StorageConfig::default()
+    };
+    if let Err(e) = target.pg_config() {
+        eprintln!("--to: {}", e.message);
+        return ExitCode::from(2);
+    }
+    if !from.join("db").exists() {
+        eprintln!(
+            "--from: {} is not a sled store (no {}/db)",
+            from.display(),
+            from.display()
+        );
+        return ExitCode::from(2);
+    }
+    let source = match SledStore::open(from, StorageConfig::default().cache_mb) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    let result = runtime.block_on(async {
+        let pg = PgStore::open(&target).await?;
+        let bar = progress::rows(0, "copying");
+        let report = store::copy::copy(&source, &pg, &bar).await;
+        bar.finish_and_clear();
+        report
+    });
+    match result {
+        Ok(report) => {
+            println!("copied {} to {}", from.display(), target.describe());
+            print!("{report}");
+            if report.matches() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("the counts differ: the copy is incomplete");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("copying to {}: {e}", target.describe());
             ExitCode::FAILURE
         }
     }

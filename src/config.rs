@@ -24,7 +24,10 @@ use crate::domain::{
 use crate::rules::{check_footer, Method, RuleSet};
 
 mod providers;
+mod smpp;
 pub use providers::{is_sid, BreakerConfig, TwilioAccount, TwilioFrontConfig};
+pub(crate) use smpp::read_pem;
+pub use smpp::{BlockedMode, SmppAccount, SmppConfig, SmppListen, TenantSmppConfig};
 
 /// A configuration problem: which key, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,8 @@ pub struct Config {
     pub ratelimit: RateLimitConfig,
     pub messages: MessagesConfig,
     pub webhooks: WebhookDeliveryConfig,
+    /// The optional SMPP listener.
+    pub smpp: SmppConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,28 +130,170 @@ impl Default for ServerConfig {
     }
 }
 
+/// Which backend holds the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// Embedded, one process (the default).
+    #[default]
+    Sled,
+    /// A PostgreSQL database that any number of nodes share.
+    Postgres,
+}
+
+/// `[storage]`. `Debug` never shows the database URL (it may hold a
+/// password): `url` is a [`Secret`], and [`StorageConfig::describe`] names
+/// host, port, database and user only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    pub kind: StorageKind,
+    /// sled: the store's directory.
     pub path: PathBuf,
-    /// Upper bound of sled's page cache, in MiB.
+    /// sled: upper bound of the page cache, in MiB.
     pub cache_mb: u64,
+    /// postgres: `postgres://user:password@host:port/db?sslmode=disable`, or
+    /// the `key=value` form; usually from `STOPGATE_STORAGE__URL`.
+    pub url: Secret,
+    /// postgres: connections per node.
+    pub pool_size: usize,
+    /// postgres: one connection attempt, and the longest wait for a free
+    /// connection of the pool.
+    pub connect_timeout_ms: u64,
+    /// postgres: the server cancels a statement that runs longer (bulk
+    /// imports and `store copy` lift it for their own statements).
+    pub statement_timeout_ms: u64,
+    /// postgres: how long startup keeps retrying (with backoff) a database
+    /// it cannot reach before giving up; 0 tries once.
+    pub connect_retry_secs: u64,
 }
 
 impl StorageConfig {
-    /// Where the store is, for messages (never a password).
+    /// Where the store is, for messages and logs: never the password (nor
+    /// the rest of the URL's text, which may hold it in any spelling).
     pub fn describe(&self) -> String {
-        format!("sled at {}", self.path.display())
+        match self.kind {
+            StorageKind::Sled => format!("sled at {}", self.path.display()),
+            StorageKind::Postgres => match self.pg_config() {
+                Ok(c) => describe_pg(&c),
+                Err(_) => "postgres (storage.url does not parse)".into(),
+            },
+        }
     }
+
+    /// The parsed connection settings of `url` (postgres).
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, ConfigError> {
+        self.url
+            .expose()
+            .parse::<tokio_postgres::Config>()
+            // The parser's message may quote the URL: not repeated.
+            .map_err(|_| {
+                ConfigError::new(
+                    "storage.url",
+                    "is not a PostgreSQL URL (postgres://user@host:5432/db) nor key=value settings",
+                )
+            })
+    }
+}
+
+/// `database "stopgate" on db:5432 as "stopgate"`: what an operator needs to
+/// find the database, never a password.
+pub fn describe_pg(c: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = c
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+            };
+            let port = c.get_ports().get(i).or(c.get_ports().first()).copied();
+            format!("{host}:{}", port.unwrap_or(5432))
+        })
+        .collect();
+    let user = c.get_user().unwrap_or("(default user)");
+    format!(
+        "postgres database {:?} on {} as {:?}",
+        c.get_dbname().unwrap_or(user),
+        if hosts.is_empty() {
+            "localhost:5432".to_string()
+        } else {
+            hosts.join(",")
+        },
+        user
+    )
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            kind: StorageKind::Sled,
             path: PathBuf::from("data/stopgate"),
             cache_mb: 256,
+            url: Secret::default(),
+            pool_size: 16,
+            connect_timeout_ms: 5_000,
+            statement_timeout_ms: 10_000,
+            connect_retry_secs: 30,
         }
     }
+}
+
+/// `[storage]`: the keys of the backend it names.
+fn validate_storage(s: &StorageConfig) -> Result<(), ConfigError> {
+    match s.kind {
+        StorageKind::Sled => {
+            // An empty path would open the store in the working directory,
+            // wherever the service happens to start: never what was meant.
+            if s.path.to_string_lossy().trim().is_empty() {
+                return Err(ConfigError::new(
+                    "storage.path",
+                    "must name a directory for the store (e.g. \"data/stopgate\")",
+                ));
+            }
+        }
+        StorageKind::Postgres => {
+            if s.url.expose().trim().is_empty() {
+                return Err(ConfigError::new(
+                    "storage.url",
+                    "required when storage.kind = \"postgres\" (or set STOPGATE_STORAGE__URL)",
+                ));
+            }
+            let c = s.pg_config()?;
+            if c.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                return Err(ConfigError::new(
+                    "storage.url",
+                    "sslmode=require: TLS to the database is not supported yet; use sslmode=disable on a private network or a local TLS tunnel",
+                ));
+            }
+            if !(1..=1_000).contains(&s.pool_size) {
+                return Err(ConfigError::new(
+                    "storage.pool_size",
+                    format!("{} must be from 1 to 1000", s.pool_size),
+                ));
+            }
+            for (key, ms) in [
+                ("storage.connect_timeout_ms", s.connect_timeout_ms),
+                ("storage.statement_timeout_ms", s.statement_timeout_ms),
+            ] {
+                if !(1..=3_600_000).contains(&ms) {
+                    return Err(ConfigError::new(
+                        key,
+                        format!("{ms} must be from 1 to 3600000 (one hour)"),
+                    ));
+                }
+            }
+            if s.connect_retry_secs > 3_600 {
+                return Err(ConfigError::new(
+                    "storage.connect_retry_secs",
+                    format!("{} must be at most 3600", s.connect_retry_secs),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -284,6 +431,9 @@ pub struct TenantConfig {
     /// Where this tenant's events (message statuses, opt-outs) go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<WebhooksConfig>,
+    /// SMPP bind credentials and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smpp: Option<TenantSmppConfig>,
 }
 
 /// `send_windows = false` (no window holds this tenant's marketing), or per
@@ -521,6 +671,10 @@ pub struct Settings {
     pub warnings: Vec<String>,
     /// Tenants reachable through the Twilio-compatible front.
     pub twilio_accounts: Vec<TwilioAccount>,
+    /// The SMPP listener, when `[smpp] listen` is set.
+    pub smpp_listen: Option<SmppListen>,
+    /// Tenants that may bind over SMPP.
+    pub smpp_accounts: Vec<SmppAccount>,
 }
 
 impl Settings {
@@ -541,14 +695,7 @@ impl Settings {
             ));
         }
         providers::validate_upstream(&config.upstream)?;
-        // An empty path would open the store in the working directory,
-        // wherever the service happens to start: never what was meant.
-        if config.storage.path.to_string_lossy().trim().is_empty() {
-            return Err(ConfigError::new(
-                "storage.path",
-                "must name a directory for the store (e.g. \"data/stopgate\")",
-            ));
-        }
+        validate_storage(&config.storage)?;
         if config.upstream.concurrency == 0 {
             return Err(ConfigError::new(
                 "upstream.concurrency",
@@ -632,8 +779,17 @@ impl Settings {
         }
 
         let twilio_accounts = providers::twilio_accounts(&config.tenants, &tenants)?;
-        let warnings = startup_warnings(&config, &rules, &shortcodes, &tenants);
+        let smpp_listen = smpp::validate_listener(&config.smpp)?;
+        let smpp_accounts = smpp::accounts(&config.tenants, &tenants)?;
+        let mut warnings = startup_warnings(&config, &rules, &shortcodes, &tenants);
+        if smpp_listen.is_none() && !smpp_accounts.is_empty() {
+            warnings.push(
+                "tenants have [tenants.smpp] credentials but smpp.listen is not set: no SMPP listener".into(),
+            );
+        }
         Ok(Settings {
+            smpp_listen,
+            smpp_accounts,
             twilio_accounts,
             api_listen,
             public_listen,
@@ -1125,6 +1281,43 @@ api_key = "sk_acme_123"
             let e = with_tenant(&format!("[server]\n{toml}")).unwrap_err();
             assert_eq!(e.key, key, "{toml}: {e}");
         }
+    }
+
+    #[test]
+    fn postgres_storage_is_checked_by_key_and_never_prints_its_password() {
+        let s = with_tenant("").unwrap();
+        assert_eq!(s.config.storage.kind, StorageKind::Sled, "the default");
+        let pg = |extra: &str| {
+            with_tenant(&format!(
+                "[storage]\nkind = \"postgres\"\npath = \"\"\n{extra}"
+            ))
+        };
+        assert_eq!(pg("").unwrap_err().key, "storage.url");
+        let e = pg("url = \"postgres://u:hunter22@db:5432/x?sslmode=nonsense\"").unwrap_err();
+        assert_eq!(e.key, "storage.url");
+        assert!(!e.message.contains("hunter22"), "{e}");
+        let e = pg("url = \"postgres://u@db/x?sslmode=require\"").unwrap_err();
+        assert_eq!(e.key, "storage.url");
+        assert!(e.message.contains("TLS"), "{e}");
+        let url = "url = \"postgres://stopgate:hunter22@db.internal:6543/gw?sslmode=disable\"";
+        for (extra, key) in [
+            ("pool_size = 0", "storage.pool_size"),
+            ("connect_timeout_ms = 0", "storage.connect_timeout_ms"),
+            ("statement_timeout_ms = 0", "storage.statement_timeout_ms"),
+            ("connect_retry_secs = 100000", "storage.connect_retry_secs"),
+        ] {
+            assert_eq!(pg(&format!("{url}\n{extra}")).unwrap_err().key, key);
+        }
+        // An empty path is fine: postgres does not use it.
+        let s = pg(url).unwrap();
+        let storage = &s.config.storage;
+        assert_eq!(storage.pool_size, 16);
+        assert_eq!(
+            storage.describe(),
+            "postgres database \"gw\" on db.internal:6543 as \"stopgate\""
+        );
+        assert!(!format!("{storage:?}").contains("hunter22"));
+        assert!(!format!("{s:?}").contains("hunter22"));
     }
 
     #[test]

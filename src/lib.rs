@@ -15,9 +15,11 @@
 //! - [`reports`]: delivery reports move message records on.
 //! - [`outbox`]: webhooks and confirmation SMS, delivered at least once.
 //! - [`suppressions`]: CSV import and export of suppression lists.
-//! - [`store`]: the `Store` trait, sled, group commit.
+//! - [`progress`]: progress bars of long CLI work, on a terminal only.
+//! - [`store`]: the `Store` trait, sled, PostgreSQL, group commit, `store copy`.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
 //! - [`http`]: routers, extractors, the JSON error shape.
+//! - [`smpp`]: the SMPP session layer and the SMPP front.
 
 pub mod app;
 pub mod cli;
@@ -28,8 +30,10 @@ pub mod inbound;
 pub mod links;
 pub mod outbound;
 pub mod outbox;
+pub mod progress;
 pub mod reports;
 pub mod rules;
+pub mod smpp;
 pub mod store;
 pub mod suppressions;
 pub mod telemetry;

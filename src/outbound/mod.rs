@@ -311,17 +311,43 @@ impl Outbound {
     /// durable (one flush) before anything carrying them is forwarded.
     async fn add_footers(&self, req: &SendRequest, slots: &mut [Slot]) {
         let tenant = &req.tenant;
-        let mut noted: Vec<(PhoneNumber, ShortCode)> = Vec::new();
-        let mut links = false;
-        for slot in slots.iter_mut() {
-            let Slot::Parsed(number) = slot else { continue };
-            let number = number.clone();
+        let plan = |number: &PhoneNumber| {
             let rules = self.rules.for_country(number.country());
             let shortcode = tenant
                 .shortcodes
                 .get(&number.country())
                 .or_else(|| self.shortcodes.get(&number.country()));
-            let (text, optout) = match footer::plan(rules, tenant, shortcode) {
+            footer::plan(rules, tenant, shortcode)
+        };
+        // The request's links are asked for all at once, so a store that
+        // batches writes (PostgreSQL) mints them in one transaction.
+        let wanted: Vec<(usize, PhoneNumber)> = slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, slot)| match slot {
+                Slot::Parsed(n) if matches!(plan(n), FooterPlan::Link { .. }) => {
+                    Some((i, n.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mints = futures::future::join_all(wanted.iter().map(|(_, number)| {
+            links::link_for(
+                self.store.as_ref(),
+                &self.public_base_url,
+                tenant,
+                number,
+                req.campaign.as_ref(),
+            )
+        }))
+        .await;
+        let mut minted: BTreeMap<usize, _> = wanted.iter().map(|(i, _)| *i).zip(mints).collect();
+        let mut noted: Vec<(PhoneNumber, ShortCode)> = Vec::new();
+        let mut links = false;
+        for (i, slot) in slots.iter_mut().enumerate() {
+            let Slot::Parsed(number) = slot else { continue };
+            let number = number.clone();
+            let (text, optout) = match plan(&number) {
                 FooterPlan::ShortCode {
                     shortcode,
                     template,
@@ -332,14 +358,7 @@ impl Outbound {
                     (text, OptOut::ShortCode(shortcode))
                 }
                 FooterPlan::Link { template } => {
-                    let minted = links::link_for(
-                        self.store.as_ref(),
-                        &self.public_base_url,
-                        tenant,
-                        &number,
-                        req.campaign.as_ref(),
-                    )
-                    .await;
+                    let minted = minted.remove(&i).expect("minted above: same plan");
                     let url = match minted {
                         Ok((url, _)) => url,
                         Err(e) => {

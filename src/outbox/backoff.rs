@@ -21,7 +21,7 @@ mod tests {
     #[test]
     fn doubles_up_to_an_hour() {
         assert_eq!(delay_ms(1, 0), 500);
-        assert_eq!(delay_ms(1, u64::MAX), 500 + u64::MAX as i64 % 501);
+        assert_eq!(delay_ms(1, u64::MAX), 500 + (u64::MAX % 501) as i64);
         assert_eq!(delay_ms(2, 0), 1_000);
         assert_eq!(delay_ms(3, 0), 2_000);
         assert_eq!(delay_ms(40, 0), 1_800_000);

@@ -14,12 +14,14 @@
 
 pub mod attribution;
 pub mod commit;
+pub mod copy;
 mod error;
 pub mod idempotency;
 pub mod insights;
 pub mod links;
 pub mod messages;
 pub mod outbox;
+pub mod postgres;
 pub mod review;
 pub mod sled;
 pub mod suppressions;
@@ -28,7 +30,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::StorageConfig;
+use crate::config::{StorageConfig, StorageKind};
 
 pub use attribution::{AttributionStore, MarketingSend};
 pub use error::{Result, StoreError};
@@ -42,6 +44,7 @@ pub use outbox::{OutboxItem, OutboxStats, OutboxStore};
 pub use review::{PossibleOptOut, ReviewStore};
 pub use suppressions::{BulkCounts, BulkImport, Suppression, SuppressionStore};
 
+pub use self::postgres::PgStore;
 pub use self::sled::SledStore;
 
 /// Everything stopgate keeps, behind one handle (`Arc<dyn Store>`).
@@ -69,9 +72,15 @@ pub trait Store:
 
 /// Opens the backend the config names.
 pub async fn open(cfg: &StorageConfig) -> Result<Arc<dyn Store>> {
-    if let Some(dir) = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+    match cfg.kind {
+        StorageKind::Sled => {
+            if let Some(dir) = cfg.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("creating {}: {e}", dir.display()))
+                })?;
+            }
+            Ok(Arc::new(SledStore::open(&cfg.path, cfg.cache_mb)?))
+        }
+        StorageKind::Postgres => Ok(Arc::new(PgStore::open(cfg).await?)),
     }
-    Ok(Arc::new(SledStore::open(&cfg.path, cfg.cache_mb)?))
 }

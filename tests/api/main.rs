@@ -17,6 +17,7 @@ mod operations;
 mod providers;
 mod replay;
 mod send;
+mod smpp_front;
 mod store_faults;
 mod suppressions;
 mod timeouts;

@@ -614,7 +614,7 @@ pub async fn durable_data_survives_reopen(b: Backend) {
         .await
         .unwrap();
     b.store.durable().await.unwrap();
-    let b = b.reopen();
+    let b = b.reopen().await;
     assert!(
         b.store
             .suppression(&t("acme"), &num)

@@ -5,7 +5,11 @@
 
 mod backends;
 mod cases;
+mod copy;
 mod model;
+#[path = "../support/pg.rs"]
+mod pg;
+mod pg_only;
 
 /// One `#[tokio::test]` per case and backend.
 macro_rules! contract {
@@ -14,7 +18,16 @@ macro_rules! contract {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let backend = crate::backends::sled();
+                    let backend = crate::backends::sled().await;
+                    crate::cases::$case(backend).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = crate::backends::postgres().await;
                     crate::cases::$case(backend).await;
                 }
             )*

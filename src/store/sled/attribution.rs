@@ -8,7 +8,7 @@ use crate::domain::{Campaign, PhoneNumber, ShortCode, TenantId, UnixMillis};
 use crate::store::{AttributionStore, MarketingSend, Result, StoreError};
 
 /// Values written before the campaign was kept are the 8 time bytes alone.
-fn decode_send(v: &[u8]) -> Result<MarketingSend> {
+pub(super) fn decode_send(v: &[u8]) -> Result<MarketingSend> {
     if v.len() < 8 {
         return Err(StoreError::Corrupt("send time".into()));
     }

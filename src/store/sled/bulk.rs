@@ -304,6 +304,26 @@ impl Bulk {
         Ok((added, true))
     }
 
+    /// Tenants with chunks, in order (`store copy`).
+    pub fn tenants(&self) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        let mut start: Vec<u8> = Vec::new();
+        // One key per tenant: after each, jump past that tenant's prefix.
+        while let Some(kv) = self.chunks.range(start.clone()..).next() {
+            let (k, _) = kv?;
+            let end = k
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| StoreError::Corrupt("bulk chunk key".into()))?;
+            let tenant =
+                std::str::from_utf8(&k[..end]).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push(tenant.to_string());
+            start = k[..end].to_vec();
+            start.push(1);
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` numbers of `tenant` after the cursor `after` (string
     /// order, as the per-number rows), with their import ids, skipping
     /// those `keep` refuses.

@@ -39,6 +39,7 @@
 
 mod attribution;
 pub(crate) mod bulk;
+mod export;
 mod idempotency;
 pub(crate) mod insights;
 mod links;

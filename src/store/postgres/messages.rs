@@ -1,0 +1,294 @@
+//! Message records in PostgreSQL: `messages` (the record as JSON, with the
+//! columns a listing filters on) and `message_providers` (the provider's ids
+//! of a message, one per part). A request's records are written by a
+//! batching writer, so concurrent sends share one commit; a delivery report
+//! is one transaction: the record under its row lock, the campaign's
+//! delivery counters and the report's notifications.
+
+use async_trait::async_trait;
+
+use super::batch::BatchWork;
+use super::{corrupt, retrying, PgResult, PgStore};
+use crate::domain::{MessageId, MessageStatus, Notification, TenantId, UnixMillis};
+use crate::store::messages::Notify;
+use crate::store::{
+    Applied, MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange,
+};
+
+const INSERT_MESSAGES: &str = "
+INSERT INTO messages (id, tenant, created, status, campaign, recipient, record)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+ON CONFLICT (id) DO NOTHING";
+
+const INSERT_PROVIDERS: &str = "
+INSERT INTO message_providers (provider, provider_id, id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+ON CONFLICT (provider, provider_id) DO UPDATE SET id = EXCLUDED.id";
+
+const COUNT: &str = "
+INSERT INTO insights (tenant, campaign, counter, n) VALUES ($1, $2, $3, $4)
+ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = greatest(insights.n + EXCLUDED.n, 0)";
+
+fn encode(r: &MessageRecord) -> String {
+    serde_json::to_string(r).expect("a record serializes")
+}
+
+fn decode(s: &str) -> PgResult<MessageRecord> {
+    serde_json::from_str(s).map_err(|e| corrupt("a message record", e))
+}
+
+/// The provider ids of a record (several for a message split into parts).
+fn provider_ids(r: &MessageRecord) -> Vec<(&str, &str)> {
+    match (&r.provider, &r.provider_id) {
+        (Some(p), Some(ids)) => ids
+            .split(',')
+            .filter(|id| !id.is_empty())
+            .map(|id| (p.as_str(), id))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The campaign counter a marketing message in this status counts in (as
+/// sled's `messages.rs`).
+fn delivery_counter(status: MessageStatus) -> Option<&'static str> {
+    match status {
+        MessageStatus::Delivered => Some("delivered"),
+        MessageStatus::Undelivered | MessageStatus::Failed => Some("undelivered"),
+        _ => None,
+    }
+}
+
+/// The batching writer's work: every queued request's records in one transaction.
+pub(crate) struct PutWork {
+    pub pool: deadpool_postgres::Pool,
+}
+
+#[async_trait]
+impl BatchWork for PutWork {
+    type Req = (Vec<MessageRecord>, Vec<Notification>);
+    type Ans = ();
+    const NAME: &'static str = "messages";
+
+    fn weight(req: &Self::Req) -> usize {
+        req.0.len().max(1)
+    }
+
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<()>> {
+        let records: Vec<&MessageRecord> = reqs.iter().flat_map(|r| r.0.iter()).collect();
+        let notes: Vec<&Notification> = reqs.iter().flat_map(|r| r.1.iter()).collect();
+        let mut cols: (
+            Vec<&str>,
+            Vec<&str>,
+            Vec<i64>,
+            Vec<&str>,
+            Vec<Option<&str>>,
+            Vec<&str>,
+            Vec<String>,
+        ) = Default::default();
+        let mut providers: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+        for r in &records {
+            cols.0.push(r.id.as_str());
+            cols.1.push(r.tenant.as_str());
+            // As sled does: by the id's time, which is when the message was made.
+            cols.2.push(r.id.created());
+            cols.3.push(r.status().as_str());
+            cols.4.push(r.campaign.as_ref().map(|c| c.as_str()));
+            cols.5.push(&r.to);
+            cols.6.push(encode(r));
+            for (p, pid) in provider_ids(r) {
+                providers.0.push(p);
+                providers.1.push(pid);
+                providers.2.push(r.id.as_str());
+            }
+        }
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if !records.is_empty() {
+            let stmt = tx.prepare_cached(INSERT_MESSAGES).await?;
+            tx.execute(
+                &stmt,
+                &[
+                    &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6,
+                ],
+            )
+            .await?;
+        }
+        if !providers.0.is_empty() {
+            let stmt = tx.prepare_cached(INSERT_PROVIDERS).await?;
+            tx.execute(&stmt, &[&providers.0, &providers.1, &providers.2])
+                .await?;
+        }
+        super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
+        tx.commit().await?;
+        Ok(vec![(); reqs.len()])
+    }
+}
+
+#[async_trait]
+impl MessageStore for PgStore {
+    async fn put_messages(
+        &self,
+        records: &[MessageRecord],
+        notifications: &[Notification],
+    ) -> Result<()> {
+        if records.is_empty() && notifications.is_empty() {
+            return Ok(());
+        }
+        self.messages
+            .submit((records.to_vec(), notifications.to_vec()))
+            .await
+    }
+
+    async fn message(&self, tenant: &TenantId, id: &MessageId) -> Result<Option<MessageRecord>> {
+        let pool = self.pool();
+        retrying(|| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached("SELECT record FROM messages WHERE id = $1 AND tenant = $2")
+                .await?;
+            let row = client
+                .query_opt(&stmt, &[&id.as_str(), &tenant.as_str()])
+                .await?;
+            row.map(|r| decode(r.try_get(0)?)).transpose()
+        })
+        .await
+    }
+
+    async fn messages(
+        &self,
+        tenant: &TenantId,
+        filter: &MessageFilter,
+        before: Option<&MessageId>,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>> {
+        let pool = self.pool();
+        let before = before.map(|b| b.as_str().to_string());
+        let status = filter.status.map(|s| s.as_str());
+        let campaign = filter.campaign.as_ref().map(|c| c.as_str());
+        let to = filter.to.as_deref();
+        let limit = super::to_i64(limit as u64);
+        let (before, status, campaign, to) = (&before, &status, &campaign, &to);
+        retrying(|| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT record FROM messages
+                     WHERE tenant = $1 AND ($2::text IS NULL OR id < $2)
+                       AND ($3::text IS NULL OR status = $3)
+                       AND ($4::text IS NULL OR campaign = $4)
+                       AND ($5::text IS NULL OR recipient = $5)
+                     ORDER BY id DESC LIMIT $6",
+                )
+                .await?;
+            let rows = client
+                .query(
+                    &stmt,
+                    &[&tenant.as_str(), before, status, campaign, to, &limit],
+                )
+                .await?;
+            rows.iter().map(|r| decode(r.try_get(0)?)).collect()
+        })
+        .await
+    }
+
+    async fn report(
+        &self,
+        provider: &str,
+        provider_id: &str,
+        change: StatusChange,
+        notify: Notify<'_>,
+    ) -> Result<Option<Reported>> {
+        let pool = self.pool();
+        let change = &change;
+        retrying(|| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let find = tx
+                .prepare_cached(
+                    "SELECT m.record FROM message_providers p JOIN messages m ON m.id = p.id
+                     WHERE p.provider = $1 AND p.provider_id = $2
+                     FOR UPDATE OF m",
+                )
+                .await?;
+            let Some(row) = tx.query_opt(&find, &[&provider, &provider_id]).await? else {
+                return Ok(None);
+            };
+            let mut record = decode(row.try_get(0)?)?;
+            let before = record.status();
+            let applied = record.apply(change.clone());
+            if applied != Applied::Duplicate {
+                let update = tx
+                    .prepare_cached("UPDATE messages SET record = $2, status = $3 WHERE id = $1")
+                    .await?;
+                tx.execute(
+                    &update,
+                    &[
+                        &record.id.as_str(),
+                        &encode(&record),
+                        &record.status().as_str(),
+                    ],
+                )
+                .await?;
+            }
+            if applied == Applied::Changed {
+                if record.category.is_marketing() {
+                    let campaign = record.campaign.as_ref().map_or("", |c| c.as_str());
+                    let count = tx.prepare_cached(COUNT).await?;
+                    // In key order ("delivered" < "undelivered"): no lock cycles.
+                    let mut deltas: Vec<(&str, i64)> = [(before, -1i64), (record.status(), 1)]
+                        .into_iter()
+                        .filter_map(|(s, d)| delivery_counter(s).map(|c| (c, d)))
+                        .collect();
+                    deltas.sort();
+                    for (counter, delta) in deltas {
+                        tx.execute(
+                            &count,
+                            &[&record.tenant.as_str(), &campaign, &counter, &delta],
+                        )
+                        .await?;
+                    }
+                }
+                let notes = notify(&record);
+                let notes: Vec<&Notification> = notes.iter().collect();
+                super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(Reported { record, applied }))
+        })
+        .await
+    }
+
+    async fn purge_messages(&self, before: UnixMillis, step: usize) -> Result<usize> {
+        let pool = self.pool();
+        let step = super::to_i64(step as u64);
+        retrying(|| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let ids = tx
+                .prepare_cached(
+                    "SELECT id FROM messages WHERE created < $1 ORDER BY created LIMIT $2",
+                )
+                .await?;
+            let ids: Vec<String> = tx
+                .query(&ids, &[&before, &step])
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+            if !ids.is_empty() {
+                let providers = tx
+                    .prepare_cached("DELETE FROM message_providers WHERE id = ANY($1)")
+                    .await?;
+                tx.execute(&providers, &[&ids]).await?;
+                let messages = tx
+                    .prepare_cached("DELETE FROM messages WHERE id = ANY($1)")
+                    .await?;
+                tx.execute(&messages, &[&ids]).await?;
+            }
+            tx.commit().await?;
+            Ok(ids.len())
+        })
+        .await
+    }
+}

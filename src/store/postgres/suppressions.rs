@@ -1,0 +1,353 @@
+//! Suppressions in PostgreSQL: `suppressions` (one row per tenant and
+//! number) and `events` (its history), with the opt-out counters of
+//! `insights` updated in the same transaction.
+//!
+//! A state change is one statement that changes the row only if its state
+//! differs (under the row's lock: a concurrent duplicate STOP, on this node
+//! or another, waits for the first and then changes nothing) and appends
+//! the event with the row's next `seq`. `record_notifying` goes through the
+//! batching writer: concurrent callers share one transaction, in which the
+//! notifications of the events that changed a state go to the outbox.
+
+use std::collections::{BTreeMap, HashSet};
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use tokio_postgres::Row;
+
+use super::batch::BatchWork;
+use super::{corrupt, optout_counters, retrying, Failure, PgResult, PgStore};
+use crate::domain::{Action, Campaign, Event, Notification, PhoneNumber, Source, TenantId};
+use crate::store::{BulkImport, Result, Suppression, SuppressionStore};
+
+/// An opt-out: a new row, or a subscribed row that becomes suppressed.
+const OPT_OUT: &str = "
+WITH changed AS (
+    INSERT INTO suppressions AS s
+        (tenant, number, suppressed, updated, source, reason, campaign, seq)
+    VALUES ($1, $2, true, $3, $4, $5, $6, 1)
+    ON CONFLICT (tenant, number) DO UPDATE
+        SET suppressed = true, updated = EXCLUDED.updated, source = EXCLUDED.source,
+            reason = EXCLUDED.reason, campaign = EXCLUDED.campaign, seq = s.seq + 1
+        WHERE NOT s.suppressed
+    RETURNING s.seq
+)
+INSERT INTO events (tenant, number, seq, at, action, source, campaign, reason, raw_text)
+SELECT $1, $2, seq, $3, 'opt_out', $4, $6, $5, $7 FROM changed";
+
+/// An opt-in: only a suppressed row changes (no row means never suppressed).
+const OPT_IN: &str = "
+WITH changed AS (
+    UPDATE suppressions
+        SET suppressed = false, updated = $3, source = $4, reason = $5, campaign = $6,
+            seq = seq + 1
+        WHERE tenant = $1 AND number = $2 AND suppressed
+    RETURNING seq
+)
+INSERT INTO events (tenant, number, seq, at, action, source, campaign, reason, raw_text)
+SELECT $1, $2, seq, $3, 'opt_in', $4, $6, $5, $7 FROM changed";
+
+/// Counter increments of a batch, one statement, in key order.
+const COUNT: &str = "
+INSERT INTO insights (tenant, campaign, counter, n)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = insights.n + EXCLUDED.n";
+
+pub(crate) fn parse_source(s: &str) -> PgResult<Source> {
+    Ok(match s {
+        "sms" => Source::Sms,
+        "link" => Source::Link,
+        "api" => Source::Api,
+        "import" => Source::Import,
+        other => return Err(corrupt("a stored source", other)),
+    })
+}
+
+fn parse_action(s: &str) -> PgResult<Action> {
+    match s {
+        "opt_out" => Ok(Action::OptOut),
+        "opt_in" => Ok(Action::OptIn),
+        other => Err(corrupt("a stored action", other)),
+    }
+}
+
+pub(crate) fn parse_campaign(s: Option<String>) -> PgResult<Option<Campaign>> {
+    match s.as_deref() {
+        None | Some("") => Ok(None),
+        Some(c) => Campaign::parse(c)
+            .map(Some)
+            .map_err(|e| corrupt("a stored campaign", e)),
+    }
+}
+
+pub(crate) fn parse_number(s: &str) -> PgResult<PhoneNumber> {
+    PhoneNumber::parse(s).map_err(|e| corrupt("a stored number", e))
+}
+
+/// A `suppressions` row read as (suppressed, updated, source, reason, campaign).
+fn state(row: &Row, from: usize) -> PgResult<Suppression> {
+    Ok(Suppression {
+        suppressed: row.try_get(from)?,
+        updated: row.try_get(from + 1)?,
+        source: parse_source(row.try_get(from + 2)?)?,
+        reason: row.try_get(from + 3)?,
+        campaign: parse_campaign(row.try_get(from + 4)?)?,
+    })
+}
+
+/// The batching writer's work: every queued `record_many` in one transaction.
+pub(crate) struct RecordWork {
+    pub pool: deadpool_postgres::Pool,
+}
+
+#[async_trait]
+impl BatchWork for RecordWork {
+    /// Events, each with the notifications written if it changes a state.
+    type Req = Vec<(Event, Vec<Notification>)>;
+    /// Per event: whether it changed a state.
+    type Ans = Vec<bool>;
+    const NAME: &'static str = "events";
+
+    fn weight(req: &Self::Req) -> usize {
+        req.len().max(1)
+    }
+
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Vec<bool>>> {
+        let changes: Vec<&(Event, Vec<Notification>)> =
+            reqs.iter().flat_map(|r| r.iter()).collect();
+        let events: Vec<&Event> = changes.iter().map(|(e, _)| e).collect();
+        // Rows are locked in key order, by every batch of every node, so two
+        // batches never wait for each other in a cycle. The sort is stable:
+        // events of one number keep their order.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (events[a], events[b]);
+            (a.tenant.as_str(), a.number.as_str()).cmp(&(b.tenant.as_str(), b.number.as_str()))
+        });
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let (opt_out, opt_in) =
+            futures::try_join!(tx.prepare_cached(OPT_OUT), tx.prepare_cached(OPT_IN))?;
+        // Sent at once, answered in order (one round trip for the batch).
+        let runs = order.iter().map(|&i| {
+            let e = events[i];
+            let stmt = match e.action {
+                Action::OptOut => &opt_out,
+                Action::OptIn => &opt_in,
+            };
+            let campaign = e.campaign.as_ref().map(|c| c.as_str());
+            let tx = &tx;
+            async move {
+                tx.execute(
+                    stmt,
+                    &[
+                        &e.tenant.as_str(),
+                        &e.number.as_str(),
+                        &e.at,
+                        &e.source.as_str(),
+                        &e.reason,
+                        &campaign,
+                        &e.text,
+                    ],
+                )
+                .await
+            }
+        });
+        let mut changed = vec![false; events.len()];
+        for (&i, outcome) in order.iter().zip(join_all(runs).await) {
+            changed[i] = outcome? == 1;
+        }
+        let mut counters: BTreeMap<(&str, String, String), i64> = BTreeMap::new();
+        for (e, _) in events.iter().zip(&changed).filter(|(_, c)| **c) {
+            for (campaign, counter) in optout_counters(e) {
+                *counters
+                    .entry((e.tenant.as_str(), campaign, counter))
+                    .or_default() += 1;
+            }
+        }
+        if !counters.is_empty() {
+            let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((tenant, campaign, counter), n) in counters {
+                columns.0.push(tenant);
+                columns.1.push(campaign);
+                columns.2.push(counter);
+                columns.3.push(n);
+            }
+            let count = tx.prepare_cached(COUNT).await?;
+            tx.execute(&count, &[&columns.0, &columns.1, &columns.2, &columns.3])
+                .await?;
+        }
+        let notes: Vec<&Notification> = changes
+            .iter()
+            .zip(&changed)
+            .filter(|(_, c)| **c)
+            .flat_map(|((_, n), _)| n.iter())
+            .collect();
+        super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
+        tx.commit().await?;
+        for (e, _) in events.iter().zip(&changed).filter(|(_, c)| **c) {
+            count_change(e);
+        }
+        let mut answers = Vec::with_capacity(reqs.len());
+        let mut at = 0;
+        for r in reqs {
+            answers.push(changed[at..at + r.len()].to_vec());
+            at += r.len();
+        }
+        Ok(answers)
+    }
+}
+
+fn count_change(e: &Event) {
+    let action = match e.action {
+        Action::OptOut => "opt_out",
+        Action::OptIn => "opt_in",
+    };
+    metrics::counter!("stopgate_suppression_changes_total", "action" => action, "source" => e.source.as_str())
+        .increment(1);
+}
+
+#[async_trait]
+impl SuppressionStore for PgStore {
+    async fn suppression(
+        &self,
+        tenant: &TenantId,
+        number: &PhoneNumber,
+    ) -> Result<Option<Suppression>> {
+        let pool = self.pool();
+        retrying(|| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT suppressed, updated, source, reason, campaign FROM suppressions
+                     WHERE tenant = $1 AND number = $2",
+                )
+                .await?;
+            let row = client
+                .query_opt(&stmt, &[&tenant.as_str(), &number.as_str()])
+                .await?;
+            row.map(|r| state(&r, 0)).transpose()
+        })
+        .await
+    }
+
+    async fn suppressed(&self, tenant: &TenantId, numbers: &[PhoneNumber]) -> Result<Vec<bool>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = self.pool();
+        let wanted: Vec<&str> = numbers.iter().map(PhoneNumber::as_str).collect();
+        let suppressed: HashSet<String> = retrying(|| async {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT number FROM suppressions
+                     WHERE tenant = $1 AND number = ANY($2) AND suppressed",
+                )
+                .await?;
+            let rows = client.query(&stmt, &[&tenant.as_str(), &wanted]).await?;
+            rows.iter()
+                .map(|r| r.try_get::<_, String>(0).map_err(Failure::from))
+                .collect::<PgResult<HashSet<String>>>()
+        })
+        .await?;
+        Ok(numbers
+            .iter()
+            .map(|n| suppressed.contains(n.as_str()))
+            .collect())
+    }
+
+    async fn record_notifying(&self, changes: &[(Event, Vec<Notification>)]) -> Result<Vec<bool>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.events.submit(changes.to_vec()).await
+    }
+
+    async fn events(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<Event>> {
+        let pool = self.pool();
+        retrying(|| async move {
+            let client = pool.get().await?;
+            let (imported, history) = futures::try_join!(
+                client.prepare_cached(
+                    "SELECT imported_at FROM suppressions WHERE tenant = $1 AND number = $2"
+                ),
+                client.prepare_cached(
+                    "SELECT at, action, source, campaign, reason, raw_text FROM events
+                     WHERE tenant = $1 AND number = $2 ORDER BY seq"
+                ),
+            )?;
+            let key: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+                [&tenant.as_str(), &number.as_str()];
+            let (imported, rows) = futures::try_join!(
+                client.query_opt(&imported, &key),
+                client.query(&history, &key)
+            )?;
+            let mut out = Vec::with_capacity(rows.len() + 1);
+            // A bulk import only writes numbers without a row, so it comes
+            // before every event of the number.
+            if let Some(at) = imported
+                .map(|r| r.try_get::<_, Option<i64>>(0))
+                .transpose()?
+                .flatten()
+            {
+                let mut e = Event::new(tenant.clone(), number, Action::OptOut, Source::Import);
+                e.at = at;
+                out.push(e);
+            }
+            for r in &rows {
+                out.push(Event {
+                    at: r.try_get(0)?,
+                    tenant: tenant.clone(),
+                    number: number.clone(),
+                    action: parse_action(r.try_get(1)?)?,
+                    source: parse_source(r.try_get(2)?)?,
+                    campaign: parse_campaign(r.try_get(3)?)?,
+                    reason: r.try_get(4)?,
+                    text: r.try_get(5)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn suppressed_page(
+        &self,
+        tenant: &TenantId,
+        after: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<(PhoneNumber, Suppression)>> {
+        let pool = self.pool();
+        let after = after.map_or("", |a| a.as_str());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Keyset paging on the primary key: rows added or removed elsewhere
+        // never shift a page.
+        retrying(|| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT number, suppressed, updated, source, reason, campaign
+                     FROM suppressions
+                     WHERE tenant = $1 AND number > $2 AND suppressed
+                     ORDER BY number LIMIT $3",
+                )
+                .await?;
+            let rows = client
+                .query(&stmt, &[&tenant.as_str(), &after, &limit])
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push((parse_number(r.try_get(0)?)?, state(r, 1)?));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn bulk_import(&self, tenant: &TenantId) -> Result<Box<dyn BulkImport>> {
+        Ok(Box::new(
+            super::bulk::PgImport::begin(self.pool(), tenant.clone(), self.import_round).await?,
+        ))
+    }
+}

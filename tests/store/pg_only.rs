@@ -1,0 +1,432 @@
+//! PostgreSQL-only behaviour: migrations racing on a fresh database, the
+//! batching writer, the durability and readiness checks, error causes, and
+//! the password kept out of every text.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stopgate::domain::{Action, Event, LinkCode, PhoneNumber, Source, TenantId};
+use stopgate::store::postgres::migrate::MIGRATIONS;
+use stopgate::store::{InsightStore, LinkStore, PgStore, Store, StoreError, SuppressionStore};
+
+use crate::pg::{self, Cluster};
+
+fn t(s: &str) -> TenantId {
+    TenantId::parse(s).unwrap()
+}
+
+fn n(s: &str) -> PhoneNumber {
+    PhoneNumber::parse(s).unwrap()
+}
+
+/// A plain session on `url`, to look at the database behind the store's back.
+async fn sql(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_at_once_on_a_fresh_database_migrate_it_once() {
+    let url = Cluster::shared().database().await;
+    let cfg = pg::storage(&url);
+    // Six nodes at the same moment: each creates schema_migrations and
+    // races for every version row.
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let cfg = cfg.clone();
+            tokio::spawn(async move { PgStore::open(&cfg).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for o in opens {
+        stores.push(o.await.unwrap().expect("every node starts"));
+    }
+    let db = sql(&url).await;
+    let rows = db
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap();
+    let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let known: Vec<i64> = MIGRATIONS.iter().map(|m| m.version).collect();
+    assert_eq!(versions, known, "each migration recorded once");
+    // The schema is whole: every node can write and read.
+    for (i, s) in stores.iter().enumerate() {
+        let num = n(&format!("+1212555{i:04}"));
+        let e = Event::new(t("acme"), &num, Action::OptOut, Source::Sms);
+        assert!(s.record(&e).await.unwrap());
+        assert!(stores[0].suppressed(&t("acme"), &[num]).await.unwrap()[0]);
+    }
+    // Run again (`stopgate migrate`): nothing left to apply.
+    let report = PgStore::migrate(&cfg).await.unwrap();
+    assert!(report.applied.is_empty(), "{report:?}");
+    assert_eq!(Some(&report.current), known.last());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opt_outs_share_transactions_and_each_gets_its_own_answer() {
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let before = store.writer_stats();
+    // 150 numbers, each STOPped by two callers at once, and 100 START
+    // callers for numbers that were never suppressed: 400 callers.
+    let mut calls = Vec::new();
+    for i in 0..150 {
+        for _ in 0..2 {
+            calls.push((i, Action::OptOut));
+        }
+    }
+    for i in 150..250 {
+        calls.push((i, Action::OptIn));
+    }
+    let tasks: Vec<_> = calls
+        .iter()
+        .map(|&(i, action)| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                let num = n(&format!("+3361234{i:04}"));
+                let changed = s
+                    .record(&Event::new(t("acme"), &num, action, Source::Sms))
+                    .await
+                    .unwrap();
+                (i, changed)
+            })
+        })
+        .collect();
+    let mut changes: BTreeMap<usize, usize> = BTreeMap::new();
+    for task in tasks {
+        let (i, changed) = task.await.unwrap();
+        *changes.entry(i).or_default() += changed as usize;
+    }
+    for i in 0..150 {
+        assert_eq!(changes[&i], 1, "one of the two STOPs of {i} changed it");
+    }
+    for i in 150..250 {
+        assert_eq!(changes[&i], 0, "a START of a number never suppressed");
+    }
+    let after = store.writer_stats();
+    let transactions = after.transactions - before.transactions;
+    assert_eq!(after.items - before.items, calls.len() as u64);
+    assert!(
+        transactions < calls.len() as u64 / 4,
+        "{} callers took {transactions} transactions",
+        calls.len()
+    );
+    // The database's own witness: the distinct transactions (xmin) that
+    // wrote the 150 events are the writer's batches, not one per caller.
+    let db = sql(&url).await;
+    let row = db
+        .query_one(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM events",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (events, writers): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(events, 150);
+    assert!(
+        writers as u64 <= transactions && writers < 150 / 4,
+        "150 events written by {writers} transactions"
+    );
+    // Counters were updated in those same transactions, exactly.
+    let c = store.campaign_counters(&t("acme")).await.unwrap();
+    assert_eq!(c[0].optouts.get("sms"), Some(&150));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_link_mints_share_transactions() {
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let campaign = stopgate::domain::Campaign::parse("bf").unwrap();
+    // 300 recipients of one campaign at once (a 1000-recipient request's
+    // links are asked for together), each number twice.
+    let tasks: Vec<_> = (0..600)
+        .map(|i| {
+            let s = store.clone();
+            let campaign = campaign.clone();
+            tokio::spawn(async move {
+                let num = n(&format!("+1212555{:04}", i % 300));
+                let (code, new) = s
+                    .link_for(&t("acme"), &num, Some(&campaign), &LinkCode::generate)
+                    .await
+                    .unwrap();
+                (i % 300, code, new)
+            })
+        })
+        .collect();
+    let mut codes: BTreeMap<usize, Vec<(LinkCode, bool)>> = BTreeMap::new();
+    for task in tasks {
+        let (i, code, new) = task.await.unwrap();
+        codes.entry(i).or_default().push((code, new));
+    }
+    for (i, c) in &codes {
+        assert_eq!(c[0].0, c[1].0, "one code for {i}");
+        assert_eq!(
+            c.iter().filter(|(_, new)| *new).count(),
+            1,
+            "minted once: {i}"
+        );
+    }
+    let stats = store.link_writer_stats();
+    assert_eq!(stats.items, 600);
+    assert!(stats.transactions < 600 / 4, "600 mints took {stats:?}");
+    let db = sql(&url).await;
+    let row = db
+        .query_one(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM links",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (links, writers): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(links, 300);
+    assert!(
+        writers < 300 / 4,
+        "300 links written by {writers} transactions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_fails_every_caller_then_the_pool_reconnects_by_itself() {
+    let cluster = Cluster::start();
+    let url = cluster.database().await;
+    let mut cfg = pg::storage(&url);
+    cfg.connect_timeout_ms = 500;
+    let store = Arc::new(PgStore::open(&cfg).await.unwrap());
+    store.ready().await.unwrap();
+    cluster.stop();
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                let num = n(&format!("+4474001234{i:02}"));
+                s.record(&Event::new(t("acme"), &num, Action::OptOut, Source::Sms))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        match task.await.unwrap() {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("a write with the database down: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        store.ready().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(store
+        .suppressed(&t("acme"), &[n("+447400123400")])
+        .await
+        .is_err());
+    cluster.restart();
+    // Broken connections are dropped and new ones made: no restart of ours.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.ready().await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let num = n("+447400123400");
+    assert!(store
+        .record(&Event::new(t("acme"), &num, Action::OptOut, Source::Sms))
+        .await
+        .unwrap());
+    assert!(store.suppressed(&t("acme"), &[num]).await.unwrap()[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_is_in_no_description_debug_or_error() {
+    let password = "s3cr3t-Pa55word";
+    // Port 1 on the loopback: nothing listens, the connection is refused.
+    let url = format!("postgres://stopgate:{password}@127.0.0.1:1/stopgate_prod?sslmode=disable");
+    let mut cfg = pg::storage(&url);
+    let described = cfg.describe();
+    assert!(!described.contains(password), "{described}");
+    assert!(
+        described.contains("127.0.0.1:1") && described.contains("stopgate_prod"),
+        "{described}"
+    );
+    let debug = format!("{cfg:?}");
+    assert!(!debug.contains(password), "{debug}");
+    let settings = format!(
+        "{:?}",
+        stopgate::config::Config {
+            storage: cfg.clone(),
+            ..Default::default()
+        }
+    );
+    assert!(!settings.contains(password));
+
+    // Unreachable at start: retried with backoff for connect_retry_secs,
+    // then an error naming host and database, never the password.
+    cfg.connect_retry_secs = 2;
+    let started = Instant::now();
+    let err = match PgStore::open(&cfg).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened a store on a closed port"),
+    };
+    let waited = started.elapsed();
+    assert!(!err.contains(password), "{err}");
+    assert!(
+        err.contains("127.0.0.1:1") && err.contains("stopgate_prod"),
+        "{err}"
+    );
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(10),
+        "retried for {waited:?}"
+    );
+
+    // The key=value spelling of a URL too.
+    let mut kv = pg::storage(&format!(
+        "host=127.0.0.1 port=1 user=stopgate password={password} dbname=stopgate_prod"
+    ));
+    assert!(!kv.describe().contains(password));
+    kv.connect_retry_secs = 0;
+    let err = PgStore::open(&kv).await.err().unwrap().to_string();
+    assert!(
+        !err.contains(password) && err.contains("stopgate_prod"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_without_synchronous_commit_is_refused() {
+    let url = Cluster::shared().database().await;
+    let db = sql(&url).await;
+    let name: String = db
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    db.batch_execute(&format!(
+        "ALTER DATABASE {name} SET synchronous_commit = off"
+    ))
+    .await
+    .unwrap();
+    let err = PgStore::open(&pg::storage(&url)).await.err().unwrap();
+    assert!(err.to_string().contains("synchronous_commit"), "{err}");
+    db.batch_execute(&format!(
+        "ALTER DATABASE {name} SET synchronous_commit = local"
+    ))
+    .await
+    .unwrap();
+    PgStore::open(&pg::storage(&url))
+        .await
+        .expect("local flushes the WAL before it acknowledges");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_is_a_write_that_a_read_only_database_refuses() {
+    let url = Cluster::shared().database().await;
+    let store = PgStore::open(&pg::storage(&url)).await.unwrap();
+    store.ready().await.unwrap();
+    let db = sql(&url).await;
+    let name: String = db
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    db.batch_execute(&format!(
+        "ALTER DATABASE {name} SET default_transaction_read_only = on"
+    ))
+    .await
+    .unwrap();
+    // The setting applies to new sessions: open a store that has only those.
+    let read_only = PgStore::open(&pg::storage(&url)).await;
+    // Migrations already applied, so the open itself only reads.
+    let read_only = read_only.expect("opens: nothing to migrate");
+    assert!(matches!(
+        read_only.ready().await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_rows_are_corrupt_and_long_statements_unavailable() {
+    let url = Cluster::shared().database().await;
+    let mut cfg = pg::storage(&url);
+    cfg.statement_timeout_ms = 300;
+    let store = PgStore::open(&cfg).await.unwrap();
+    let db = sql(&url).await;
+    db.batch_execute(
+        "INSERT INTO suppressions (tenant, number, suppressed, updated, source)
+         VALUES ('acme', '+33612345678', true, 1, 'carrier-pigeon')",
+    )
+    .await
+    .unwrap();
+    match store.suppression(&t("acme"), &n("+33612345678")).await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("source"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // A row held by another session: the statement gives up after
+    // statement_timeout_ms, as the database being unavailable.
+    let mut holder = sql(&url).await;
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute("UPDATE suppressions SET suppressed = false WHERE number = '+33612345678'")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let e = Event::new(t("acme"), &n("+33612345678"), Action::OptIn, Source::Api);
+    match store.record(&e).await {
+        Err(StoreError::Unavailable(m)) => assert!(m.contains("57014"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_never_prints_the_password_and_exits_when_the_database_stays_away() {
+    const BIN: &str = env!("CARGO_BIN_EXE_stopgate");
+    let password = "s3cr3t-Pa55word";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stopgate.toml");
+    std::fs::write(
+        &config,
+        "[server]\napi_listen = \"127.0.0.1:0\"\npublic_listen = \"127.0.0.1:0\"\n\
+         [storage]\nkind = \"postgres\"\nconnect_retry_secs = 1\nconnect_timeout_ms = 300\n\
+         [[tenants]]\nid = \"acme\"\nname = \"ACME\"\napi_key = \"k\"\n",
+    )
+    .unwrap();
+    let url = format!("postgres://stopgate:{password}@127.0.0.1:1/stopgate_prod?sslmode=disable");
+    let run = |command: &str| {
+        let out = std::process::Command::new(BIN)
+            .args([command, "--config"])
+            .arg(&config)
+            .env("STOPGATE_STORAGE__URL", &url)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, out) = run("check-config");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("127.0.0.1:1") && out.contains("stopgate_prod"),
+        "{out}"
+    );
+    assert!(!out.contains(password), "{out}");
+    let started = Instant::now();
+    let (code, out) = run("serve");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("cannot reach") && out.contains("stopgate_prod"),
+        "{out}"
+    );
+    assert!(out.contains("retrying"), "each retry is logged: {out}");
+    assert!(!out.contains(password), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let (code, out) = run("migrate");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(!out.contains(password), "{out}");
+}
