@@ -148,8 +148,15 @@ async fn every_acknowledged_write_has_an_fsync_of_the_store_before_its_answer() 
         assert_eq!(resp["results"][0]["optout"]["method"], "url");
         windows.push((format!("link send {i}"), t0, t1));
     }
-    // strace writes as calls return; give it a moment, then stop everything.
+    // strace writes as calls return; give it a moment, then stop everything:
+    // the traced binary first (a killed strace would leave it running).
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let strace = app.child.id().expect("strace runs");
+    let traced = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children"))
+        .unwrap_or_default();
+    for pid in traced.split_whitespace() {
+        let _ = std::process::Command::new("kill").args(["-9", pid]).status();
+    }
     sigkill(app).await;
     let text = std::fs::read_to_string(&trace).unwrap();
     let store = dir.path().join("db");
