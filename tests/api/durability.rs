@@ -155,7 +155,9 @@ async fn every_acknowledged_write_has_an_fsync_of_the_store_before_its_answer() 
     let traced = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children"))
         .unwrap_or_default();
     for pid in traced.split_whitespace() {
-        let _ = std::process::Command::new("kill").args(["-9", pid]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-9", pid])
+            .status();
     }
     sigkill(app).await;
     let text = std::fs::read_to_string(&trace).unwrap();
