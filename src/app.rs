@@ -116,6 +116,7 @@ impl App {
                 webhooks: Duration::from_secs(cfg.webhooks.give_up_after_secs),
                 replies: Duration::from_secs(cfg.webhooks.give_up_after_secs.min(3_600)),
             },
+            Duration::from_millis(cfg.webhooks.lease_ms),
         ));
         let api = TcpListener::bind(settings.api_listen)
             .await

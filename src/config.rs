@@ -568,6 +568,11 @@ pub struct WebhookDeliveryConfig {
     /// A webhook still undelivered this long after its event is given up
     /// and listed in `GET /v1/webhooks/failed`.
     pub give_up_after_secs: u64,
+    /// How long an outbox item claimed by a node is that node's: longer
+    /// than any delivery may take (`timeout_ms`, and the provider's
+    /// `upstream.timeout_ms` for confirmation SMS), so a live node's item
+    /// is never taken by another; a dead node's items wait this long.
+    pub lease_ms: u64,
 }
 
 impl Default for WebhookDeliveryConfig {
@@ -575,8 +580,28 @@ impl Default for WebhookDeliveryConfig {
         WebhookDeliveryConfig {
             timeout_ms: 10_000,
             give_up_after_secs: 86_400,
+            lease_ms: 45_000,
         }
     }
+}
+
+/// The outbox lease outlasts every delivery, so a delivery still running is
+/// never handed to another node (which would send it twice): a webhook
+/// takes at most `webhooks.timeout_ms`; a confirmation SMS may wait
+/// `upstream.timeout_ms` for a free slot to the provider, then as long for
+/// its answer.
+fn validate_lease(w: &WebhookDeliveryConfig, u: &UpstreamConfig) -> Result<(), ConfigError> {
+    let longest = w.timeout_ms.max(u.timeout_ms.saturating_mul(2));
+    if w.lease_ms <= longest || w.lease_ms > 3_600_000 {
+        return Err(ConfigError::new(
+            "webhooks.lease_ms",
+            format!(
+                "{} must be longer than any delivery ({longest} ms: webhooks.timeout_ms, twice upstream.timeout_ms) and at most 3600000",
+                w.lease_ms
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Message records: one per recipient of every send.
@@ -710,13 +735,12 @@ impl Settings {
         }
         validate_ratelimit(&config.ratelimit)?;
         if !(1..=30_000).contains(&config.webhooks.timeout_ms) {
-            // Under the outbox's lease (45 s): a delivery still running is
-            // never handed to another node.
             return Err(ConfigError::new(
                 "webhooks.timeout_ms",
                 "must be 1 to 30000",
             ));
         }
+        validate_lease(&config.webhooks, &config.upstream)?;
         if config.webhooks.give_up_after_secs == 0 {
             return Err(ConfigError::new(
                 "webhooks.give_up_after_secs",
@@ -1251,6 +1275,29 @@ api_key = "sk_acme_123"
         assert_eq!(e.key, "ratelimit.trusted_proxies[1]");
         let e = with_tenant("[attribution]\nwindow = 3").unwrap_err();
         assert!(e.message.contains("window"), "{e}");
+    }
+
+    #[test]
+    fn the_outbox_lease_outlasts_every_delivery() {
+        let s = with_tenant("").unwrap();
+        assert_eq!(s.config.webhooks.lease_ms, 45_000);
+        let s = with_tenant(
+            "[webhooks]\ntimeout_ms = 1000\nlease_ms = 3000\n[upstream]\ntimeout_ms = 1000",
+        )
+        .unwrap();
+        assert_eq!(s.config.webhooks.lease_ms, 3_000);
+        for toml in [
+            // Under twice the default provider timeout (10 s).
+            "[webhooks]\nlease_ms = 20000",
+            // The default webhook timeout is 10 s.
+            "[webhooks]\nlease_ms = 10000\n[upstream]\ntimeout_ms = 1000",
+            "[webhooks]\ntimeout_ms = 1000\nlease_ms = 3600001",
+            // A confirmation SMS may take twice the provider's timeout.
+            "[webhooks]\ntimeout_ms = 1000\nlease_ms = 3000\n[upstream]\ntimeout_ms = 1500",
+        ] {
+            let e = with_tenant(toml).unwrap_err();
+            assert_eq!(e.key, "webhooks.lease_ms", "{toml}: {e}");
+        }
     }
 
     #[test]

@@ -33,10 +33,11 @@ use crate::upstream::{OutboundSms, Provider, ProviderError};
 pub const PER_ENDPOINT: usize = 8;
 /// Deliveries at once in all.
 const MAX_IN_FLIGHT: usize = 256;
-/// How long a claimed item is this node's: past any delivery's timeout, so
-/// that a live node's item is never taken by another; short, so that a dead
-/// node's items are soon delivered by the others.
-const LEASE_MS: i64 = 45_000;
+/// How long a claimed item is this node's, by default (`[webhooks]
+/// lease_ms`): past any delivery's timeout, so that a live node's item is
+/// never taken by another; short, so that a dead node's items are soon
+/// delivered by the others.
+pub const LEASE_MS: i64 = 45_000;
 /// How often the outbox is looked at when nobody woke the dispatcher
 /// (retries falling due, items written by other nodes).
 const POLL: Duration = Duration::from_millis(500);
@@ -137,6 +138,7 @@ pub struct Dispatcher {
     pub provider: Arc<dyn Provider>,
     pub signal: Signal,
     give_up: GiveUp,
+    lease_ms: i64,
     busy: Mutex<HashMap<String, usize>>,
 }
 
@@ -147,6 +149,7 @@ impl Dispatcher {
         provider: Arc<dyn Provider>,
         signal: Signal,
         give_up: GiveUp,
+        lease: Duration,
     ) -> Dispatcher {
         Dispatcher {
             store,
@@ -154,6 +157,7 @@ impl Dispatcher {
             provider,
             signal,
             give_up,
+            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(LEASE_MS),
             busy: Mutex::new(HashMap::new()),
         }
     }
@@ -173,7 +177,11 @@ impl Dispatcher {
             let claimed = if room == 0 {
                 Vec::new()
             } else {
-                match self.store.claim(now_millis(), room.min(64), LEASE_MS).await {
+                match self
+                    .store
+                    .claim(now_millis(), room.min(64), self.lease_ms)
+                    .await
+                {
                     Ok(items) => items,
                     Err(e) => {
                         tracing::warn!(error = %e, "outbox claim failed");

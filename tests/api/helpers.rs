@@ -262,6 +262,32 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// The `[storage]` of a node on the PostgreSQL database at `url`. Startup
+/// does not wait for a database that is not there: tests start it first.
+pub fn postgres_storage(url: &str) -> stopgate::config::StorageConfig {
+    stopgate::config::StorageConfig {
+        kind: stopgate::config::StorageKind::Postgres,
+        url: Secret(url.to_string()),
+        // Room for the three batching writers and the request handlers,
+        // while many tests share one server.
+        pool_size: 8,
+        connect_retry_secs: 0,
+        ..Default::default()
+    }
+}
+
+/// [`spawn_app_with`] on the PostgreSQL database at `url` instead of an
+/// embedded store. Call it twice with one URL for two nodes of one
+/// cluster: each has its own listeners, mock provider, pool and dispatcher.
+pub async fn spawn_app_on(url: &str, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let url = url.to_string();
+    spawn_app_with(move |c| {
+        c.storage = postgres_storage(&url);
+        tweak(c);
+    })
+    .await
+}
+
 impl TestApp {
     /// The directory of the embedded store.
     pub fn store_path(&self) -> std::path::PathBuf {

@@ -3,6 +3,8 @@
 
 mod browser;
 mod cli;
+mod cluster;
+mod cluster_faults;
 mod crash;
 mod dlr;
 mod durability;
@@ -14,6 +16,8 @@ mod links;
 mod messages;
 mod mocks;
 mod operations;
+#[path = "../support/pg.rs"]
+mod pg;
 mod providers;
 mod replay;
 mod send;
