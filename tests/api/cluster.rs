@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use futures::StreamExt;
 use reqwest::Method;
@@ -29,6 +30,11 @@ use crate::pg::Cluster;
 
 const BIN: &str = env!("CARGO_BIN_EXE_stopgate");
 const HOOK_SECRET: &str = "whsec_cluster_hooks";
+
+/// Taken by the tests that run storms against two nodes, so that they do
+/// not run at once on this 2-core machine: each measures what a node does
+/// under its own load, not under the other's.
+pub static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Two nodes on one fresh database, each adjusted by its own tweak.
 async fn two_nodes(
@@ -342,6 +348,7 @@ async fn cluster_a_stop_on_a_shared_short_code_goes_to_the_tenants_whose_marketi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_insights_counters_are_exact_when_both_nodes_update_them_at_once() {
+    let _heavy = HEAVY.lock().await;
     let (a, b, _) = two_nodes(|_| {}, |_| {}).await;
     let nodes = [&a, &b];
     // 40 requests of 10 link-country recipients, half on each node, 8 at a time.
@@ -670,6 +677,9 @@ pub struct NodeSpec<'a> {
     pub top: &'a str,
     /// Appended to the acme tenant (`[tenants.webhooks]`, ...).
     pub tenant: &'a str,
+    /// `upstream.timeout_ms` (1000 when 0): the mock provider runs in the
+    /// test process, which a storm keeps busy.
+    pub upstream_timeout_ms: u64,
 }
 
 /// Writes `dir/<name>.toml`: both listeners on port 0, the store on
@@ -692,7 +702,7 @@ pool_size = 8
 kind = "http"
 url = "{url}"
 token = "{UPSTREAM_TOKEN}"
-timeout_ms = 1000
+timeout_ms = {upstream_timeout}
 [inbound]
 secret = "{INBOUND_SECRET}"
 [shortcodes]
@@ -715,6 +725,11 @@ keyword = "ACME"
         storage = spec.storage,
         top = spec.top,
         tenant = spec.tenant,
+        upstream_timeout = if spec.upstream_timeout_ms == 0 {
+            1000
+        } else {
+            spec.upstream_timeout_ms
+        },
     );
     std::fs::write(&path, toml).unwrap();
     path
@@ -832,9 +847,17 @@ pub struct Arrival {
     /// `X-Stopgate-Delivery`: the event's id, the same on every attempt.
     pub delivery: String,
     pub event: Value,
-    pub at: Instant,
+    /// When it arrived, on the wall clock (to compare with the nodes' times).
+    pub wall: jiff::Timestamp,
     /// Held unanswered (see [`Hook::hold`]).
     pub held: bool,
+    /// The connection it came on, and its signature (with its time): in a
+    /// failure's `Debug` output they tell a second send by a node from one
+    /// request seen twice.
+    #[allow(dead_code)]
+    pub peer: SocketAddr,
+    #[allow(dead_code)]
+    pub signature: String,
 }
 
 #[derive(Default)]
@@ -866,16 +889,29 @@ impl Hook {
             released: Arc::new(tokio::sync::Notify::new()),
         };
         let h = hook.clone();
-        let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-            let h = h.clone();
-            async move { h.arrive(uri, headers, body, delay).await }
+        let app = axum::Router::new().fallback(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                  uri: Uri,
+                  headers: HeaderMap,
+                  body: Bytes| {
+                let h = h.clone();
+                async move { h.arrive(peer, uri, headers, body, delay).await }
+            },
+        );
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap()
         });
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         hook
     }
 
     async fn arrive(
         &self,
+        peer: SocketAddr,
         uri: Uri,
         headers: HeaderMap,
         body: Bytes,
@@ -890,8 +926,14 @@ impl Hook {
                 .unwrap_or("")
                 .to_string(),
             event: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            at: Instant::now(),
+            wall: jiff::Timestamp::now(),
             held: false,
+            peer,
+            signature: headers
+                .get("x-stopgate-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string(),
         };
         let held = {
             let mut s = self.state.lock().unwrap();
@@ -975,6 +1017,7 @@ pub fn duplicates(arrivals: &[Arrival]) -> HashMap<String, Vec<Arrival>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_two_binaries_deliver_each_outbox_item_once_one_node_at_a_time() {
+    let _heavy = HEAVY.lock().await;
     let url = Cluster::shared().database().await;
     let mock = MockProvider::start().await;
     // A slow receiver: each delivery takes 400 ms, while both dispatchers
