@@ -38,7 +38,7 @@ class SmokeTest(unittest.TestCase):
 
             data = json.loads((out / "latest.json").read_text())
             rows = {s["id"]: s for s in data["scenarios"]}
-            self.assertEqual(sorted(rows, key=int), [str(i) for i in range(1, 10)])
+            self.assertEqual(sorted(rows, key=int), [str(i) for i in range(1, 12)])
             for sid, s in rows.items():
                 with self.subTest(scenario=sid):
                     if s["status"] == "unavailable":
@@ -56,13 +56,21 @@ class SmokeTest(unittest.TestCase):
             # What stopgate says it forwarded, the mock received. The mock may
             # have a few more: requests cut off when wrk stops are forwarded
             # but never counted (at most one request per connection).
-            for sid in ("3", "4", "5", "6", "7"):
+            for sid in ("3", "4", "5", "6", "7", "10"):
                 c = rows[sid]["checks"]
                 sent, got = c["recipients"]["sent"], c["mock_accepted"]
                 batch = 1000 if sid == "6" else 1
                 self.assertGreater(sent, 0)
                 self.assertGreaterEqual(got, sent, sid)
                 self.assertLessEqual(got - sent, rows[sid]["load"]["connections"] * batch, sid)
+            # The SMPP upstream: every message stopgate sent reached the SMSC.
+            c = rows["11"]["checks"]
+            self.assertGreater(c["recipients"]["sent"], 0)
+            self.assertGreaterEqual(c["smsc_submits"], c["recipients"]["sent"])
+            self.assertLessEqual(c["smsc_submits"] - c["recipients"]["sent"], rows["11"]["load"]["connections"])
+            self.assertEqual(rows["10"]["load"]["window"], 64)
+            self.assertIsNotNone(data["ratios"]["smpp_front_vs_http_marketing_link"])
+            self.assertIsNotNone(data["ratios"]["upstream_smpp_vs_upstream_http"])
             self.assertTrue(data["preload"]["probe_blocked"])
             self.assertEqual(data["preload"]["import_report"]["imported"], data["preload"]["numbers"])
 
@@ -72,14 +80,14 @@ class SmokeTest(unittest.TestCase):
                 self.assertGreater(run["requests"], 0, name)
                 self.assertEqual(run["non_2xx"], 0, name)
             self.assertIsNotNone(data["ratios"]["transactional_vs_nginx"])
-            self.assertEqual(len(data["targets"]), 8)
+            self.assertEqual(len(data["targets"]), 10)
             self.assertEqual(data["meta"]["cores"] > 0, True)
 
             md = (out / "latest.md").read_text()
             for s in rows.values():
                 self.assertIn(f"| {s['id']} | {s['title']} |", md)
             self.assertIn("## Ratios (same run)", md)
-            self.assertIn("## Targets (issue 6)", md)
+            self.assertIn("## Targets (issues 6 and 13)", md)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 //!
 //! Shutdown: on the signal every listener stops accepting, in-flight requests
 //! get `server.shutdown_grace_secs` to finish (SMPP binds are answered, then
-//! unbound), then the store is flushed.
+//! unbound; an SMPP upstream unbinds last), then the store is flushed.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ use crate::inbound::Inbound;
 use crate::outbound::Outbound;
 use crate::outbox::{Dispatcher, GiveUp, Signal};
 use crate::reports::Reports;
-use crate::smpp::receipts::Receipts;
+use crate::smpp::front::Front;
 use crate::store::{self, Store};
 use crate::upstream;
 
@@ -41,8 +41,6 @@ pub struct AppState {
     pub outbox: Signal,
     /// Per-tenant request rate limit; `None` when disabled.
     pub tenant_limiter: Option<Arc<TenantLimiter>>,
-    /// SMPP delivery receipts waiting for the tenants' receiver binds.
-    pub smpp_receipts: Arc<Receipts>,
 }
 
 pub type TenantLimiter = governor::DefaultKeyedRateLimiter<TenantId>;
@@ -60,7 +58,9 @@ pub struct App {
     api: TcpListener,
     public: TcpListener,
     dispatcher: Arc<Dispatcher>,
-    smpp: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
+    smpp: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>, Arc<Front>)>,
+    /// The SMSC sessions of an SMPP upstream.
+    smpp_upstream: Option<upstream::smpp::Sessions>,
 }
 
 impl App {
@@ -72,7 +72,8 @@ impl App {
         let store = store::open(&cfg.storage)
             .await
             .with_context(|| format!("opening the store ({})", cfg.storage.describe()))?;
-        let provider = upstream::from_config(&cfg.upstream, &settings.public_base_url)?;
+        let (provider, smpp_upstream) =
+            upstream::from_config(&cfg.upstream, &settings.public_base_url)?;
         let tenants: Arc<[Arc<Tenant>]> = settings.tenants.clone().into();
         let rules = Arc::new(settings.rules.clone());
         let signal = Signal::default();
@@ -107,7 +108,7 @@ impl App {
             &settings.twilio_accounts,
             Duration::from_millis(cfg.webhooks.timeout_ms),
         )?);
-        let dispatcher = Arc::new(Dispatcher::new(
+        let dispatcher = Dispatcher::new(
             store.clone(),
             notifier,
             provider.clone(),
@@ -117,7 +118,7 @@ impl App {
                 replies: Duration::from_secs(cfg.webhooks.give_up_after_secs.min(3_600)),
             },
             Duration::from_millis(cfg.webhooks.lease_ms),
-        ));
+        );
         let api = TcpListener::bind(settings.api_listen)
             .await
             .with_context(|| format!("binding the API listener on {}", settings.api_listen))?;
@@ -139,9 +140,20 @@ impl App {
                 let listener = TcpListener::bind(l.addr)
                     .await
                     .with_context(|| format!("binding the SMPP listener on {}", l.addr))?;
-                Some((listener, tls))
+                let front = Arc::new(Front::new(
+                    &settings.smpp_accounts,
+                    outbound.clone(),
+                    cfg.smpp.clone(),
+                    cfg.limits.max_body_chars,
+                ));
+                Some((listener, tls, front))
             }
         };
+        // Receipts go to this node's receiver binds.
+        let dispatcher = Arc::new(match &smpp {
+            Some((_, _, front)) => dispatcher.with_receipts(front.receivers()),
+            None => dispatcher,
+        });
         if let Some(w) = serve::open_files_limit().and_then(|limit| {
             // The store's files, the provider connections, logs.
             let reserve = 256 + cfg.upstream.concurrency;
@@ -155,7 +167,6 @@ impl App {
             tracing::warn!("{w}");
         }
         let state = AppState {
-            smpp_receipts: Arc::new(Receipts::new(cfg.smpp.receipt_queue)),
             tenant_limiter: tenant_limiter(&cfg.limits),
             tenants,
             settings: Arc::new(settings),
@@ -171,6 +182,7 @@ impl App {
             public,
             dispatcher,
             smpp,
+            smpp_upstream,
         })
     }
 
@@ -178,13 +190,7 @@ impl App {
     pub fn smpp_addr(&self) -> Option<SocketAddr> {
         self.smpp
             .as_ref()
-            .map(|(l, _)| l.local_addr().expect("bound listener has an address"))
-    }
-
-    /// Where delivery receipts for SMPP binds are queued
-    /// ([`Receipts::deliver_receipt`]).
-    pub fn smpp_receipts(&self) -> Arc<Receipts> {
-        self.state.smpp_receipts.clone()
+            .map(|(l, _, _)| l.local_addr().expect("bound listener has an address"))
     }
 
     pub fn api_addr(&self) -> SocketAddr {
@@ -215,6 +221,7 @@ impl App {
             public,
             dispatcher,
             smpp,
+            smpp_upstream,
         } = self;
         let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep());
         let grace = Duration::from_secs(state.settings.config.server.shutdown_grace_secs);
@@ -253,15 +260,19 @@ impl App {
             state.store.clone(),
             state.settings.config.messages.retention_days,
         ));
+        // Bound first: receipts and replies from the SMSC go to the services.
+        let upstream_stop = tokio_util::sync::CancellationToken::new();
+        let upstream_sessions = smpp_upstream.map(|s| {
+            s.start(
+                Arc::new(upstream::smpp::Deliveries {
+                    reports: state.reports.clone(),
+                    inbound: state.inbound.clone(),
+                }),
+                upstream_stop.clone(),
+            )
+        });
         let smpp_stop = tokio_util::sync::CancellationToken::new();
-        let smpp_server = smpp.map(|(listener, tls)| {
-            let front = Arc::new(crate::smpp::front::Front::new(
-                &state.settings.smpp_accounts,
-                state.outbound.clone(),
-                state.smpp_receipts.clone(),
-                state.settings.config.smpp.clone(),
-                state.settings.config.limits.max_body_chars,
-            ));
+        let smpp_server = smpp.map(|(listener, tls, front)| {
             tokio::spawn(crate::smpp::front::serve(
                 listener,
                 front,
@@ -282,6 +293,11 @@ impl App {
             deliveries.close();
             deliveries.wait().await;
             if let Some(s) = smpp_server {
+                let _ = s.await;
+            }
+            // Last: what the others were sending is answered, then it unbinds.
+            upstream_stop.cancel();
+            if let Some(s) = upstream_sessions {
                 let _ = s.await;
             }
         })

@@ -25,7 +25,9 @@ use crate::rules::{check_footer, Method, RuleSet};
 
 mod providers;
 mod smpp;
-pub use providers::{is_sid, BreakerConfig, TwilioAccount, TwilioFrontConfig};
+pub use providers::{
+    is_sid, BreakerConfig, SmppBindMode, TwilioAccount, TwilioFrontConfig, UpstreamSmppConfig,
+};
 pub(crate) use smpp::read_pem;
 pub use smpp::{BlockedMode, SmppAccount, SmppConfig, SmppListen, TenantSmppConfig};
 
@@ -310,6 +312,8 @@ pub enum UpstreamKind {
     Cm,
     /// Vonage SMS API.
     Vonage,
+    /// An SMSC over SMPP 3.4 (`[upstream.smpp]`).
+    Smpp,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -333,6 +337,8 @@ pub struct UpstreamConfig {
     /// Retries of a request whose connection could not be opened (never sent).
     pub connect_retries: u32,
     pub breaker: BreakerConfig,
+    /// The SMSC, for `kind = "smpp"`.
+    pub smpp: UpstreamSmppConfig,
 }
 
 impl Default for UpstreamConfig {
@@ -352,6 +358,7 @@ impl Default for UpstreamConfig {
             messaging_service_sid: String::new(),
             connect_retries: 1,
             breaker: BreakerConfig::default(),
+            smpp: UpstreamSmppConfig::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Delivery reports: what a provider says became of a message it took.
 //!
-//! Every provider-shaped webhook (and, later, SMPP receipts) turns its wire
-//! format into a [`Report`] and calls [`Reports::report`], which moves the
+//! Every provider-shaped webhook (and the SMPP upstream's receipts) turns its
+//! wire format into a [`Report`] and calls [`Reports::report`], which moves the
 //! message record on (never to a less final status: see
 //! `MessageStatus::rank`) and counts the outcome. A report for a message we
 //! do not know is answered like any other, so the provider stops retrying.
@@ -61,6 +61,22 @@ impl Reports {
     }
 
     pub async fn report_at(&self, r: Report, at: UnixMillis) -> Result<Outcome, StoreError> {
+        self.report_any(r, &[], at, &[]).await
+    }
+
+    /// A report whose message may be known under another form of the
+    /// provider's id (an SMSC's id in hex or in decimal): `r.provider_id`
+    /// first, then each of `other_ids` until one finds a message. If none
+    /// does, it looks again after each of `patience` (a receipt may overtake
+    /// the record of its message, which is written once the whole request
+    /// was forwarded) before calling the report unknown.
+    pub async fn report_any(
+        &self,
+        r: Report,
+        other_ids: &[String],
+        at: UnixMillis,
+        patience: &[std::time::Duration],
+    ) -> Result<Outcome, StoreError> {
         let change = StatusChange {
             status: r.status,
             at,
@@ -71,10 +87,23 @@ impl Reports {
             let tenant = tenants.iter().find(|t| t.id == record.tenant);
             for_message(tenant.map(|t| t.as_ref()), record)
         };
-        let reported = self
-            .store
-            .report(r.provider, &r.provider_id, change, &notify)
-            .await?;
+        let mut reported = None;
+        let mut waits = patience.iter();
+        'found: loop {
+            for id in std::iter::once(&r.provider_id).chain(other_ids) {
+                reported = self
+                    .store
+                    .report(r.provider, id, change.clone(), &notify)
+                    .await?;
+                if reported.is_some() {
+                    break 'found;
+                }
+            }
+            match waits.next() {
+                Some(w) => tokio::time::sleep(*w).await,
+                None => break,
+            }
+        }
         // The provider hears 2xx only once the report is on disk: it will
         // not send it again.
         if reported.is_some() {

@@ -3,6 +3,7 @@
 //! the bad key named.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,144 @@ impl Default for BreakerConfig {
             cooldown_ms: 30_000,
         }
     }
+}
+
+/// How the SMPP upstream binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmppBindMode {
+    /// One session that submits and receives.
+    #[default]
+    Transceiver,
+    /// Two sessions: a transmitter for submits, a receiver for receipts and replies.
+    TransmitterReceiver,
+}
+
+/// `[upstream.smpp]`: the SMSC stopgate binds to when `upstream.kind = "smpp"`.
+/// `upstream.timeout_ms` is how long a `submit_sm` waits for its answer,
+/// `upstream.connect_timeout_ms` bounds the connect and the bind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSmppConfig {
+    pub host: String,
+    pub port: u16,
+    pub system_id: String,
+    /// `STOPGATE_UPSTREAM__SMPP__PASSWORD` in the environment overrides it.
+    pub password: Secret,
+    pub system_type: String,
+    pub bind: SmppBindMode,
+    /// `submit_sm` unanswered at once on the transmitting session.
+    pub window: usize,
+    /// `submit_sm` PDUs per second at most (each part counts); 0: no limit.
+    pub messages_per_second: u32,
+    /// Silence after which stopgate sends an enquire_link.
+    pub enquire_link_secs: u64,
+    /// Silence after which the session is dropped and bound again.
+    pub inactivity_secs: u64,
+    /// First wait before binding again after a lost or refused bind; it
+    /// doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Speak TLS (rustls) to the SMSC.
+    pub tls: bool,
+    /// PEM certificates to trust instead of the public roots (webpki).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// The name the SMSC's certificate must carry (default: `host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_server_name: Option<String>,
+}
+
+impl Default for UpstreamSmppConfig {
+    fn default() -> Self {
+        UpstreamSmppConfig {
+            host: String::new(),
+            port: 2775,
+            system_id: String::new(),
+            password: Secret::default(),
+            system_type: String::new(),
+            bind: SmppBindMode::default(),
+            window: 64,
+            messages_per_second: 0,
+            enquire_link_secs: 30,
+            inactivity_secs: 120,
+            reconnect_min_ms: 1_000,
+            reconnect_max_ms: 60_000,
+            tls: false,
+            tls_ca: None,
+            tls_server_name: None,
+        }
+    }
+}
+
+fn validate_smpp(c: &UpstreamSmppConfig) -> Result<(), ConfigError> {
+    let key = |k: &str| format!("upstream.smpp.{k}");
+    if c.host.trim().is_empty() {
+        return Err(ConfigError::new(
+            key("host"),
+            "required when upstream.kind = \"smpp\"",
+        ));
+    }
+    if c.port == 0 {
+        return Err(ConfigError::new(key("port"), "must be 1 to 65535"));
+    }
+    // SMPP 3.4 C strings: system_id 16 octets, password 9, system_type 13 (NUL included).
+    let printable = |v: &str| v.bytes().all(|b| b.is_ascii_graphic());
+    if c.system_id.is_empty() || c.system_id.len() > 15 || !printable(&c.system_id) {
+        return Err(ConfigError::new(
+            key("system_id"),
+            "must be 1 to 15 printable ASCII characters (SMPP 3.4)",
+        ));
+    }
+    let password = c.password.expose();
+    if password.len() > 8 || !printable(password) {
+        return Err(ConfigError::new(
+            key("password"),
+            "at most 8 printable ASCII characters (SMPP 3.4 allows no more)",
+        ));
+    }
+    if c.system_type.len() > 12 || !printable(&c.system_type) {
+        return Err(ConfigError::new(
+            key("system_type"),
+            "at most 12 printable ASCII characters (SMPP 3.4)",
+        ));
+    }
+    for (k, v, lo, hi) in [
+        ("window", c.window as u64, 1, 10_000),
+        ("enquire_link_secs", c.enquire_link_secs, 1, 86_400),
+        ("inactivity_secs", c.inactivity_secs, 1, 86_400),
+        ("reconnect_min_ms", c.reconnect_min_ms, 1, 3_600_000),
+        ("reconnect_max_ms", c.reconnect_max_ms, 1, 3_600_000),
+    ] {
+        if !(lo..=hi).contains(&v) {
+            return Err(ConfigError::new(
+                key(k),
+                format!("{v} must be from {lo} to {hi}"),
+            ));
+        }
+    }
+    if c.inactivity_secs <= c.enquire_link_secs {
+        return Err(ConfigError::new(
+            key("inactivity_secs"),
+            "must be longer than upstream.smpp.enquire_link_secs, so a silent SMSC is asked before it is dropped",
+        ));
+    }
+    if c.reconnect_max_ms < c.reconnect_min_ms {
+        return Err(ConfigError::new(
+            key("reconnect_max_ms"),
+            "must be at least upstream.smpp.reconnect_min_ms",
+        ));
+    }
+    if !c.tls && (c.tls_ca.is_some() || c.tls_server_name.is_some()) {
+        return Err(ConfigError::new(
+            key("tls"),
+            "tls_ca and tls_server_name need tls = true",
+        ));
+    }
+    if c.tls {
+        crate::upstream::smpp::tls_connector(c).map_err(|(k, m)| ConfigError::new(k, m))?;
+    }
+    Ok(())
 }
 
 /// `[tenants.twilio]`: how a tenant authenticates on the Twilio-compatible
@@ -77,7 +216,7 @@ pub fn is_sid(s: &str, prefix: &str) -> bool {
 
 pub(super) fn validate_upstream(u: &UpstreamConfig) -> Result<(), ConfigError> {
     let kind = match u.kind {
-        UpstreamKind::Log | UpstreamKind::Http => None,
+        UpstreamKind::Log | UpstreamKind::Http | UpstreamKind::Smpp => None,
         UpstreamKind::Twilio => Some("twilio"),
         UpstreamKind::Cm => Some("cm"),
         UpstreamKind::Vonage => Some("vonage"),
@@ -116,6 +255,7 @@ pub(super) fn validate_upstream(u: &UpstreamConfig) -> Result<(), ConfigError> {
     };
     match u.kind {
         UpstreamKind::Log | UpstreamKind::Http => {}
+        UpstreamKind::Smpp => validate_smpp(&u.smpp)?,
         UpstreamKind::Twilio => {
             required("account_sid", u.account_sid.is_empty())?;
             if !is_sid(&u.account_sid, "AC") {

@@ -41,8 +41,6 @@ pub struct SmppConfig {
     pub reassembly_timeout_secs: u64,
     /// Parts of incomplete messages held per bind.
     pub max_pending_parts: usize,
-    /// Receipts held per tenant while no receiver bind takes them.
-    pub receipt_queue: usize,
 }
 
 impl Default for SmppConfig {
@@ -60,7 +58,6 @@ impl Default for SmppConfig {
             auth_failure_delay_ms: 1_000,
             reassembly_timeout_secs: 60,
             max_pending_parts: 256,
-            receipt_queue: 10_000,
         }
     }
 }
@@ -174,7 +171,6 @@ pub(super) fn validate_listener(c: &SmppConfig) -> Result<Option<SmppListen>, Co
             1,
             1_000_000,
         ),
-        ("smpp.receipt_queue", c.receipt_queue as u64, 1, 100_000_000),
     ] {
         if !(lo..=hi).contains(&v) {
             return Err(ConfigError::new(

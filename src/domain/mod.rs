@@ -16,7 +16,8 @@ pub use category::Category;
 pub use event::{Action, Event, Source};
 pub use message::{Campaign, LinkCode, MessageId, MessageStatus, Sender, ShortCode};
 pub use notification::{
-    Callback, MessageEvent, Notification, Webhook, WebhookEvent, WebhookSecret,
+    Callback, MessageEvent, Notification, SmppReceipt, SmppReceipts, Webhook, WebhookEvent,
+    WebhookSecret,
 };
 pub use phone::{Country, PhoneError, PhoneNumber};
 pub use tenant::{ApiKeyHash, SendWindows, Tenant, TenantId};

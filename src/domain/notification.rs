@@ -80,14 +80,85 @@ pub enum Callback {
     /// `StatusCallback` of the Twilio front: Twilio's form fields, signed as
     /// Twilio signs them.
     Twilio { url: String },
+    /// `registered_delivery` of an SMPP `submit_sm`: delivery receipts
+    /// (`deliver_sm`) to the tenant's receiver binds.
+    Smpp(SmppReceipts),
 }
 
 impl Callback {
-    pub fn url(&self) -> &str {
+    /// The URL a webhook callback posts to (`None` for SMPP receipts).
+    pub fn url(&self) -> Option<&str> {
         match self {
-            Callback::Native { url } | Callback::Twilio { url } => url,
+            Callback::Native { url } | Callback::Twilio { url } => Some(url),
+            Callback::Smpp(_) => None,
         }
     }
+}
+
+/// What an SMPP application asked for with `registered_delivery`, kept on
+/// the message's record so that any later status change (a delivery report
+/// from any provider path) still finds its way back as a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmppReceipts {
+    /// `registered_delivery` 2: receipts for failures only (1: every final outcome).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failures_only: bool,
+    /// Outcomes known at submit (blocked, invalid number, refused by the
+    /// provider) were accepted in `submit_sm_resp` and are reported by a
+    /// receipt (`[tenants.smpp] blocked = "receipt"`); otherwise they were
+    /// refused there and the application has no message id to match.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsent: bool,
+    /// The application's `source_addr` (TON, NPI, address): the receipt's
+    /// destination.
+    pub ton: u8,
+    pub npi: u8,
+    pub addr: String,
+}
+
+impl SmppReceipts {
+    /// Whether a message that reached `status` (with our or the provider's
+    /// error code) gets a receipt. `first`: the message's first status,
+    /// decided at submit. Only final outcomes are reported; of those known
+    /// at submit, only the permanent ones the front accepted (a temporary
+    /// failure was refused in `submit_sm_resp`, so the application retries).
+    pub fn wants(&self, first: bool, status: MessageStatus, error: Option<&str>) -> bool {
+        use MessageStatus::*;
+        if matches!(status, Scheduled | Sent) {
+            return false;
+        }
+        if self.failures_only && status == Delivered {
+            return false;
+        }
+        if !first {
+            return true;
+        }
+        let permanent = match status {
+            Blocked | Rejected => true,
+            Failed => error == Some("upstream_rejected"),
+            _ => false,
+        };
+        self.unsent && permanent
+    }
+}
+
+/// A delivery receipt owed to an SMPP application: a message it submitted
+/// with `registered_delivery` reached a final status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmppReceipt {
+    pub tenant: TenantId,
+    /// The id `submit_sm_resp` carried.
+    pub id: MessageId,
+    /// The recipient (E.164, or the input as given): the receipt's source.
+    pub to: String,
+    /// Where the receipt goes: the application's own `source_addr`.
+    pub esme: SmppReceipts,
+    pub status: MessageStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When the message was submitted, and when it reached `status`.
+    pub submitted: UnixMillis,
+    pub done: UnixMillis,
 }
 
 /// A message reached a status.
@@ -120,6 +191,8 @@ pub enum Notification {
     },
     /// `optout` or `optin` (by the event's action) to the tenant's webhook.
     Subscription(Event),
+    /// A delivery receipt to the tenant's SMPP receiver binds.
+    SmppReceipt(SmppReceipt),
     /// A confirmation SMS (the reply to STOP/START/HELP) from a short code.
     Reply {
         to: PhoneNumber,
@@ -136,6 +209,7 @@ impl Notification {
             Notification::MessageStatus(e) => Some(format!("m:{}", e.id)),
             Notification::MessageCallback { event, .. } => Some(format!("c:{}", event.id)),
             Notification::Subscription(e) => Some(format!("s:{}:{}", e.tenant, e.number.as_str())),
+            Notification::SmppReceipt(r) => Some(format!("r:{}", r.id)),
             Notification::Reply { .. } => None,
         }
     }
@@ -147,6 +221,7 @@ impl Notification {
                 Some(&e.tenant)
             }
             Notification::Subscription(e) => Some(&e.tenant),
+            Notification::SmppReceipt(r) => Some(&r.tenant),
             Notification::Reply { .. } => None,
         }
     }
@@ -166,5 +241,44 @@ mod tests {
             format!("{:?}", WebhookSecret("s3cret".into())),
             "WebhookSecret(***)"
         );
+    }
+
+    fn receipts(failures_only: bool, unsent: bool) -> SmppReceipts {
+        SmppReceipts {
+            failures_only,
+            unsent,
+            ton: 5,
+            npi: 0,
+            addr: "ACME".into(),
+        }
+    }
+
+    #[test]
+    fn smpp_receipts_report_final_outcomes_the_application_can_match() {
+        use MessageStatus::*;
+        let all = receipts(false, false);
+        // Delivery reports: every final status, never "sent".
+        for s in [Delivered, Undelivered, Failed, Blocked, Canceled] {
+            assert!(all.wants(false, s, None), "{s}");
+        }
+        assert!(!all.wants(false, Sent, None));
+        assert!(!all.wants(false, Scheduled, None));
+        // At submit, refuse mode: nothing (the application was refused).
+        for s in [Blocked, Rejected, Failed, Sent] {
+            assert!(!all.wants(true, s, Some("upstream_rejected")), "{s}");
+        }
+        // Receipt mode: the permanent outcomes, never a temporary failure.
+        let unsent = receipts(false, true);
+        assert!(unsent.wants(true, Blocked, Some("recipient_opted_out")));
+        assert!(unsent.wants(true, Rejected, Some("invalid_number")));
+        assert!(unsent.wants(true, Failed, Some("upstream_rejected")));
+        assert!(!unsent.wants(true, Failed, Some("store_unavailable")));
+        assert!(!unsent.wants(true, Failed, Some("upstream_rate_limited")));
+        assert!(!unsent.wants(true, Sent, None));
+        // registered_delivery 2: failures only.
+        let failures = receipts(true, true);
+        assert!(!failures.wants(false, Delivered, None));
+        assert!(failures.wants(false, Undelivered, Some("001")));
+        assert!(failures.wants(true, Blocked, None));
     }
 }

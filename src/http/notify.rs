@@ -168,8 +168,8 @@ impl Notifier for WebhookNotifier {
         match n {
             Notification::MessageStatus(e) => self.webhook_url(&e.tenant).map(str::to_string),
             Notification::Subscription(e) => self.webhook_url(&e.tenant).map(str::to_string),
-            Notification::MessageCallback { callback, .. } => Some(callback.url().to_string()),
-            Notification::Reply { .. } => None,
+            Notification::MessageCallback { callback, .. } => callback.url().map(str::to_string),
+            Notification::SmppReceipt(_) | Notification::Reply { .. } => None,
         }
     }
 
@@ -198,7 +198,13 @@ impl Notifier for WebhookNotifier {
                         .await
                 }
                 Callback::Twilio { url } => self.post_twilio(url, event).await,
+                Callback::Smpp(_) => Err(DeliveryError::Permanent(
+                    "an SMPP receipt is the SMPP front's to deliver".into(),
+                )),
             },
+            Notification::SmppReceipt(_) => Err(DeliveryError::Permanent(
+                "an SMPP receipt is the SMPP front's to deliver".into(),
+            )),
             Notification::Subscription(e) => {
                 let kind = match e.action {
                     Action::OptOut => "optout",

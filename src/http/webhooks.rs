@@ -28,7 +28,7 @@ pub struct FailedParams {
 pub struct FailedJson {
     /// The event id it was delivered under (`X-Stopgate-Delivery`).
     id: String,
-    /// `message.status`, `optout` or `optin`.
+    /// `message.status`, `optout`, `optin`, `smpp.receipt` or `reply`.
     #[serde(rename = "type")]
     kind: &'static str,
     /// Where it was to go.
@@ -37,7 +37,7 @@ pub struct FailedJson {
     attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
-    /// The message, for `message.status`.
+    /// The message, for `message.status` and `smpp.receipt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
     /// The number, for `optout` and `optin`.
@@ -98,6 +98,9 @@ pub async fn failed(
                     None,
                     Some(e.number.as_str().to_string()),
                 ),
+                Notification::SmppReceipt(r) => {
+                    ("smpp.receipt", "smpp", Some(r.id.to_string()), None)
+                }
                 Notification::Reply { .. } => ("reply", "sms", None, None),
             };
             FailedJson {

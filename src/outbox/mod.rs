@@ -3,7 +3,8 @@
 //!
 //! It claims due items (leased, so that each is out with one node at a time),
 //! delivers each on a task of its own — webhooks through the [`Notifier`]
-//! port, confirmation SMS through the provider — and marks it delivered,
+//! port, SMPP receipts through the [`ReceiptSink`] port, confirmation SMS
+//! through the provider — and marks it delivered,
 //! due again after a backoff, or given up once it is older than its kind
 //! allows ([`GiveUp`]: a day for webhooks, an hour for an SMS). Items of one order key
 //! (a message, a number) go out one at a time, in order. At most
@@ -24,7 +25,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::domain::segments::analyze;
 use crate::domain::{
-    now_millis, Action, Category, Event, MessageId, Notification, Source, Tenant, WebhookEvent,
+    now_millis, Action, Callback, Category, Event, MessageId, Notification, SmppReceipt, Source,
+    Tenant, WebhookEvent,
 };
 use crate::store::{MessageRecord, OutboxItem, Store};
 use crate::upstream::{OutboundSms, Provider, ProviderError};
@@ -41,6 +43,10 @@ pub const LEASE_MS: i64 = 45_000;
 /// How often the outbox is looked at when nobody woke the dispatcher
 /// (retries falling due, items written by other nodes).
 const POLL: Duration = Duration::from_millis(500);
+/// The longest wait between two tries of an SMPP receipt: it mostly waits
+/// for the application to bind again, and a bind should not wait long for
+/// what it missed.
+const RECEIPT_RETRY_MAX_MS: i64 = 30_000;
 
 /// Why a delivery did not happen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,8 +69,18 @@ pub trait Notifier: Send + Sync {
     async fn deliver(&self, item: &OutboxItem) -> Result<(), DeliveryError>;
 }
 
+/// Delivers SMPP delivery receipts to a tenant's receiver binds: `Ok` once
+/// a bind answered `deliver_sm_resp` `ESME_ROK`; `Retry` while no bind can
+/// take it (none bound, no answer, a temporary refusal). Implemented by the
+/// SMPP front (only `smpp/` knows the PDUs).
+#[async_trait]
+pub trait ReceiptSink: Send + Sync {
+    async fn deliver_receipt(&self, receipt: &SmppReceipt) -> Result<(), DeliveryError>;
+}
+
 /// The notifications of a message's current status: the tenant's webhook
-/// if it takes `message.status`, and the message's own callback.
+/// if it takes `message.status`, and the message's own callback (an SMPP
+/// receipt only for the outcomes its application asked for).
 pub fn for_message(tenant: Option<&Tenant>, record: &MessageRecord) -> Vec<Notification> {
     let event = record.event();
     let mut out = Vec::new();
@@ -74,11 +90,27 @@ pub fn for_message(tenant: Option<&Tenant>, record: &MessageRecord) -> Vec<Notif
     {
         out.push(Notification::MessageStatus(event.clone()));
     }
-    if let Some(callback) = &record.callback {
-        out.push(Notification::MessageCallback {
+    match &record.callback {
+        None => {}
+        Some(Callback::Smpp(esme)) => {
+            let c = record.current();
+            if esme.wants(record.history.len() == 1, c.status, c.error.as_deref()) {
+                out.push(Notification::SmppReceipt(SmppReceipt {
+                    tenant: record.tenant.clone(),
+                    id: record.id.clone(),
+                    to: record.to.clone(),
+                    esme: esme.clone(),
+                    status: c.status,
+                    error: c.error.clone(),
+                    submitted: record.created(),
+                    done: c.at,
+                }));
+            }
+        }
+        Some(callback) => out.push(Notification::MessageCallback {
             event,
             callback: callback.clone(),
-        });
+        }),
     }
     out
 }
@@ -136,6 +168,8 @@ pub struct Dispatcher {
     pub notifier: Arc<dyn Notifier>,
     /// Sends the confirmation SMS.
     pub provider: Arc<dyn Provider>,
+    /// Delivers SMPP receipts (`None`: no SMPP listener).
+    receipts: Option<Arc<dyn ReceiptSink>>,
     pub signal: Signal,
     give_up: GiveUp,
     lease_ms: i64,
@@ -155,11 +189,18 @@ impl Dispatcher {
             store,
             notifier,
             provider,
+            receipts: None,
             signal,
             give_up,
             lease_ms: i64::try_from(lease.as_millis()).unwrap_or(LEASE_MS),
             busy: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Where SMPP receipts go (the SMPP front).
+    pub fn with_receipts(mut self, receipts: Arc<dyn ReceiptSink>) -> Dispatcher {
+        self.receipts = Some(receipts);
+        self
     }
 
     /// Runs until `stop` turns true; deliveries under way are left to
@@ -224,6 +265,7 @@ impl Dispatcher {
     fn endpoint(&self, n: &Notification) -> String {
         match n {
             Notification::Reply { .. } => "sms".into(),
+            Notification::SmppReceipt(r) => format!("smpp:{}", r.tenant),
             other => self
                 .notifier
                 .endpoint(other)
@@ -273,6 +315,12 @@ impl Dispatcher {
                     Err(e) => Err(DeliveryError::Retry(e.to_string())),
                 }
             }
+            Notification::SmppReceipt(r) => match &self.receipts {
+                Some(sink) => sink.deliver_receipt(r).await,
+                None => Err(DeliveryError::Permanent(
+                    "no SMPP listener to deliver the receipt".into(),
+                )),
+            },
             _ => self.notifier.deliver(&item).await,
         };
         let store = self.store.as_ref();
@@ -290,7 +338,10 @@ impl Dispatcher {
                     store.give_up(item.id, &e.to_string()).await
                 } else {
                     metrics::counter!("stopgate_outbox_retries_total", "kind" => kind).increment(1);
-                    let delay = backoff::delay_ms(item.attempts + 1, rand::rng().random());
+                    let mut delay = backoff::delay_ms(item.attempts + 1, rand::rng().random());
+                    if matches!(item.notification, Notification::SmppReceipt(_)) {
+                        delay = delay.min(RECEIPT_RETRY_MAX_MS);
+                    }
                     tracing::debug!(id = item.id, kind, attempts = item.attempts + 1, error = %e, delay_ms = delay, "notification to be tried again");
                     store
                         .retry(item.id, now_millis() + delay, &e.to_string())
@@ -324,6 +375,7 @@ fn kind(n: &Notification) -> &'static str {
         Notification::MessageCallback { .. } => "callback",
         Notification::Subscription(e) if e.action == Action::OptOut => "optout",
         Notification::Subscription(_) => "optin",
+        Notification::SmppReceipt(_) => "smpp.receipt",
         Notification::Reply { .. } => "reply",
     }
 }

@@ -9,12 +9,15 @@
 //! in a task of its own, at most `[smpp] window` unanswered per bind. Parts
 //! of a concatenated message are held per bind until the last arrives,
 //! then sent as one message (footered once) and every part is answered
-//! with the same message id. docs/smpp.md has the status codes.
+//! with the same message id. A message with `registered_delivery` carries
+//! its receipt request on its record (`Callback::Smpp`); receipts reach the
+//! receiver binds through the outbox and [`Receivers`]. docs/smpp.md has
+//! the status codes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,13 +38,12 @@ use tokio_util::task::TaskTracker;
 use super::link::{count_in, FrameReader, Labels, Link, ReadError};
 use super::message::{category_of_service_type, decode_text, Message, ReceiptWanted};
 use super::pdu::{self, FrameError};
-use super::receipt::Stat;
-use super::receipts::{Receipt, Receipts};
+use super::receipts::Receivers;
 use super::session::{BindMode, Event, Role, Session};
 use super::udh::{Added, Reassembler, Refusal};
 use crate::config::{BlockedMode, SmppAccount, SmppConfig};
 use crate::domain::MessageStatus as Status;
-use crate::domain::{now_millis, ApiKeyHash, Category, PhoneNumber, TenantId};
+use crate::domain::{ApiKeyHash, Callback, Category, SmppReceipts, TenantId};
 use crate::outbound::{ErrorCode, Outbound, RecipientResult, SendRequest};
 
 /// What our `bind_*_resp` calls us.
@@ -53,7 +55,9 @@ pub struct Front {
     limiters: HashMap<TenantId, governor::DefaultDirectRateLimiter>,
     binds: Mutex<HashMap<TenantId, usize>>,
     outbound: Arc<Outbound>,
-    receipts: Arc<Receipts>,
+    receivers: Arc<Receivers>,
+    /// Numbers this listener's connections.
+    connections: AtomicU64,
     config: SmppConfig,
     max_body_chars: usize,
 }
@@ -62,7 +66,6 @@ impl Front {
     pub fn new(
         accounts: &[SmppAccount],
         outbound: Arc<Outbound>,
-        receipts: Arc<Receipts>,
         config: SmppConfig,
         max_body_chars: usize,
     ) -> Front {
@@ -82,10 +85,16 @@ impl Front {
             limiters,
             binds: Mutex::new(HashMap::new()),
             outbound,
-            receipts,
+            receivers: Arc::new(Receivers::default()),
+            connections: AtomicU64::new(0),
             config,
             max_body_chars,
         }
+    }
+
+    /// The receiver binds, which the outbox dispatcher delivers receipts to.
+    pub fn receivers(&self) -> Arc<Receivers> {
+        self.receivers.clone()
     }
 
     /// Finds the account of a bind: `Err(ESME_RINVSYSID)` for an unknown
@@ -258,13 +267,14 @@ struct Bound {
 struct Conn {
     front: Arc<Front>,
     link: Arc<Link>,
+    /// This connection's number, in [`Receivers`].
+    id: u64,
     peer: SocketAddr,
     bound: Option<Bound>,
     parts: Reassembler<PartKey, Pending>,
     /// Requests of the ESME not answered yet (held parts included).
     unanswered: Arc<AtomicUsize>,
     tasks: JoinSet<()>,
-    pump: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Why the reader loop ended.
@@ -299,11 +309,11 @@ where
         ),
         front: front.clone(),
         link: link.clone(),
+        id: front.connections.fetch_add(1, Ordering::Relaxed),
         peer,
         bound: None,
         unanswered: Arc::new(AtomicUsize::new(0)),
         tasks: JoinSet::new(),
-        pump: None,
     };
     let mut reader = FrameReader::new(rd);
     let end = loop {
@@ -544,12 +554,11 @@ impl Conn {
             .await;
         tracing::info!(tenant = %account.tenant.id, mode = mode.as_str(), peer = %self.peer, "smpp: bound");
         if mode.receives() {
-            let receipts = self.front.receipts.clone();
-            self.pump = Some(tokio::spawn(receipts.pump(
-                account.tenant.id.clone(),
-                self.link.clone(),
-                self.front.config.window,
-            )));
+            self.front
+                .receivers
+                .add(&account.tenant.id, self.id, self.link.clone());
+            // Receipts that waited for a bind need not wait for the next poll.
+            self.front.outbound.outbox.wake();
         }
         self.bound = Some(Bound {
             account,
@@ -652,9 +661,6 @@ impl Conn {
             }
             let left = unanswered.fetch_sub(n, Ordering::Relaxed) - n;
             window_gauge(&account.tenant.id, left);
-            if let Some(r) = answers.receipt {
-                front.receipts.deliver_receipt(&account.tenant.id, r).await;
-            }
         });
     }
 
@@ -685,13 +691,13 @@ impl Conn {
             }
         }
         self.link.close();
+        if let Some(b) = &self.bound {
+            // Receipts on their way over this bind fail and stay in the outbox.
+            self.front.receivers.remove(&b.account.tenant.id, self.id);
+        }
         // A message half-way through the pipeline is not cut off, even when
         // its answer can no longer be written.
         while self.tasks.join_next().await.is_some() {}
-        if let Some(pump) = self.pump.take() {
-            // Closing the link fails its deliveries: they go back to the queue.
-            let _ = pump.await;
-        }
         if let Some(b) = &self.bound {
             tracing::info!(tenant = %b.account.tenant.id, peer = %self.peer, "smpp: unbound");
         }
@@ -724,7 +730,6 @@ fn accepted(p: &Pending, id: &str) -> Command {
 struct Answers {
     status: CommandStatus,
     message_id: Option<String>,
-    receipt: Option<Receipt>,
 }
 
 impl Answers {
@@ -732,7 +737,6 @@ impl Answers {
         Answers {
             status,
             message_id: None,
-            receipt: None,
         }
     }
 }
@@ -756,7 +760,18 @@ async fn submit(front: &Front, account: &SmppAccount, msg: &Message, payload: &[
     let category = category_of_service_type(&msg.service_type)
         .or_else(|| account.categories.get(msg.source.addr.trim()).copied())
         .unwrap_or(Category::Marketing);
-    let submitted_at = now_millis();
+    let wanted = msg.receipt_wanted();
+    // Kept on the message's record, so that every later status change
+    // (a delivery report from any provider path) finds its way back.
+    let callback = (wanted != ReceiptWanted::No).then(|| {
+        Callback::Smpp(SmppReceipts {
+            failures_only: wanted == ReceiptWanted::OnFailure,
+            unsent: account.blocked == BlockedMode::Receipt,
+            ton: msg.source.ton,
+            npi: msg.source.npi,
+            addr: msg.source.addr.clone(),
+        })
+    });
     let request = SendRequest {
         tenant: account.tenant.clone(),
         to: vec![to],
@@ -765,7 +780,7 @@ async fn submit(front: &Front, account: &SmppAccount, msg: &Message, payload: &[
         category,
         campaign: None,
         messaging_service: None,
-        callback: None,
+        callback,
     };
     let result = front
         .outbound
@@ -773,77 +788,40 @@ async fn submit(front: &Front, account: &SmppAccount, msg: &Message, payload: &[
         .await
         .pop()
         .expect("one recipient gives one result");
-    let outcome = outcome(&result, account.blocked);
+    let status = outcome(&result, account.blocked);
     tracing::info!(
         tenant = %account.tenant.id,
         category = %category,
         status = result.status.as_str(),
-        smpp_status = %pdu::status_label(outcome.status),
+        smpp_status = %pdu::status_label(status),
         "smpp submit handled"
     );
-    let message_id = match outcome.status {
+    let message_id = match status {
         CommandStatus::EsmeRok => Some(result.id.as_str().to_string()),
         _ => None,
     };
-    let wanted = msg.receipt_wanted();
-    let receipt = match (outcome.receipt, &message_id, PhoneNumber::parse(&result.to)) {
-        (Some((stat, err)), Some(id), Ok(recipient)) if wanted != ReceiptWanted::No => {
-            Some(Receipt {
-                message_id: id.clone(),
-                recipient,
-                sender: msg.source.clone(),
-                stat,
-                err,
-                submitted_at,
-                done_at: now_millis(),
-            })
-        }
-        _ => None,
-    };
-    Answers {
-        status: outcome.status,
-        message_id,
-        receipt,
-    }
+    Answers { status, message_id }
 }
 
-/// The `command_status` of a result and, when accepted although not sent,
-/// the receipt that reports it (stat, err).
-struct Outcome {
-    status: CommandStatus,
-    receipt: Option<(Stat, u16)>,
-}
-
-fn outcome(r: &RecipientResult, blocked: BlockedMode) -> Outcome {
+/// The `command_status` of a result. With `blocked = "receipt"` the
+/// permanent outcomes are accepted instead, and reported by the receipt
+/// the record's `Callback::Smpp` asks for (`SmppReceipts::wants` decides
+/// alike), whose `err` is this code in decimal (`receipts::stat_of`).
+fn outcome(r: &RecipientResult, blocked: BlockedMode) -> CommandStatus {
     let code = r.error.as_ref().map(|e| e.code);
-    // The code a refusal would carry; with `blocked = "receipt"` the
-    // permanent ones are accepted instead and reported by a receipt whose
-    // err is that code in decimal.
-    let (status, stat) = match (r.status, code) {
-        (Status::Sent, _) => {
-            return Outcome {
-                status: CommandStatus::EsmeRok,
-                receipt: None,
-            }
-        }
-        (Status::Blocked, _) => (BLOCKED_STATUS, Some(Stat::Rejected)),
-        (Status::Rejected, _) => (CommandStatus::EsmeRinvdstadr, Some(Stat::Rejected)),
-        (_, Some(ErrorCode::UpstreamRejected)) => {
-            (CommandStatus::EsmeRsubmitfail, Some(Stat::Undeliverable))
-        }
-        (_, Some(ErrorCode::UpstreamRateLimited)) => (CommandStatus::EsmeRthrottled, None),
+    let (status, permanent) = match (r.status, code) {
+        (Status::Sent, _) => return CommandStatus::EsmeRok,
+        (Status::Blocked, _) => (BLOCKED_STATUS, true),
+        (Status::Rejected, _) => (CommandStatus::EsmeRinvdstadr, true),
+        (_, Some(ErrorCode::UpstreamRejected)) => (CommandStatus::EsmeRsubmitfail, true),
+        (_, Some(ErrorCode::UpstreamRateLimited)) => (CommandStatus::EsmeRthrottled, false),
         // Temporary: the ESME retries on these, so they are never hidden in a receipt.
-        _ => (CommandStatus::EsmeRsyserr, None),
+        _ => (CommandStatus::EsmeRsyserr, false),
     };
-    match (blocked, stat) {
-        (BlockedMode::Receipt, Some(stat)) => Outcome {
-            status: CommandStatus::EsmeRok,
-            receipt: Some((stat, u32::from(status) as u16)),
-        },
-        _ => Outcome {
-            status,
-            receipt: None,
-        },
+    if permanent && blocked == BlockedMode::Receipt {
+        CommandStatus::EsmeRok
+    } else {
+        status
     }
 }
 
@@ -876,44 +854,78 @@ mod tests {
 
     #[test]
     fn outcomes_by_mode() {
-        let o = outcome(&result(Status::Sent, None), BlockedMode::Refuse);
-        assert_eq!((o.status, o.receipt), (CommandStatus::EsmeRok, None));
-        let blocked = result(Status::Blocked, Some(ErrorCode::RecipientOptedOut));
-        let o = outcome(&blocked, BlockedMode::Refuse);
-        assert_eq!((u32::from(o.status), o.receipt), (0x65, None));
-        let o = outcome(&blocked, BlockedMode::Receipt);
+        let ok = CommandStatus::EsmeRok;
         assert_eq!(
-            (o.status, o.receipt),
-            (CommandStatus::EsmeRok, Some((Stat::Rejected, 101)))
+            outcome(&result(Status::Sent, None), BlockedMode::Refuse),
+            ok
         );
+        let blocked = result(Status::Blocked, Some(ErrorCode::RecipientOptedOut));
+        assert_eq!(u32::from(outcome(&blocked, BlockedMode::Refuse)), 0x65);
+        assert_eq!(outcome(&blocked, BlockedMode::Receipt), ok);
         let invalid = result(Status::Rejected, Some(ErrorCode::InvalidNumber));
         assert_eq!(
-            outcome(&invalid, BlockedMode::Refuse).status,
+            outcome(&invalid, BlockedMode::Refuse),
             CommandStatus::EsmeRinvdstadr
         );
-        let o = outcome(&invalid, BlockedMode::Receipt);
-        assert_eq!(o.receipt, Some((Stat::Rejected, 11)));
+        assert_eq!(outcome(&invalid, BlockedMode::Receipt), ok);
         let refused = result(Status::Failed, Some(ErrorCode::UpstreamRejected));
         assert_eq!(
-            outcome(&refused, BlockedMode::Receipt).receipt,
-            Some((Stat::Undeliverable, 69))
+            outcome(&refused, BlockedMode::Refuse),
+            CommandStatus::EsmeRsubmitfail
         );
+        assert_eq!(outcome(&refused, BlockedMode::Receipt), ok);
         for temporary in [
             ErrorCode::UpstreamUnavailable,
             ErrorCode::StoreUnavailable,
             ErrorCode::UpstreamTimeout,
             ErrorCode::UpstreamRateLimited,
         ] {
-            let o = outcome(
+            let s = outcome(
                 &result(Status::Failed, Some(temporary)),
                 BlockedMode::Receipt,
             );
-            assert_ne!(
-                o.status,
-                CommandStatus::EsmeRok,
-                "{temporary:?} is never accepted"
-            );
-            assert!(o.receipt.is_none());
+            assert_ne!(s, ok, "{temporary:?} is never accepted");
+        }
+    }
+
+    /// What the front accepts without sending is exactly what the record's
+    /// receipt request reports, with the err the refusal would have carried.
+    #[test]
+    fn accepted_unsent_outcomes_are_the_ones_a_receipt_reports() {
+        let codes = [
+            None,
+            Some(ErrorCode::RecipientOptedOut),
+            Some(ErrorCode::InvalidNumber),
+            Some(ErrorCode::UpstreamRejected),
+            Some(ErrorCode::UpstreamRateLimited),
+            Some(ErrorCode::UpstreamUnavailable),
+            Some(ErrorCode::UpstreamTimeout),
+            Some(ErrorCode::UpstreamError),
+            Some(ErrorCode::StoreUnavailable),
+        ];
+        let wants = SmppReceipts {
+            failures_only: false,
+            unsent: true,
+            ton: 5,
+            npi: 0,
+            addr: "ACME".into(),
+        };
+        for status in [Status::Blocked, Status::Rejected, Status::Failed] {
+            for code in codes {
+                let r = result(status, code);
+                let error = code.map(|c| c.as_str());
+                let accepted = outcome(&r, BlockedMode::Receipt) == CommandStatus::EsmeRok;
+                assert_eq!(
+                    accepted,
+                    wants.wants(true, status, error),
+                    "{status} {code:?}"
+                );
+                if accepted {
+                    let refused = outcome(&r, BlockedMode::Refuse);
+                    let (_, err) = super::super::receipts::stat_of(status, error).unwrap();
+                    assert_eq!(u32::from(refused), u32::from(err), "{status} {code:?}");
+                }
+            }
         }
     }
 }

@@ -11,7 +11,7 @@
 //! - source: TON 5 alphanumeric, TON 1 `+digits`, anything else as written;
 //!   it must be a valid sender (11 characters, or up to 15 digits).
 
-use rusmpp_core::pdus::owned::{DataSm, SubmitSm};
+use rusmpp_core::pdus::owned::{DataSm, DeliverSm, SubmitSm};
 use rusmpp_core::CommandStatus;
 
 use super::pdu::MessageTlvs;
@@ -66,6 +66,28 @@ pub struct Message {
 
 impl Message {
     pub fn from_submit(s: &SubmitSm) -> Message {
+        Message {
+            service_type: s.service_type.value().as_str().to_string(),
+            source: Address {
+                ton: s.source_addr_ton.into(),
+                npi: s.source_addr_npi.into(),
+                addr: s.source_addr.as_str().to_string(),
+            },
+            dest: Address {
+                ton: s.dest_addr_ton.into(),
+                npi: s.dest_addr_npi.into(),
+                addr: s.destination_addr.as_str().to_string(),
+            },
+            esm_class: s.esm_class.into(),
+            registered_delivery: s.registered_delivery.into(),
+            data_coding: s.data_coding.into(),
+            short_message: s.short_message().as_ref().to_vec(),
+            tlvs: MessageTlvs::read(s.tlvs()),
+        }
+    }
+
+    /// A `deliver_sm` from an SMSC (the upstream): a reply or a receipt.
+    pub fn from_deliver(s: &DeliverSm) -> Message {
         Message {
             service_type: s.service_type.value().as_str().to_string(),
             source: Address {
@@ -359,7 +381,7 @@ mod tests {
             sar_msg_ref_num: Some(300),
             sar_total_segments: Some(2),
             sar_segment_seqnum: Some(2),
-            message_payload: None,
+            ..Default::default()
         };
         let (c, _) = message(0, b"b", sar.clone()).parts().unwrap();
         assert_eq!(c.unwrap().reference, 300);

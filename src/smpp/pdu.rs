@@ -208,13 +208,16 @@ pub fn status_label(status: CommandStatus) -> String {
     }
 }
 
-/// The concatenation and payload TLVs of a `submit_sm`/`data_sm`.
+/// The concatenation and payload TLVs of a `submit_sm`/`data_sm`, and the
+/// receipt TLVs of a `deliver_sm`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MessageTlvs {
     pub sar_msg_ref_num: Option<u16>,
     pub sar_total_segments: Option<u8>,
     pub sar_segment_seqnum: Option<u8>,
     pub message_payload: Option<Vec<u8>>,
+    pub receipted_message_id: Option<String>,
+    pub message_state: Option<u8>,
 }
 
 impl MessageTlvs {
@@ -228,6 +231,10 @@ impl MessageTlvs {
                 Some(TlvValue::MessagePayload(p)) => {
                     out.message_payload = Some(p.value.as_ref().to_vec())
                 }
+                Some(TlvValue::ReceiptedMessageId(id)) => {
+                    out.receipted_message_id = Some(id.as_str().to_string())
+                }
+                Some(TlvValue::MessageState(state)) => out.message_state = Some(u8::from(*state)),
                 _ => {}
             }
         }

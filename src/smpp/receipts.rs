@@ -1,37 +1,40 @@
 //! Delivery receipts on their way to a tenant's receiver binds.
 //!
-//! [`Receipts::deliver_receipt`] queues a receipt for a tenant; every bind
-//! of that tenant that can receive (receiver, transceiver) runs a pump that
-//! takes receipts from the queue and sends them as `deliver_sm`. A receipt
-//! leaves the queue for good only when a bind answers `deliver_sm_resp`
-//! with `ESME_ROK`; if the bind drops, times out or answers with a
-//! temporary error, it goes back to the front of the queue for the next
-//! bind. The queue is in memory and bounded per tenant (the oldest receipt
-//! is dropped, and counted, when it is full): the durable outbox is to come.
+//! A receipt is owed when a message submitted with `registered_delivery`
+//! reaches a final status: the outbox gets a `Notification::SmppReceipt` in
+//! the same store call as the status change (at submit, or from a delivery
+//! report of any provider), and the outbox dispatcher hands it to
+//! [`Receivers`], its [`ReceiptSink`]. That sends it as a `deliver_sm` on one
+//! of the tenant's receiver or transceiver binds (in turn) and says
+//! delivered only on `deliver_sm_resp` `ESME_ROK`. No bind, no answer in
+//! time, a dropped bind or a temporary refusal: the item stays in the
+//! outbox and is tried again (so a bind that comes back later gets it);
+//! another refusal gives it up (listed in `GET /v1/webhooks/failed`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::stream::{FuturesUnordered, StreamExt};
+use async_trait::async_trait;
 use rusmpp_core::pdus::owned::{DeliverSm, Pdu};
 use rusmpp_core::tlvs::owned::MessageDeliveryRequestTlvValue;
 use rusmpp_core::types::owned::{COctetString, OctetString};
 use rusmpp_core::values::{DataCoding, EsmClass, MessageState, Npi, Ton};
 use rusmpp_core::CommandStatus;
-use tokio::sync::Notify;
 
 use super::link::{Link, LinkError};
 use super::message::Address;
 use super::receipt::{ReceiptText, Stamp, Stat};
-use crate::domain::{PhoneNumber, TenantId, UnixMillis};
+use crate::domain::{MessageStatus, SmppReceipt, TenantId, UnixMillis};
+use crate::outbox::{DeliveryError, ReceiptSink};
 
-/// One receipt for one message, in stopgate's terms.
+/// One receipt for one message, in SMPP's terms.
 #[derive(Debug, Clone)]
 pub struct Receipt {
     /// The id the `submit_sm_resp` carried (stopgate's message id).
     pub message_id: String,
     /// The message's recipient: the receipt's `source_addr`.
-    pub recipient: PhoneNumber,
+    pub recipient: Address,
     /// The message's sender, as the ESME gave it: the receipt's `destination_addr`.
     pub sender: Address,
     pub stat: Stat,
@@ -41,7 +44,71 @@ pub struct Receipt {
     pub done_at: UnixMillis,
 }
 
+/// The `stat:` and `err:` of a final status. Outcomes known at submit carry
+/// the `command_status` the refuse mode would have answered, in decimal
+/// (opted out 101, invalid number 11, refused by the provider 69); a
+/// provider's report carries the provider's error code when it is a number
+/// that fits, else 0. `None` for statuses that are not final.
+pub fn stat_of(status: MessageStatus, error: Option<&str>) -> Option<(Stat, u16)> {
+    let code = |s: CommandStatus| u32::from(s) as u16;
+    let provider_err = || {
+        error
+            .and_then(|e| e.trim().parse::<u16>().ok())
+            .unwrap_or(0)
+    };
+    Some(match status {
+        MessageStatus::Scheduled | MessageStatus::Sent => return None,
+        MessageStatus::Delivered => (Stat::Delivered, 0),
+        MessageStatus::Blocked => (Stat::Rejected, code(super::front::BLOCKED_STATUS)),
+        MessageStatus::Rejected => (Stat::Rejected, code(CommandStatus::EsmeRinvdstadr)),
+        MessageStatus::Failed if error == Some("upstream_rejected") => {
+            (Stat::Undeliverable, code(CommandStatus::EsmeRsubmitfail))
+        }
+        MessageStatus::Undelivered | MessageStatus::Failed => (Stat::Undeliverable, provider_err()),
+        MessageStatus::Canceled => (Stat::Deleted, 0),
+    })
+}
+
+/// The receipt's source: the recipient as an international number when
+/// it is one, else as given (an input that was not a number).
+fn recipient_address(to: &str) -> Address {
+    match to.strip_prefix('+') {
+        Some(d) if !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) => Address {
+            ton: 1,
+            npi: 1,
+            addr: d.to_string(),
+        },
+        _ => Address {
+            ton: 0,
+            npi: 0,
+            addr: to
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(20)
+                .collect(),
+        },
+    }
+}
+
 impl Receipt {
+    /// The receipt a notice stands for (`None` for a status that is not final).
+    pub fn of(n: &SmppReceipt) -> Option<Receipt> {
+        let (stat, err) = stat_of(n.status, n.error.as_deref())?;
+        Some(Receipt {
+            message_id: n.id.as_str().to_string(),
+            recipient: recipient_address(&n.to),
+            sender: Address {
+                ton: n.esme.ton,
+                npi: n.esme.npi,
+                addr: n.esme.addr.clone(),
+            },
+            stat,
+            err,
+            submitted_at: n.submitted,
+            done_at: n.done,
+        })
+    }
+
     pub fn text(&self) -> ReceiptText {
         let delivered = u16::from(self.stat == Stat::Delivered);
         ReceiptText {
@@ -59,13 +126,12 @@ impl Receipt {
 
     /// The `deliver_sm` that carries it (esm_class: SMSC delivery receipt).
     pub fn to_pdu(&self) -> Option<Pdu> {
-        let digits = self.recipient.as_str().trim_start_matches('+').to_string();
         let text = self.text().to_string();
         let id = COctetString::from_string(self.message_id.clone()).ok()?;
         let sm = DeliverSm::builder()
-            .source_addr_ton(Ton::International)
-            .source_addr_npi(Npi::Isdn)
-            .source_addr(COctetString::from_string(digits).ok()?)
+            .source_addr_ton(Ton::from(self.recipient.ton))
+            .source_addr_npi(Npi::from(self.recipient.npi))
+            .source_addr(COctetString::from_string(self.recipient.addr.clone()).ok()?)
             .dest_addr_ton(Ton::from(self.sender.ton))
             .dest_addr_npi(Npi::from(self.sender.npi))
             .destination_addr(COctetString::from_string(self.sender.addr.clone()).ok()?)
@@ -81,138 +147,167 @@ impl Receipt {
     }
 }
 
-struct Queue {
-    items: VecDeque<Receipt>,
-    notify: Arc<Notify>,
+/// A receiver bind as the registry knows it.
+struct Receiver {
+    conn: u64,
+    link: Arc<Link>,
 }
 
-/// Every tenant's receipts waiting for a receiver bind.
-pub struct Receipts {
-    queues: Mutex<HashMap<TenantId, Queue>>,
-    capacity: usize,
+/// Every tenant's receiver and transceiver binds on this node, for the
+/// outbox's receipts.
+#[derive(Default)]
+pub struct Receivers {
+    binds: Mutex<HashMap<TenantId, Vec<Receiver>>>,
+    /// Turns over the binds of a tenant, so receipts spread over them.
+    turn: AtomicUsize,
 }
 
-impl Receipts {
-    pub fn new(capacity_per_tenant: usize) -> Receipts {
-        Receipts {
-            queues: Mutex::new(HashMap::new()),
-            capacity: capacity_per_tenant.max(1),
-        }
+impl Receivers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Vec<Receiver>>> {
+        self.binds.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Queue>> {
-        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    /// A bind that may receive, from its bind to its end.
+    pub fn add(&self, tenant: &TenantId, conn: u64, link: Arc<Link>) {
+        self.lock()
+            .entry(tenant.clone())
+            .or_default()
+            .push(Receiver { conn, link });
     }
 
-    fn with_queue<T>(&self, tenant: &TenantId, f: impl FnOnce(&mut Queue) -> T) -> T {
-        let mut queues = self.lock();
-        let q = queues.entry(tenant.clone()).or_insert_with(|| Queue {
-            items: VecDeque::new(),
-            notify: Arc::new(Notify::new()),
-        });
-        f(q)
-    }
-
-    /// Queues a receipt for the tenant's receiver binds. Async because the
-    /// durable outbox that replaces this queue will write before returning.
-    pub async fn deliver_receipt(&self, tenant: &TenantId, receipt: Receipt) {
-        let dropped = self.with_queue(tenant, |q| {
-            let dropped = if q.items.len() >= self.capacity {
-                q.items.pop_front()
-            } else {
-                None
-            };
-            q.items.push_back(receipt);
-            q.notify.notify_one();
-            dropped
-        });
-        if let Some(old) = dropped {
-            tracing::warn!(tenant = %tenant, message_id = %old.message_id, "receipt queue full: oldest receipt dropped");
-            metrics::counter!("stopgate_smpp_receipts_dropped_total", "tenant" => tenant.to_string())
-                .increment(1);
-        }
-    }
-
-    /// Receipts waiting for this tenant.
-    pub fn pending(&self, tenant: &TenantId) -> usize {
-        self.lock().get(tenant).map_or(0, |q| q.items.len())
-    }
-
-    /// Puts a receipt back at the front (a bind did not take it).
-    fn requeue(&self, tenant: &TenantId, receipt: Receipt) {
-        self.with_queue(tenant, |q| {
-            q.items.push_front(receipt);
-            q.notify.notify_one();
-        });
-    }
-
-    /// The next receipt for this tenant, waiting for one. Cancel safe: a
-    /// receipt is taken only in the poll that returns it.
-    async fn next(&self, tenant: &TenantId) -> Receipt {
-        loop {
-            let notify = self.with_queue(tenant, |q| q.notify.clone());
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(r) = self.with_queue(tenant, |q| q.items.pop_front()) {
-                return r;
+    pub fn remove(&self, tenant: &TenantId, conn: u64) {
+        let mut binds = self.lock();
+        if let Some(v) = binds.get_mut(tenant) {
+            v.retain(|r| r.conn != conn);
+            if v.is_empty() {
+                binds.remove(tenant);
             }
-            notified.await;
         }
     }
 
-    /// Feeds this tenant's receipts to one receiver bind until the link
-    /// closes, keeping up to `window` of them in flight.
-    pub async fn pump(self: Arc<Self>, tenant: TenantId, link: Arc<Link>, window: usize) {
-        let mut in_flight = FuturesUnordered::new();
-        loop {
-            tokio::select! {
-                biased;
-                _ = link.closed() => break,
-                Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-                r = self.next(&tenant), if in_flight.len() < window => {
-                    in_flight.push(self.clone().send_one(tenant.clone(), link.clone(), r));
+    /// The tenant's open receiver binds, starting with the next one's turn.
+    fn links(&self, tenant: &TenantId) -> Vec<Arc<Link>> {
+        let binds = self.lock();
+        let Some(v) = binds.get(tenant) else {
+            return Vec::new();
+        };
+        let open: Vec<Arc<Link>> = v
+            .iter()
+            .filter(|r| !r.link.is_closed())
+            .map(|r| r.link.clone())
+            .collect();
+        if open.is_empty() {
+            return open;
+        }
+        let first = self.turn.fetch_add(1, Ordering::Relaxed) % open.len();
+        open[first..]
+            .iter()
+            .chain(&open[..first])
+            .cloned()
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ReceiptSink for Receivers {
+    async fn deliver_receipt(&self, n: &SmppReceipt) -> Result<(), DeliveryError> {
+        let Some(pdu) = Receipt::of(n).and_then(|r| r.to_pdu()) else {
+            return Err(DeliveryError::Permanent(
+                "the receipt does not fit in a deliver_sm".into(),
+            ));
+        };
+        let links = self.links(&n.tenant);
+        if links.is_empty() {
+            return Err(DeliveryError::Retry("no receiver bind".into()));
+        }
+        let mut last = LinkError::NotBound;
+        for link in links {
+            // A bind whose window is full, or that closes now: the next one.
+            match link.request(pdu.clone()).await {
+                Ok(resp) if resp.status() == CommandStatus::EsmeRok => {
+                    metrics::counter!("stopgate_smpp_receipts_delivered_total", "tenant" => n.tenant.to_string())
+                        .increment(1);
+                    return Ok(());
+                }
+                // The ESME cannot take it now: later (SMPP 3.4 §5.1.3).
+                Ok(resp)
+                    if matches!(
+                        resp.status(),
+                        CommandStatus::EsmeRxTAppn
+                            | CommandStatus::EsmeRthrottled
+                            | CommandStatus::EsmeRmsgqful
+                    ) =>
+                {
+                    return Err(DeliveryError::Retry(format!(
+                        "deliver_sm_resp {}",
+                        super::pdu::status_label(resp.status())
+                    )));
+                }
+                Ok(resp) => {
+                    let status = super::pdu::status_label(resp.status());
+                    tracing::warn!(tenant = %n.tenant, %status, "the ESME refused a receipt: given up");
+                    return Err(DeliveryError::Permanent(format!(
+                        "deliver_sm_resp {status}"
+                    )));
+                }
+                Err(e @ (LinkError::WindowFull | LinkError::Closed | LinkError::NotBound)) => {
+                    last = e
+                }
+                // No answer in time: it may have arrived; at least once allows a repeat.
+                Err(LinkError::Timeout) => {
+                    return Err(DeliveryError::Retry("no deliver_sm_resp in time".into()))
                 }
             }
         }
-        // The link is closed: the ones in flight fail at once and go back.
-        while in_flight.next().await.is_some() {}
+        Err(DeliveryError::Retry(format!(
+            "no receiver bind took it: {last}"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_statuses_have_their_stat_and_err() {
+        use MessageStatus::*;
+        assert_eq!(stat_of(Sent, None), None);
+        assert_eq!(stat_of(Scheduled, None), None);
+        assert_eq!(stat_of(Delivered, None), Some((Stat::Delivered, 0)));
+        assert_eq!(
+            stat_of(Blocked, Some("recipient_opted_out")),
+            Some((Stat::Rejected, 101))
+        );
+        assert_eq!(
+            stat_of(Rejected, Some("invalid_number")),
+            Some((Stat::Rejected, 11))
+        );
+        assert_eq!(
+            stat_of(Failed, Some("upstream_rejected")),
+            Some((Stat::Undeliverable, 69))
+        );
+        assert_eq!(
+            stat_of(Undelivered, Some("034")),
+            Some((Stat::Undeliverable, 34))
+        );
+        assert_eq!(
+            stat_of(Undelivered, Some("EXPIRED")),
+            Some((Stat::Undeliverable, 0))
+        );
+        assert_eq!(stat_of(Canceled, None), Some((Stat::Deleted, 0)));
     }
 
-    async fn send_one(self: Arc<Self>, tenant: TenantId, link: Arc<Link>, receipt: Receipt) {
-        let Some(pdu) = receipt.to_pdu() else {
-            tracing::warn!(tenant = %tenant, "a receipt does not fit in a deliver_sm: dropped");
-            return;
-        };
-        match link.request(pdu).await {
-            Ok(resp) if resp.status() == CommandStatus::EsmeRok => {
-                metrics::counter!("stopgate_smpp_receipts_delivered_total", "tenant" => tenant.to_string())
-                    .increment(1);
+    #[test]
+    fn a_receipts_source_is_the_recipient() {
+        assert_eq!(
+            recipient_address("+33612345678"),
+            Address {
+                ton: 1,
+                npi: 1,
+                addr: "33612345678".into()
             }
-            // The ESME cannot take it now: another bind (or this one) later.
-            Ok(resp)
-                if matches!(
-                    resp.status(),
-                    CommandStatus::EsmeRxTAppn
-                        | CommandStatus::EsmeRthrottled
-                        | CommandStatus::EsmeRmsgqful
-                ) =>
-            {
-                // Not at once: the pump would hand it straight back.
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                self.requeue(&tenant, receipt);
-            }
-            Ok(resp) => {
-                tracing::warn!(tenant = %tenant, status = %super::pdu::status_label(resp.status()), "the ESME refused a receipt: dropped");
-            }
-            Err(
-                LinkError::Timeout
-                | LinkError::Closed
-                | LinkError::WindowFull
-                | LinkError::NotBound,
-            ) => {
-                self.requeue(&tenant, receipt);
-            }
-        }
+        );
+        assert_eq!(recipient_address("06 12").addr, "0612");
     }
 }

@@ -6,6 +6,7 @@ pub mod cm;
 pub mod guard;
 pub mod http;
 pub mod log;
+pub mod smpp;
 pub mod twilio;
 pub mod vonage;
 
@@ -73,11 +74,14 @@ pub trait Provider: Send + Sync + 'static {
 /// Builds the provider named by the config, behind the global concurrency
 /// bound, the `Retry-After` pause and the circuit breaker. Providers that
 /// take a delivery-report URL per message get theirs under
-/// `public_base_url` (Twilio's `StatusCallback`: `/dlr/twilio`).
+/// `public_base_url` (Twilio's `StatusCallback`: `/dlr/twilio`). The SMPP
+/// upstream comes with its sessions, for the app to start
+/// ([`smpp::Sessions::start`]).
 pub fn from_config(
     cfg: &UpstreamConfig,
     public_base_url: &str,
-) -> anyhow::Result<Arc<dyn Provider>> {
+) -> anyhow::Result<(Arc<dyn Provider>, Option<smpp::Sessions>)> {
+    let mut sessions = None;
     let adapter: Arc<dyn Provider> = match cfg.kind {
         UpstreamKind::Log => Arc::new(log::LogProvider),
         UpstreamKind::Http => Arc::new(http::HttpProvider::new(cfg)?),
@@ -87,8 +91,13 @@ pub fn from_config(
         )?),
         UpstreamKind::Cm => Arc::new(cm::CmProvider::new(cfg)?),
         UpstreamKind::Vonage => Arc::new(vonage::VonageProvider::new(cfg)?),
+        UpstreamKind::Smpp => {
+            let (provider, s) = smpp::SmppProvider::new(cfg)?;
+            sessions = Some(s);
+            Arc::new(provider)
+        }
     };
-    Ok(Arc::new(guard::Guarded::new(adapter, cfg)))
+    Ok((Arc::new(guard::Guarded::new(adapter, cfg)), sessions))
 }
 
 /// `cfg.url` without a trailing slash, or the provider's production base URL.

@@ -25,7 +25,7 @@ impl TestApp {
             .unwrap()
     }
 
-    async fn native_dlr(&self, body: Value) -> (StatusCode, Value) {
+    pub(crate) async fn native_dlr(&self, body: Value) -> (StatusCode, Value) {
         let bytes = serde_json::to_vec(&body).unwrap();
         let sig = sign(INBOUND_SECRET, &bytes);
         let r = self

@@ -149,8 +149,6 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     /// The SMPP listener, when the test config sets `[smpp] listen`.
     pub smpp: Option<SocketAddr>,
-    /// Where SMPP delivery receipts are queued.
-    pub smpp_receipts: Arc<stopgate::smpp::receipts::Receipts>,
     _dir: tempfile::TempDir,
 }
 
@@ -248,11 +246,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let public = format!("http://{}", app.public_addr());
     let store = app.store();
     let smpp = app.smpp_addr();
-    let smpp_receipts = app.smpp_receipts();
     tokio::spawn(app.run(std::future::pending()));
     TestApp {
         smpp,
-        smpp_receipts,
         api,
         public,
         client: reqwest::Client::new(),

@@ -22,6 +22,8 @@ mod providers;
 mod replay;
 mod send;
 mod smpp_front;
+mod smpp_upstream;
+mod smsc;
 mod store_faults;
 mod suppressions;
 mod timeouts;

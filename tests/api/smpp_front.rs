@@ -9,12 +9,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use stopgate::config::{BlockedMode, Config, Secret, Settings, TenantSmppConfig};
-use stopgate::domain::{PhoneNumber, TenantId};
-use stopgate::smpp::message::Address;
-use stopgate::smpp::receipt::Stat;
-use stopgate::smpp::receipts::Receipt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -239,6 +235,118 @@ async fn a_blocked_recipient_in_receipt_mode_is_accepted_and_reported_rejected()
     assert_eq!(r["destination_addr"], "ACME");
 }
 
+/// The receipts_later conversation: the script's lines by case; `on_line`
+/// runs for each as it comes, and a `true` answer lets the script go on.
+async fn smpplib_conversation(
+    addr: SocketAddr,
+    scenario: &str,
+    mut on_line: impl AsyncFnMut(&Value) -> bool,
+) -> BTreeMap<String, Value> {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/sdk/smpp_client.py"
+        ))
+        .env("SMPP_HOST", addr.ip().to_string())
+        .env("SMPP_PORT", addr.port().to_string())
+        .env("SYSTEM_ID", SYSTEM_ID)
+        .env("PASSWORD", PASSWORD)
+        .env("SCENARIO", scenario)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut cases = BTreeMap::new();
+    let talk = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let v: Value = serde_json::from_str(&line).expect("one JSON object per line");
+            if on_line(&v).await {
+                stdin.write_all(b"go\n").await.unwrap();
+            }
+            cases.insert(v["case"].as_str().unwrap().to_string(), v);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), talk)
+        .await
+        .expect("the smpplib script finishes");
+    let out = child.wait_with_output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "smpplib script failed: {cases:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cases
+}
+
+#[tokio::test]
+async fn smpplib_gets_receipts_after_the_report_and_after_binding_again() {
+    let app = spawn_smpp(BlockedMode::Refuse, 1000).await;
+    let app = &app;
+    let mut away: Option<String> = None;
+    let cases = smpplib_conversation(app.smpp.unwrap(), "receipts_later", async |v: &Value| {
+        match v["case"].as_str().unwrap() {
+            "submitted_live" => {
+                // The provider reports after the submit_sm_resp, the bind still up.
+                let id = message_id(v);
+                let (s, _) = app
+                    .native_dlr(json!({"provider_id": format!("mock-{id}"), "status": "delivered"}))
+                    .await;
+                assert_eq!(s, 200);
+                true
+            }
+            "submitted_away" => {
+                away = Some(message_id(v));
+                false
+            }
+            "unbound" => {
+                // The report comes while no bind can take the receipt.
+                let id = away.clone().unwrap();
+                let (s, _) = app
+                    .native_dlr(json!({"provider_id": format!("mock-{id}"), "status": "undelivered", "error": "5"}))
+                    .await;
+                assert_eq!(s, 200);
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                assert_eq!(app.store.outbox_stats().await.unwrap().queued, 1, "waiting for a bind");
+                true
+            }
+            _ => false,
+        }
+    })
+    .await;
+    let live = message_id(&cases["submitted_live"]);
+    let r = &cases["receipt_live"];
+    assert_eq!(r["esm_class"], 0x04);
+    assert_eq!(r["receipted_message_id"], live.as_str());
+    assert_eq!(r["message_state"], 2, "DELIVERED");
+    let text = r["short_message"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("id:{live} sub:001 dlvrd:001 ")),
+        "{text}"
+    );
+    assert!(text.contains(" stat:DELIVRD err:000 text:"), "{text}");
+    assert_eq!(r["source_addr"], "33612345678");
+    assert_eq!(r["destination_addr"], "ACME");
+
+    assert_eq!(cases["unbound"]["status"], 0);
+    let away = message_id(&cases["submitted_away"]);
+    let r = &cases["receipt_after_reconnect"];
+    assert_eq!(r["receipted_message_id"], away.as_str());
+    assert_eq!(r["message_state"], 5, "UNDELIVERABLE");
+    assert!(
+        r["short_message"]
+            .as_str()
+            .unwrap()
+            .contains(" stat:UNDELIV err:005 "),
+        "{r}"
+    );
+    assert_eq!(r["source_addr"], "33612345679");
+}
+
 #[tokio::test]
 async fn beyond_its_rate_a_tenant_is_throttled() {
     let app = spawn_smpp(BlockedMode::Refuse, 2).await;
@@ -345,6 +453,17 @@ fn bind_pdu(command_id: u32, sequence: u32, system_id: &str, password: &str) -> 
 
 /// A submit_sm of GSM text (unpacked; ASCII letters are the same septets).
 fn submit_pdu(sequence: u32, service_type: &str, to: &str, text: &str) -> Vec<u8> {
+    submit_pdu_with(sequence, service_type, to, text, 0)
+}
+
+/// The same with a `registered_delivery`.
+fn submit_pdu_with(
+    sequence: u32,
+    service_type: &str,
+    to: &str,
+    text: &str,
+    registered_delivery: u8,
+) -> Vec<u8> {
     let mut b = cstr(service_type);
     b.extend([5, 0]);
     b.extend(cstr("ACME"));
@@ -353,7 +472,7 @@ fn submit_pdu(sequence: u32, service_type: &str, to: &str, text: &str) -> Vec<u8
     b.extend([0, 0, 0]); // esm_class, protocol_id, priority_flag
     b.extend(cstr("")); // schedule_delivery_time
     b.extend(cstr("")); // validity_period
-    b.extend([0, 0, 0, 0]); // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
+    b.extend([registered_delivery, 0, 0, 0]); // registered_delivery, replace_if_present, data_coding, sm_default_msg_id
     b.push(text.len() as u8);
     b.extend(text.as_bytes());
     pdu(0x04, 0, sequence, &b)
@@ -520,72 +639,120 @@ async fn requests_out_of_state_get_their_codes() {
     assert!(app.mock.received().is_empty());
 }
 
-fn receipt(message_id: &str) -> Receipt {
-    Receipt {
-        message_id: message_id.into(),
-        recipient: PhoneNumber::parse("+33612345678").unwrap(),
-        sender: Address::for_sender("ACME"),
-        stat: Stat::Delivered,
-        err: 0,
-        submitted_at: 1_795_455_000_000,
-        done_at: 1_795_455_060_000,
-    }
-}
-
-/// The receipt text and receipted_message_id of a deliver_sm, read from its bytes.
+/// The receipt text of a deliver_sm, read from its bytes.
 fn receipt_text(p: &RawPdu) -> String {
     assert_eq!(p.id, 0x05, "a deliver_sm: {p:?}");
     String::from_utf8_lossy(&p.body).to_string()
 }
 
+/// The message id in a submit_sm_resp body (a C string).
+fn resp_id(p: &RawPdu) -> String {
+    String::from_utf8(p.body[..p.body.len() - 1].to_vec()).unwrap()
+}
+
 #[tokio::test]
-async fn a_receipt_waits_for_a_receiver_and_survives_one_that_drops() {
+async fn a_receipt_waits_in_the_outbox_for_a_receiver_and_survives_one_that_drops() {
     let app = spawn_app_with(|c| {
         smpp_config(c, BlockedMode::Refuse, 1000);
         c.smpp.response_timeout_ms = 2_000;
     })
     .await;
     let addr = app.smpp.unwrap();
-    let acme = TenantId::parse("acme").unwrap();
-    // Queued while no receiver is bound; a transmitter does not take it.
-    app.smpp_receipts
-        .deliver_receipt(&acme, receipt("msg_first"))
+    // Submitted with registered_delivery on a transmitter: no receiver yet.
+    let mut tx = Raw::bound(addr, 0x02).await;
+    tx.send(&submit_pdu_with(2, "OTP", "33612345678", "Code 1234", 1))
         .await;
-    let _tx = Raw::bound(addr, 0x02).await;
-    assert_eq!(app.smpp_receipts.pending(&acme), 1);
+    let r = tx.read_answer().await.unwrap();
+    assert_eq!((r.id, r.status), (0x8000_0004, 0));
+    let first = resp_id(&r);
+    // The provider's report makes the receipt due; it waits in the outbox.
+    let (status, _) = app
+        .native_dlr(json!({"provider_id": format!("mock-{first}"), "status": "delivered"}))
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.store.outbox_stats().await.unwrap().queued, 1);
 
     // A receiver gets it, never answers and drops the connection.
     let mut a = Raw::bound(addr, 0x01).await;
     let d = a.read_answer().await.unwrap();
     let text = receipt_text(&d);
     assert!(
-        text.contains("id:msg_first sub:001 dlvrd:001 submit date:261123173000 done date:261123173100 stat:DELIVRD err:000"),
+        text.contains(&format!("id:{first} sub:001 dlvrd:001 submit date:")),
         "{text}"
     );
+    assert!(text.contains(" stat:DELIVRD err:000 text:"), "{text}");
     drop(a);
 
     // The next receiver gets the same receipt and takes it.
     let mut b = Raw::bound(addr, 0x09).await;
     let d = b.read_answer().await.unwrap();
-    assert!(receipt_text(&d).contains("id:msg_first "));
+    assert!(receipt_text(&d).contains(&format!("id:{first} ")));
     b.send(&pdu(0x8000_0005, 0, d.sequence, b"\0")).await;
-    // Then the next one queued, once.
-    app.smpp_receipts
-        .deliver_receipt(&acme, receipt("msg_second"))
+    // Then the next one, once: an undelivered message.
+    b.send(&submit_pdu_with(3, "OTP", "33612345679", "Code 5678", 1))
         .await;
+    let second = resp_id(&b.read_answer().await.unwrap());
+    let (status, _) = app
+        .native_dlr(json!({"provider_id": format!("mock-{second}"), "status": "undelivered", "error": "27"}))
+        .await;
+    assert_eq!(status, 200);
     let d = b.read_answer().await.unwrap();
-    assert!(receipt_text(&d).contains("id:msg_second "));
+    let text = receipt_text(&d);
+    assert!(text.contains(&format!("id:{second} ")), "{text}");
+    assert!(text.contains(" stat:UNDELIV err:027 "), "{text}");
     b.send(&pdu(0x8000_0005, 0, d.sequence, b"\0")).await;
     for _ in 0..100 {
-        if app.smpp_receipts.pending(&acme) == 0 {
+        if app.store.outbox_stats().await.unwrap().queued == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(app.smpp_receipts.pending(&acme), 0);
+    assert_eq!(app.store.outbox_stats().await.unwrap().queued, 0);
     // An enquire_link answered proves nothing else is on the way.
     b.send(&pdu(0x15, 0, 40, &[])).await;
     assert_eq!(b.read_answer().await.unwrap().id, 0x8000_0015);
+}
+
+#[tokio::test]
+async fn a_receipt_from_an_smpp_upstream_reaches_the_bound_application() {
+    use crate::smsc::{receipt, Ids, Smsc};
+    let smsc = Smsc::start("sg", "pw", Ids::Decimal).await;
+    let port = smsc.addr.port();
+    let app = spawn_app_with(move |c| {
+        smpp_config(c, BlockedMode::Refuse, 1000);
+        c.upstream.kind = stopgate::config::UpstreamKind::Smpp;
+        c.upstream.smpp.host = "127.0.0.1".into();
+        c.upstream.smpp.port = port;
+        c.upstream.smpp.system_id = "sg".into();
+        c.upstream.smpp.password = Secret("pw".into());
+    })
+    .await;
+    smsc.until("a bind", |s| s.receivers() == 1).await;
+    let mut trx = Raw::bound(app.smpp.unwrap(), 0x09).await;
+    trx.send(&submit_pdu_with(2, "", "12125550123", "Black Friday", 1))
+        .await;
+    let r = trx.read_answer().await.unwrap();
+    assert_eq!((r.id, r.status), (0x8000_0004, 0));
+    let id = resp_id(&r);
+    // The SMSC got it with the link footer; its receipt comes back to the application.
+    let sent = smsc.submits().pop().unwrap();
+    let body = stopgate::smpp::gsm::decode(&sent.short_message).unwrap();
+    assert!(
+        body.starts_with("Black Friday\n") && body.contains(BASE_URL),
+        "{body}"
+    );
+    let smsc_id = sent.message_id.unwrap();
+    assert_eq!(
+        smsc.deliver(receipt(&smsc_id, None, "UNDELIV", "001"))
+            .await,
+        Some(0)
+    );
+    let d = trx.read_answer().await.unwrap();
+    let text = receipt_text(&d);
+    assert!(text.contains(&format!("id:{id} ")), "stopgate's id: {text}");
+    assert!(text.contains(" stat:UNDELIV err:001 "), "{text}");
+    trx.send(&pdu(0x8000_0005, 0, d.sequence, b"\0")).await;
 }
 
 #[tokio::test]

@@ -11,10 +11,10 @@ use serde_json::json;
 use crate::helpers::*;
 
 /// Makes a file immutable until dropped.
-struct Immutable(PathBuf);
+pub(crate) struct Immutable(PathBuf);
 
 impl Immutable {
-    fn set(path: &Path) -> Immutable {
+    pub(crate) fn set(path: &Path) -> Immutable {
         let status = std::process::Command::new("chattr")
             .arg("+i")
             .arg(path)
@@ -35,7 +35,7 @@ impl Drop for Immutable {
 }
 
 /// chattr needs CAP_LINUX_IMMUTABLE (root). CI and these machines run as root.
-fn can_chattr() -> bool {
+pub(crate) fn can_chattr() -> bool {
     std::process::Command::new("id")
         .arg("-u")
         .output()

@@ -6,8 +6,12 @@ scripts/install-test-deps.sh. Prints one JSON object per line, one per case;
 the Rust test asserts on them and on what the upstream mock received.
 
 Environment: SMPP_HOST, SMPP_PORT, SYSTEM_ID, PASSWORD, SCENARIO (main,
-receipt, throttle, tls), OPTED_OUT (a number opted out from this tenant),
-CA_FILE (tls: the certificate to trust).
+receipt, receipts_later, throttle, tls), OPTED_OUT (a number opted out from
+this tenant), CA_FILE (tls: the certificate to trust).
+
+receipts_later is a conversation: after each of its "submitted_live" and
+"unbound" lines it waits for a line on stdin, once the test has posted the
+provider's delivery report.
 """
 
 import json
@@ -176,6 +180,49 @@ def receipt():
     rx.unbind()
 
 
+def receipt_fields(d):
+    rid = d.receipted_message_id
+    return dict(esm_class=d.esm_class, short_message=d.short_message.decode(),
+                receipted_message_id=rid.decode() if isinstance(rid, bytes) else rid,
+                message_state=d.message_state, source_addr=d.source_addr.decode(),
+                destination_addr=d.destination_addr.decode())
+
+
+def wait_for_test():
+    if not sys.stdin.readline():
+        raise RuntimeError("the test went away")
+
+
+def receipts_later():
+    parts, coding = text("Your code: 1234")
+    # A receipt that comes after the provider's delivery report, on a live bind.
+    cl = client()
+    cl.bind_transceiver(system_id=SYSTEM_ID, password=PASSWORD)
+    answers = submit(cl, parts, service_type="OTP", **ALPHA, **international("+33612345678"),
+                     **coding, registered_delivery=c.SMPP_SMSC_DELIVERY_RECEIPT_BOTH)
+    out("submitted_live", answers=answers)
+    wait_for_test()
+    d = read_until(cl, "deliver_sm")
+    cl._message_received(d)
+    out("receipt_live", **receipt_fields(d))
+
+    # Submitted, then unbound before the report: the receipt waits for a bind.
+    answers = submit(cl, parts, service_type="OTP", **ALPHA, **international("+33612345679"),
+                     **coding, registered_delivery=c.SMPP_SMSC_DELIVERY_RECEIPT_BOTH)
+    out("submitted_away", answers=answers)
+    r = cl.unbind()
+    cl.disconnect()
+    out("unbound", status=r.status)
+    wait_for_test()
+    rx = client()
+    rx.bind_receiver(system_id=SYSTEM_ID, password=PASSWORD)
+    d = read_until(rx, "deliver_sm")
+    rx._message_received(d)
+    out("receipt_after_reconnect", **receipt_fields(d))
+    rx.unbind()
+    rx.disconnect()
+
+
 def throttle():
     cl = client()
     cl.bind_transmitter(system_id=SYSTEM_ID, password=PASSWORD)
@@ -201,4 +248,5 @@ def tls():
     cl.unbind()
 
 
-{"main": main, "receipt": receipt, "throttle": throttle, "tls": tls}[os.environ["SCENARIO"]]()
+{"main": main, "receipt": receipt, "receipts_later": receipts_later, "throttle": throttle,
+ "tls": tls}[os.environ["SCENARIO"]]()

@@ -1124,3 +1124,76 @@ pub async fn notifications_are_written_with_the_change_only(b: Backend) {
         .collect();
     assert_eq!(statuses, ["written with the records", "delivered"]);
 }
+
+/// A message an SMPP application asked receipts for keeps that request on
+/// its record (`Callback::Smpp`), on every backend; a report that makes it
+/// final writes the receipt into the outbox in the same call, and only
+/// then (the outbox's `for_message` decides, as the app uses it).
+pub async fn smpp_receipt_requests_live_on_the_record(b: Backend) {
+    use stopgate::domain::{Callback, SmppReceipts};
+    let s = b.store.as_ref();
+    let esme = SmppReceipts {
+        failures_only: false,
+        unsent: true,
+        ton: 5,
+        npi: 0,
+        addr: "ACME".into(),
+    };
+    let id = MessageId::generate();
+    let mut r = record(
+        "acme",
+        id.clone(),
+        "+12125550111",
+        MessageStatus::Sent,
+        Some("1A2B"),
+    );
+    r.callback = Some(Callback::Smpp(esme.clone()));
+    let notify = |r: &MessageRecord| stopgate::outbox::for_message(None, r);
+    // "sent" is no outcome: nothing to deliver yet.
+    s.put_messages(&[r.clone()], &notify(&r)).await.unwrap();
+    assert_eq!(s.message(&t("acme"), &id).await.unwrap(), Some(r.clone()));
+    assert!(s.claim(i64::MAX / 2, 10, 1_000).await.unwrap().is_empty());
+    let reported = s
+        .report(
+            "http",
+            "1A2B",
+            change(MessageStatus::Undelivered, 2_000, Some("034")),
+            &notify,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reported.record.callback, Some(Callback::Smpp(esme.clone())));
+    let items = s.claim(i64::MAX / 2, 10, 1_000).await.unwrap();
+    assert_eq!(items.len(), 1);
+    match &items[0].notification {
+        Notification::SmppReceipt(n) => {
+            assert_eq!((&n.id, n.to.as_str()), (&id, "+12125550111"));
+            assert_eq!(
+                (n.status, n.error.as_deref()),
+                (MessageStatus::Undelivered, Some("034"))
+            );
+            assert_eq!((n.submitted, n.done), (1_000, 2_000));
+            assert_eq!(n.esme, esme);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A record blocked at submit in receipt mode has its receipt written with it.
+    let blocked_id = MessageId::generate();
+    let mut blocked = record(
+        "acme",
+        blocked_id.clone(),
+        "+12125550112",
+        MessageStatus::Blocked,
+        None,
+    );
+    blocked.callback = Some(Callback::Smpp(esme));
+    s.put_messages(&[blocked.clone()], &notify(&blocked))
+        .await
+        .unwrap();
+    let items = s.claim(i64::MAX / 2, 10, 1_000).await.unwrap();
+    assert!(
+        items.iter().any(|i| matches!(&i.notification, Notification::SmppReceipt(n) if n.id == blocked_id && n.status == MessageStatus::Blocked)),
+        "{items:?}"
+    );
+}

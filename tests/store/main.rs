@@ -61,4 +61,5 @@ contract!(
     the_outbox_hands_out_items_in_order_per_key_under_leases,
     given_up_items_are_listed_per_tenant,
     notifications_are_written_with_the_change_only,
+    smpp_receipt_requests_live_on_the_record,
 );
