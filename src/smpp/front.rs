@@ -766,6 +766,7 @@ async fn submit(front: &Front, account: &SmppAccount, msg: &Message, payload: &[
         campaign: None,
         messaging_service: None,
         callback: None,
+        send_at: None,
     };
     let result = front
         .outbound
@@ -820,13 +821,18 @@ fn outcome(r: &RecipientResult, blocked: BlockedMode) -> Outcome {
     // permanent ones are accepted instead and reported by a receipt whose
     // err is that code in decimal.
     let (status, stat) = match (r.status, code) {
-        (Status::Sent, _) => {
+        // Held for its send window: accepted, its outcome not known yet.
+        (Status::Sent | Status::Scheduled, _) => {
             return Outcome {
                 status: CommandStatus::EsmeRok,
                 receipt: None,
             }
         }
         (Status::Blocked, _) => (BLOCKED_STATUS, Some(Stat::Rejected)),
+        // Permanent, like an opt-out: not the address's fault.
+        (Status::Rejected, Some(ErrorCode::OutsideSendWindow | ErrorCode::FrequencyCapped)) => {
+            (BLOCKED_STATUS, Some(Stat::Rejected))
+        }
         (Status::Rejected, _) => (CommandStatus::EsmeRinvdstadr, Some(Stat::Rejected)),
         (_, Some(ErrorCode::UpstreamRejected)) => {
             (CommandStatus::EsmeRsubmitfail, Some(Stat::Undeliverable))
@@ -865,6 +871,7 @@ mod tests {
             segments: 1,
             optout: None,
             provider_id: None,
+            deliver_after: None,
             error: code.map(|code| Failure {
                 code,
                 message: String::new(),

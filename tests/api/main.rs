@@ -14,8 +14,11 @@ mod links;
 mod messages;
 mod mocks;
 mod operations;
+#[path = "../support/pg.rs"]
+mod pg;
 mod providers;
 mod replay;
+mod schedule;
 mod send;
 mod smpp_front;
 mod store_faults;
