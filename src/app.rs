@@ -24,6 +24,7 @@ use crate::inbound::Inbound;
 use crate::outbound::Outbound;
 use crate::outbox::{Dispatcher, GiveUp, Signal};
 use crate::reports::Reports;
+use crate::schedule::{ReleaseConfig, Scheduler};
 use crate::smpp::front::Front;
 use crate::store::{self, Store};
 use crate::upstream;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub outbox: Signal,
     /// Per-tenant request rate limit; `None` when disabled.
     pub tenant_limiter: Option<Arc<TenantLimiter>>,
+    /// Releases and cancels held messages.
+    pub scheduler: Arc<Scheduler>,
 }
 
 pub type TenantLimiter = governor::DefaultKeyedRateLimiter<TenantId>;
@@ -66,6 +69,14 @@ pub struct App {
 impl App {
     /// Opens the store and binds both listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        Self::build_with_clock(settings, crate::clock::system()).await
+    }
+
+    /// [`App::build`] on another clock (tests: a manual one).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> anyhow::Result<App> {
         crate::telemetry::metrics_handle();
         PhoneNumber::load_metadata();
         let cfg = &settings.config;
@@ -97,7 +108,22 @@ impl App {
             concurrency: cfg.upstream.concurrency,
             keep_body: cfg.messages.keep_body,
             outbox: signal.clone(),
+            clock: clock.clone(),
         });
+        let scheduler = Arc::new(Scheduler::new(
+            store.clone(),
+            provider.clone(),
+            outbound.rules.clone(),
+            &tenants,
+            clock,
+            signal.clone(),
+            ReleaseConfig {
+                concurrency: cfg.schedule.concurrency(&cfg.upstream),
+                per_second: cfg.schedule.release_per_second,
+                poll: Duration::from_millis(cfg.schedule.poll_ms),
+                upstream_timeout: Duration::from_millis(cfg.upstream.timeout_ms),
+            },
+        ));
         let reports = Arc::new(Reports {
             store: store.clone(),
             tenants: tenants.clone(),
@@ -175,6 +201,7 @@ impl App {
             inbound,
             reports,
             outbox: signal_for_state,
+            scheduler,
         };
         Ok(App {
             state,
@@ -255,10 +282,12 @@ impl App {
             stopped(stop_rx.clone()),
         ));
         let deliveries = TaskTracker::new();
-        let outbox = tokio::spawn(dispatcher.run(stop_rx, deliveries.clone()));
+        let outbox = tokio::spawn(dispatcher.run(stop_rx.clone(), deliveries.clone()));
+        let releaser = tokio::spawn(state.scheduler.clone().run(stop_rx));
         let housekeeping = tokio::spawn(housekeeping(
             state.store.clone(),
             state.settings.config.messages.retention_days,
+            state.outbound.clock.clone(),
         ));
         // Bound first: receipts and replies from the SMSC go to the services.
         let upstream_stop = tokio_util::sync::CancellationToken::new();
@@ -290,6 +319,8 @@ impl App {
             let _ = public_server.await;
             // Deliveries under way finish; what is left stays in the outbox.
             let _ = outbox.await;
+            // A release round under way finishes; the rest stays held.
+            let _ = releaser.await;
             deliveries.close();
             deliveries.wait().await;
             if let Some(s) = smpp_server {
@@ -323,11 +354,16 @@ impl App {
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Periodic clean-up of records that only matter for a while.
-async fn housekeeping(store: Arc<dyn Store>, retention_days: u32) {
+async fn housekeeping(
+    store: Arc<dyn Store>,
+    retention_days: u32,
+    clock: Arc<dyn crate::clock::Clock>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
         purge_messages(store.as_ref(), retention_days).await;
+        purge_caps(store.as_ref(), clock.now()).await;
         let before = crate::domain::now_millis() - IDEMPOTENCY_WINDOW.as_millis() as i64;
         match store.purge_requests(before).await {
             Ok(0) => {}
@@ -360,6 +396,23 @@ async fn purge_messages(store: &dyn Store, retention_days: u32) {
     }
     if total > 0 {
         tracing::info!(purged = total, "expired message records removed");
+    }
+}
+
+/// Removes frequency-cap ledgers no cap can need any more (the longest
+/// `per_hours` is a week).
+async fn purge_caps(store: &dyn Store, now: crate::domain::UnixMillis) {
+    const STEP: usize = 5_000;
+    let before = now - 8 * 86_400_000;
+    loop {
+        match store.cap_purge(before, STEP).await {
+            Ok(n) if n >= STEP => tokio::time::sleep(Duration::from_millis(10)).await,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "frequency ledger purge failed");
+                break;
+            }
+        }
     }
 }
 

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::segments::is_gsm7;
 use crate::domain::text::normalize;
 use crate::domain::{
-    ApiKeyHash, Country, SendWindows, ShortCode, Tenant, TenantId, Webhook, WebhookEvent,
-    WebhookSecret,
+    ApiKeyHash, Country, FrequencyCap, QuietHours, SchedulePolicy, SendWindows, ShortCode, Tenant,
+    TenantId, Webhook, WebhookEvent, WebhookSecret,
 };
 use crate::rules::{check_footer, Method, RuleSet};
 
@@ -85,6 +85,8 @@ pub struct Config {
     pub webhooks: WebhookDeliveryConfig,
     /// The optional SMPP listener.
     pub smpp: SmppConfig,
+    /// Releasing held (scheduled) messages.
+    pub schedule: ScheduleConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -435,6 +437,12 @@ pub struct TenantConfig {
     /// Whether the country rules' send windows hold this tenant's marketing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_windows: Option<SendWindowsConfig>,
+    /// Outside a send window: `defer` (hold, the default) or `reject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<String>,
+    /// At most `max` marketing messages per recipient in `per_hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_cap: Option<FrequencyCapConfig>,
     /// Where this tenant's events (message statuses, opt-outs) go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhooks: Option<WebhooksConfig>,
@@ -476,6 +484,49 @@ impl<'de> Deserialize<'de> for SendWindowsConfig {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// `frequency_cap = { max = 3, per_hours = 24 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrequencyCapConfig {
+    pub max: u32,
+    pub per_hours: u32,
+}
+
+/// `[schedule]`: how held messages (send windows, `send_at`) are released.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Held messages in flight to the provider at once, per node. They
+    /// take from `upstream.concurrency`, which live traffic (OTPs) shares:
+    /// 0 (the default) is half of it, at most 32.
+    pub release_concurrency: usize,
+    /// At most this many held messages released per second per node
+    /// (0: as fast as the provider and `release_concurrency` allow).
+    pub release_per_second: u32,
+    /// How often the queue is looked at when nothing was due.
+    pub poll_ms: u64,
+}
+
+impl ScheduleConfig {
+    /// `release_concurrency`, with 0 resolved against the upstream's bound.
+    pub fn concurrency(&self, upstream: &UpstreamConfig) -> usize {
+        match self.release_concurrency {
+            0 => (upstream.concurrency / 2).clamp(1, 32),
+            n => n,
+        }
+    }
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            release_concurrency: 0,
+            release_per_second: 0,
+            poll_ms: 1_000,
+        }
     }
 }
 
@@ -760,6 +811,7 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        validate_schedule(&config.schedule, &config.upstream)?;
         if !(1..=3600).contains(&config.inbound.signature_tolerance_secs) {
             return Err(ConfigError::new(
                 "inbound.signature_tolerance_secs",
@@ -999,6 +1051,7 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
         );
     }
     let send_windows = validate_send_windows(&key("send_windows"), tc, rules)?;
+    let schedule = validate_schedule_policy(&key, tc)?;
     let webhook = tc
         .webhooks
         .as_ref()
@@ -1013,8 +1066,69 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
         link_footer: tc.link_footer.clone(),
         shortcodes,
         send_windows,
+        schedule,
         webhook,
     })
+}
+
+/// `quiet_hours` and `frequency_cap` of a tenant.
+fn validate_schedule_policy(
+    key: &dyn Fn(&str) -> String,
+    tc: &TenantConfig,
+) -> Result<SchedulePolicy, ConfigError> {
+    let quiet_hours = match tc.quiet_hours.as_deref() {
+        None | Some("defer") => QuietHours::Defer,
+        Some("reject") => QuietHours::Reject,
+        Some(other) => {
+            return Err(ConfigError::new(
+                key("quiet_hours"),
+                format!("{other:?} is not one of defer, reject"),
+            ))
+        }
+    };
+    let frequency_cap = match tc.frequency_cap {
+        None => None,
+        Some(c) => {
+            if !(1..=1_000).contains(&c.max) {
+                return Err(ConfigError::new(
+                    key("frequency_cap.max"),
+                    format!("{} must be from 1 to 1000", c.max),
+                ));
+            }
+            // A week at most: the ledger of one recipient stays small.
+            if !(1..=168).contains(&c.per_hours) {
+                return Err(ConfigError::new(
+                    key("frequency_cap.per_hours"),
+                    format!("{} must be from 1 to 168 (a week)", c.per_hours),
+                ));
+            }
+            Some(FrequencyCap {
+                max: c.max,
+                per_ms: i64::from(c.per_hours) * 3_600_000,
+            })
+        }
+    };
+    Ok(SchedulePolicy {
+        quiet_hours,
+        frequency_cap,
+    })
+}
+
+/// `[schedule]`: the releaser must leave the provider room for live sends.
+fn validate_schedule(s: &ScheduleConfig, upstream: &UpstreamConfig) -> Result<(), ConfigError> {
+    if s.release_concurrency > upstream.concurrency {
+        return Err(ConfigError::new(
+            "schedule.release_concurrency",
+            format!(
+                "{} must be at most upstream.concurrency ({}), or 0 for half of it",
+                s.release_concurrency, upstream.concurrency
+            ),
+        ));
+    }
+    if !(10..=60_000).contains(&s.poll_ms) {
+        return Err(ConfigError::new("schedule.poll_ms", "must be 10 to 60000"));
+    }
+    Ok(())
 }
 
 fn validate_webhook(key: &str, w: &WebhooksConfig) -> Result<Webhook, ConfigError> {
@@ -1228,6 +1342,65 @@ api_key = "sk_acme_123"
         let w = &s.tenants[0].send_windows;
         assert_eq!(w, &SendWindows::OffIn(BTreeSet::from([fr])));
         assert!(!w.applies_in(fr) && w.applies_in(us));
+    }
+
+    #[test]
+    fn quiet_hours_and_frequency_caps_are_checked() {
+        let s = with_tenant("").unwrap();
+        assert_eq!(s.tenants[0].schedule, SchedulePolicy::default());
+        assert_eq!(s.tenants[0].schedule.quiet_hours, QuietHours::Defer);
+        let s =
+            with_tenant("quiet_hours = \"reject\"\nfrequency_cap = { max = 3, per_hours = 24 }")
+                .unwrap();
+        assert_eq!(
+            s.tenants[0].schedule,
+            SchedulePolicy {
+                quiet_hours: QuietHours::Reject,
+                frequency_cap: Some(FrequencyCap {
+                    max: 3,
+                    per_ms: 24 * 3_600_000
+                }),
+            }
+        );
+        for (extra, key) in [
+            ("quiet_hours = \"later\"", "tenants[0].quiet_hours"),
+            (
+                "frequency_cap = { max = 0, per_hours = 24 }",
+                "tenants[0].frequency_cap.max",
+            ),
+            (
+                "frequency_cap = { max = 3, per_hours = 0 }",
+                "tenants[0].frequency_cap.per_hours",
+            ),
+            (
+                "frequency_cap = { max = 3, per_hours = 200 }",
+                "tenants[0].frequency_cap.per_hours",
+            ),
+        ] {
+            let e = with_tenant(extra).unwrap_err();
+            assert_eq!(e.key, key, "{extra}: {e}");
+        }
+        let e = with_tenant("frequency_cap = { max = 3 }").unwrap_err();
+        assert!(e.key.contains("frequency_cap"), "{e}");
+    }
+
+    #[test]
+    fn the_releaser_leaves_the_provider_room_for_live_sends() {
+        let mut c = Config::default();
+        assert_eq!(c.schedule.concurrency(&c.upstream), 32);
+        c.upstream.concurrency = 8;
+        assert_eq!(c.schedule.concurrency(&c.upstream), 4);
+        c.upstream.concurrency = 1;
+        assert_eq!(c.schedule.concurrency(&c.upstream), 1);
+        c.schedule.release_concurrency = 2;
+        let e = Settings::from_config(c.clone()).unwrap_err();
+        assert_eq!(e.key, "schedule.release_concurrency", "{e}");
+        c.upstream.concurrency = 64;
+        c.schedule.poll_ms = 5;
+        assert_eq!(
+            Settings::from_config(c).unwrap_err().key,
+            "schedule.poll_ms"
+        );
     }
 
     #[test]

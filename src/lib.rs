@@ -7,12 +7,14 @@
 //! - [`cli`]: the command line (`serve`, `check-config`, operator commands).
 //! - [`config`]: TOML file + `STOPGATE_...` env -> checked [`config::Settings`].
 //! - [`app`]: builds the state, runs both listeners, shuts down gracefully.
+//! - [`clock`]: the clock port (the system's; a manual one for tests).
 //! - [`domain`]: pure types; numbers, tenants, categories, audit events.
 //! - [`rules`]: the country rules files: methods, footers, keywords, replies.
 //! - [`outbound`]: the send pipeline, footers and segment counting.
 //! - [`inbound`]: recipients' replies: keywords, attribution, actions.
 //! - [`links`]: opt-out link codes.
 //! - [`reports`]: delivery reports move message records on.
+//! - [`schedule`]: held messages (send windows, `send_at`) released when due.
 //! - [`outbox`]: webhooks and confirmation SMS, delivered at least once.
 //! - [`suppressions`]: CSV import and export of suppression lists.
 //! - [`progress`]: progress bars of long CLI work, on a terminal only.
@@ -23,6 +25,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod http;
@@ -33,6 +36,7 @@ pub mod outbox;
 pub mod progress;
 pub mod reports;
 pub mod rules;
+pub mod schedule;
 pub mod smpp;
 pub mod store;
 pub mod suppressions;

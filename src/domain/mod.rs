@@ -3,6 +3,7 @@
 
 pub mod category;
 pub mod event;
+pub mod frequency;
 pub mod message;
 pub mod notification;
 pub mod phone;
@@ -20,7 +21,9 @@ pub use notification::{
     WebhookSecret,
 };
 pub use phone::{Country, PhoneError, PhoneNumber};
-pub use tenant::{ApiKeyHash, SendWindows, Tenant, TenantId};
+pub use tenant::{
+    ApiKeyHash, FrequencyCap, QuietHours, SchedulePolicy, SendWindows, Tenant, TenantId,
+};
 pub use timezones::timezones;
 
 /// Milliseconds since the Unix epoch; the one clock type stored and compared.

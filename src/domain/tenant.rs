@@ -106,6 +106,8 @@ pub struct Tenant {
     pub shortcodes: BTreeMap<Country, ShortCode>,
     /// Which countries' send windows hold this tenant's marketing.
     pub send_windows: SendWindows,
+    /// Outside a window: hold or refuse; and the frequency cap.
+    pub schedule: SchedulePolicy,
     /// `[tenants.webhooks]`: where this tenant's events go, if anywhere.
     pub webhook: Option<super::Webhook>,
 }
@@ -130,6 +132,33 @@ impl SendWindows {
             SendWindows::OffIn(off) => !off.contains(&country),
         }
     }
+}
+
+/// `[[tenants]] quiet_hours`: what becomes of marketing outside its
+/// country's send window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QuietHours {
+    /// Held (`scheduled`) and released when the window opens.
+    #[default]
+    Defer,
+    /// Refused (`rejected`, `outside_send_window`) with the next opening.
+    Reject,
+}
+
+/// `[[tenants]] frequency_cap`: at most `max` marketing messages per
+/// recipient in any rolling window of `per_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrequencyCap {
+    pub max: u32,
+    pub per_ms: i64,
+}
+
+/// When a tenant's messages may go: what the send windows do to its
+/// marketing, and how much marketing one recipient may get.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulePolicy {
+    pub quiet_hours: QuietHours,
+    pub frequency_cap: Option<FrequencyCap>,
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::error::{self, ApiError, ErrorBody};
 use super::extract::{AuthTenant, JsonBody};
 use super::{insights, review, suppressions};
 use crate::app::AppState;
-use crate::domain::MessageStatus;
+use crate::domain::{rfc3339, MessageStatus, UnixMillis};
 use crate::domain::{Campaign, Category, Sender};
 use crate::outbound::{ErrorCode, OptOut, RecipientResult, SendRequest};
 use crate::store::{Attempt, Callback, StoreError};
@@ -26,7 +26,10 @@ use crate::store::{Attempt, Callback, StoreError};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(super::openapi::base())
         .routes(routes!(send_messages, super::messages::list_messages))
-        .routes(routes!(super::messages::get_message))
+        .routes(routes!(
+            super::messages::get_message,
+            super::messages::cancel_message
+        ))
         .routes(routes!(suppressions::list_suppressions))
         .routes(routes!(
             suppressions::get_suppression,
@@ -125,6 +128,12 @@ pub struct SendBody {
     /// the tenant's webhook secret), besides the tenant's own webhook.
     #[serde(default)]
     callback_url: Option<String>,
+    /// RFC 3339: hold the message until then (at most 30 days ahead, and
+    /// within `[messages] retention_days`). Marketing then also waits for
+    /// its send window. Not for OTPs (422): an OTP is sent now or never.
+    #[serde(default)]
+    #[schema(example = "2026-03-16T09:30:00+01:00")]
+    send_at: Option<String>,
 }
 
 /// Why a send request was refused as a whole.
@@ -150,6 +159,12 @@ enum SendError {
     InvalidReference,
     #[error("callback_url: {0}")]
     InvalidCallback(&'static str),
+    #[error("send_at: {0:?} is not an RFC 3339 time like 2026-03-16T09:30:00+01:00")]
+    InvalidSendAt(String),
+    #[error("send_at: at most {days} days ahead")]
+    SendAtTooFar { days: i64 },
+    #[error("send_at: an OTP is sent now or never; it cannot be scheduled")]
+    OtpSendAt,
     #[error("reference: a request with this reference is still being processed")]
     InProgress,
     #[error("reference: already used for a different request")]
@@ -174,6 +189,10 @@ impl From<SendError> for ApiError {
             SendError::InvalidCampaign(_) => ApiError::unprocessable("invalid_campaign", msg),
             SendError::InvalidReference => ApiError::unprocessable("invalid_reference", msg),
             SendError::InvalidCallback(_) => ApiError::unprocessable("invalid_callback_url", msg),
+            SendError::InvalidSendAt(_) | SendError::SendAtTooFar { .. } => {
+                ApiError::unprocessable("invalid_send_at", msg)
+            }
+            SendError::OtpSendAt => ApiError::unprocessable("send_at_not_allowed", msg),
             SendError::InProgress => {
                 ApiError::new(StatusCode::CONFLICT, "request_in_progress", msg)
             }
@@ -209,7 +228,7 @@ fn is_zero(n: &usize) -> bool {
 pub struct ResultJson {
     /// E.164 when the number parsed.
     to: String,
-    /// `sent`, `blocked`, `rejected` or `failed`.
+    /// `sent`, `scheduled`, `blocked`, `rejected` or `failed`.
     #[schema(value_type = String)]
     status: &'static str,
     /// The message record's id (`GET /v1/messages/{id}`), sent or not.
@@ -227,15 +246,26 @@ pub struct ResultJson {
     optout: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provider_id: Option<String>,
-    /// `{"code", "message"}`; codes in docs/api.md.
+    /// `{"code", "message"}`; codes in docs/api.md. An
+    /// `outside_send_window` refusal has `next_open` (RFC 3339) when the
+    /// window opens again.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     error: Option<Value>,
+    /// `scheduled`: when it will be released (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliver_after: Option<String>,
 }
 
 impl From<RecipientResult> for ResultJson {
     fn from(r: RecipientResult) -> ResultJson {
+        let (deliver_after, next_open) = match (r.status, r.deliver_after) {
+            (MessageStatus::Scheduled, Some(at)) => (Some(rfc3339(at)), None),
+            (_, Some(at)) => (None, Some(rfc3339(at))),
+            _ => (None, None),
+        };
         ResultJson {
+            deliver_after,
             to: r.to,
             status: r.status.as_str(),
             id: r.id.as_str().to_string(),
@@ -258,18 +288,30 @@ impl From<RecipientResult> for ResultJson {
                 if let Some(s) = f.retry_after {
                     e["retry_after"] = s.into();
                 }
+                if let Some(at) = &next_open {
+                    e["next_open"] = at.clone().into();
+                }
                 e
             }),
         }
     }
 }
 
+/// The limits a send request is checked against.
+struct Limits {
+    max_recipients: usize,
+    max_chars: usize,
+    /// Now, and how far ahead `send_at` may be.
+    now: UnixMillis,
+    send_at_days: i64,
+}
+
 fn validate(
     body: SendBody,
     tenant: std::sync::Arc<crate::domain::Tenant>,
-    max_recipients: usize,
-    max_chars: usize,
+    limits: &Limits,
 ) -> Result<(SendRequest, Option<String>), SendError> {
+    let (max_recipients, max_chars) = (limits.max_recipients, limits.max_chars);
     let to: Vec<String> = match body.to {
         Value::String(s) => vec![s],
         Value::Array(items) => items
@@ -322,6 +364,24 @@ fn validate(
         .map(|u| callback_url(u).map(|url| Callback::Native { url }))
         .transpose()
         .map_err(SendError::InvalidCallback)?;
+    let send_at = match body.send_at.as_deref() {
+        None => None,
+        Some(raw) => {
+            let at = raw
+                .parse::<jiff::Timestamp>()
+                .map_err(|_| SendError::InvalidSendAt(raw.chars().take(64).collect()))?
+                .as_millisecond();
+            if category == Category::Otp {
+                return Err(SendError::OtpSendAt);
+            }
+            if at > limits.now + limits.send_at_days * 86_400_000 {
+                return Err(SendError::SendAtTooFar {
+                    days: limits.send_at_days,
+                });
+            }
+            Some(at)
+        }
+    };
     let req = SendRequest {
         tenant,
         to,
@@ -331,6 +391,7 @@ fn validate(
         campaign,
         messaging_service: None,
         callback,
+        send_at,
     };
     Ok((req, body.reference))
 }
@@ -356,12 +417,19 @@ fn fingerprint(req: &SendRequest) -> [u8; 32] {
         req.body,
         req.category.as_str(),
         req.campaign.as_ref().map(|c| c.as_str()),
+        req.send_at,
     ]);
     Sha256::digest(canonical.to_string().as_bytes()).into()
 }
 
+/// How far ahead `send_at` may be (and never past the records' retention).
+const SEND_AT_MAX_DAYS: u32 = 30;
+
 /// Sends one message to up to 1000 recipients. Marketing gets the opt-out
-/// footer of each recipient's country and is blocked for opted-out numbers.
+/// footer of each recipient's country and is blocked for opted-out numbers;
+/// outside its send window it is held (`scheduled`) or refused, per the
+/// tenant's `quiet_hours`. `send_at` holds marketing and transactional
+/// messages until then.
 #[utoipa::path(post, path = "/v1/messages", tag = "messages", request_body = SendBody,
     responses(
         (status = 200, body = SendResponse, description = "Per-recipient results"),
@@ -374,13 +442,14 @@ async fn send_messages(
     AuthTenant(tenant): AuthTenant,
     JsonBody(body): JsonBody<SendBody>,
 ) -> Result<Response, ApiError> {
-    let limits = &state.settings.config.limits;
-    let (req, reference) = validate(
-        body,
-        tenant.clone(),
-        limits.max_recipients,
-        limits.max_body_chars,
-    )?;
+    let config = &state.settings.config;
+    let limits = Limits {
+        max_recipients: config.limits.max_recipients,
+        max_chars: config.limits.max_body_chars,
+        now: state.outbound.clock.now(),
+        send_at_days: i64::from(config.messages.retention_days.min(SEND_AT_MAX_DAYS)),
+    };
+    let (req, reference) = validate(body, tenant.clone(), &limits)?;
 
     // A reference makes the request idempotent: (reference, content fingerprint).
     let idempotency = reference.map(|r| (r, fingerprint(&req)));
@@ -418,7 +487,9 @@ async fn send_messages(
             .as_ref()
             .is_some_and(|e| e.code == ErrorCode::StoreUnavailable)
     };
-    if results.iter().any(store_failed) && results.iter().all(|r| r.status != MessageStatus::Sent) {
+    let went =
+        |r: &RecipientResult| matches!(r.status, MessageStatus::Sent | MessageStatus::Scheduled);
+    if results.iter().any(store_failed) && !results.iter().any(went) {
         if let Some((reference, _)) = idempotency.take() {
             if let Err(e) = state.store.abandon_request(&tenant.id, &reference).await {
                 tracing::warn!(error = %e, "could not release an idempotency reference");
@@ -447,6 +518,7 @@ async fn send_messages(
         blocked = summary.blocked,
         rejected = summary.rejected,
         failed = summary.failed,
+        scheduled = summary.scheduled,
         "send request handled"
     );
     let response = SendResponse {

@@ -24,6 +24,9 @@ pub struct CampaignJson {
     /// undelivered or failed (the rest have no final report yet).
     delivered: u64,
     undelivered: u64,
+    /// Marketing not forwarded because the recipient had opted out (at
+    /// the send, or when a held message was released).
+    blocked: u64,
     /// `delivered / sent`; `null` when nothing was sent.
     delivery_rate: Option<f64>,
     /// Opt-outs attributed to the campaign, by source (`sms`, `link`, `api`; imports are not counted).
@@ -59,6 +62,7 @@ pub async fn campaigns(
                 segments: c.segments,
                 delivered: c.delivered,
                 undelivered: c.undelivered,
+                blocked: c.blocked,
                 campaign: c.campaign.map(String::from),
                 sent: c.sent,
                 optouts: c.optouts,

@@ -1,5 +1,6 @@
 //! `/v1/messages/{id}` and `/v1/messages`: a tenant's message records and
-//! their status history, strictly scoped to the tenant of the API key.
+//! their status history, strictly scoped to the tenant of the API key;
+//! `DELETE /v1/messages/{id}` cancels a held (`scheduled`) one.
 
 use axum::extract::State;
 use axum::Json;
@@ -10,7 +11,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{AuthTenant, PathParam, QueryParams};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Campaign, MessageId, MessageStatus};
-use crate::store::{MessageFilter, MessageRecord, StoreError};
+use crate::store::{Cancel, MessageFilter, MessageRecord, StoreError};
 
 const MAX_PAGE: usize = 500;
 const DEFAULT_PAGE: usize = 100;
@@ -19,6 +20,8 @@ const DEFAULT_PAGE: usize = 100;
 enum MessagesError {
     #[error("no such message")]
     NotFound,
+    #[error("the message is {0}, not scheduled: only a held message can be canceled")]
+    NotScheduled(MessageStatus),
     #[error("status: {0:?} is not one of scheduled, sent, delivered, undelivered, failed, blocked, rejected, canceled")]
     BadStatus(String),
     #[error("campaign: {0}")]
@@ -36,6 +39,9 @@ impl From<MessagesError> for ApiError {
         let msg = e.to_string();
         match e {
             MessagesError::NotFound => ApiError::not_found(msg),
+            MessagesError::NotScheduled(_) => {
+                ApiError::new(axum::http::StatusCode::CONFLICT, "not_scheduled", msg)
+            }
             MessagesError::BadStatus(_)
             | MessagesError::BadCampaign(_)
             | MessagesError::BadCursor
@@ -87,6 +93,11 @@ pub struct MessageJson {
     /// Only for marketing, and only with `[messages] keep_body = true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
+    /// A held message: when it was planned to go (RFC 3339, UTC). A
+    /// release may come later (the provider's rate limit, a window that
+    /// closed again), never earlier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliver_after: Option<String>,
     /// Every status reached, oldest first.
     history: Vec<StatusJson>,
 }
@@ -111,6 +122,7 @@ impl From<MessageRecord> for MessageJson {
             provider: r.provider,
             provider_id: r.provider_id,
             body: r.body,
+            deliver_after: r.deliver_after.map(rfc3339),
             history: r
                 .history
                 .into_iter()
@@ -144,6 +156,38 @@ pub async fn get_message(
         .map_err(MessagesError::from)?
         .ok_or(MessagesError::NotFound)?;
     Ok(Json(record.into()))
+}
+
+/// Cancels a held message (`scheduled`: outside its send window, or
+/// waiting for its `send_at`): it will not be sent, and its record says
+/// `canceled`. `409` once it is no longer held (released, being released,
+/// canceled) or was never held.
+#[utoipa::path(delete, path = "/v1/messages/{id}", tag = "messages",
+    params(("id" = String, Path, description = "The `id` of a send result (`msg_...`), or its Twilio SID (`SM...`)")),
+    responses((status = 200, body = MessageJson, description = "Canceled: the record"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel_message(
+    State(state): State<AppState>,
+    AuthTenant(tenant): AuthTenant,
+    PathParam(id): PathParam,
+) -> Result<Json<MessageJson>, ApiError> {
+    let id = MessageId::parse(&id)
+        .or_else(|| MessageId::from_sid(&id))
+        .ok_or(MessagesError::NotFound)?;
+    match state
+        .scheduler
+        .cancel(&tenant, &id)
+        .await
+        .map_err(MessagesError::from)?
+    {
+        Cancel::Canceled { record, .. } => {
+            tracing::info!(tenant = %tenant.id, id = %id, "held message canceled");
+            Ok(Json(record.into()))
+        }
+        Cancel::NotScheduled(r) => Err(MessagesError::NotScheduled(r.status()).into()),
+        Cancel::NotFound => Err(MessagesError::NotFound.into()),
+    }
 }
 
 #[derive(Deserialize, IntoParams)]

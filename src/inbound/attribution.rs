@@ -239,6 +239,7 @@ mod tests {
                 .map(|(c, s)| (Country::parse(c).unwrap(), ShortCode::parse(s).unwrap()))
                 .collect(),
             send_windows: Default::default(),
+            schedule: Default::default(),
             webhook: None,
         })
     }

@@ -90,6 +90,7 @@ mod tests {
             link_footer: None,
             shortcodes: Default::default(),
             send_windows: Default::default(),
+            schedule: Default::default(),
             webhook: None,
         }
     }

@@ -4,8 +4,14 @@
 //!
 //! Order matters: a link is on disk before any message carrying it leaves,
 //! so a recipient never gets a link that a crash could forget.
+//!
+//! When a message may go (send windows, `send_at`) and how much marketing a
+//! recipient may get (frequency cap) is `schedule.rs`: it plans each
+//! recipient once suppressions are checked, and holds the ones due later
+//! once their footers are in.
 
 pub mod footer;
+mod schedule;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -16,7 +22,7 @@ use futures::StreamExt;
 use crate::domain::segments::{analyze, Encoding};
 use crate::domain::{
     now_millis, Campaign, Category, Country, MessageId, MessageStatus, PhoneNumber, Sender,
-    ShortCode, Tenant,
+    ShortCode, Tenant, UnixMillis,
 };
 use crate::links;
 use crate::rules::RuleSet;
@@ -38,6 +44,8 @@ pub struct Outbound {
     pub keep_body: bool,
     /// Wakes the outbox dispatcher when a record's status is to be told.
     pub outbox: crate::outbox::Signal,
+    /// What time it is: send windows, `send_at`, frequency caps, records.
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// A validated send request.
@@ -54,6 +62,9 @@ pub struct SendRequest {
     pub messaging_service: Option<String>,
     /// Where this request's status changes go, besides the tenant's webhooks.
     pub callback: Option<Callback>,
+    /// Not before this (`send_at`): marketing and transactional messages
+    /// are held until then. Never set for OTPs (the API refuses it).
+    pub send_at: Option<UnixMillis>,
 }
 
 /// Per-recipient error codes, part of the API contract.
@@ -75,6 +86,16 @@ pub enum ErrorCode {
     /// Marketing not forwarded: the store (suppressions, links) cannot be
     /// reached, and marketing never goes out unchecked.
     StoreUnavailable,
+    /// Marketing outside the recipient's send window, with the tenant's
+    /// `quiet_hours = "reject"` (or a window that never opens in all of
+    /// the recipient's time zones).
+    OutsideSendWindow,
+    /// Over the tenant's `frequency_cap` for this recipient.
+    FrequencyCapped,
+    /// A held message whose release was cut short (a crash) after it was
+    /// handed to the provider: it may or may not have gone out, and is
+    /// not sent again.
+    ReleaseInterrupted,
 }
 
 impl ErrorCode {
@@ -89,6 +110,9 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamTimeout => "upstream_timeout",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::OutsideSendWindow => "outside_send_window",
+            ErrorCode::FrequencyCapped => "frequency_capped",
+            ErrorCode::ReleaseInterrupted => "release_interrupted",
         }
     }
 }
@@ -127,6 +151,9 @@ pub struct RecipientResult {
     pub optout: Option<OptOut>,
     pub provider_id: Option<String>,
     pub error: Option<Failure>,
+    /// `scheduled`: when it is released. `outside_send_window`: when the
+    /// window opens next, if it does.
+    pub deliver_after: Option<UnixMillis>,
 }
 
 /// A recipient that passed every check and waits to be forwarded.
@@ -177,6 +204,9 @@ impl Outbound {
             .collect();
         if req.category.is_marketing() {
             self.check_suppressions(req, &mut slots).await;
+        }
+        let timing = schedule::plan(self, req, &mut slots).await;
+        if req.category.is_marketing() {
             self.add_footers(req, &mut slots).await;
         } else {
             for slot in &mut slots {
@@ -186,6 +216,7 @@ impl Outbound {
                 }
             }
         }
+        timing.hold(self, req, &mut slots).await;
         let results = futures::stream::iter(slots)
             .map(|slot| async move {
                 match slot {
@@ -197,6 +228,7 @@ impl Outbound {
             .buffered(self.concurrency)
             .collect::<Vec<_>>()
             .await;
+        timing.settle(self, req, &results).await;
         self.keep_records(req, &results).await;
         let sent: Vec<&RecipientResult> = results
             .iter()
@@ -218,6 +250,19 @@ impl Outbound {
                 tracing::warn!(error = %e, "could not count sent marketing");
             }
         }
+        let blocked = results
+            .iter()
+            .filter(|r| r.status == MessageStatus::Blocked)
+            .count() as u64;
+        if req.category.is_marketing() && blocked > 0 {
+            if let Err(e) = self
+                .store
+                .count_marketing_blocked(&req.tenant.id, req.campaign.as_ref(), blocked)
+                .await
+            {
+                tracing::warn!(error = %e, "could not count blocked marketing");
+            }
+        }
         for r in &results {
             metrics::counter!("stopgate_messages_total", "category" => req.category.as_str(), "status" => r.status.as_str())
                 .increment(1);
@@ -228,31 +273,14 @@ impl Outbound {
     /// One record per recipient, written in one batch once the provider has
     /// answered. No fsync of its own: records are made durable with the next
     /// group commit (or the store's periodic flush); what must survive a
-    /// power loss before the answer (opt-outs, links) already has.
+    /// power loss before the answer (opt-outs, links) already has. Held
+    /// messages are not among them: their records went with them.
     async fn keep_records(&self, req: &SendRequest, results: &[RecipientResult]) {
-        let now = now_millis();
+        let now = self.clock.now();
         let records: Vec<MessageRecord> = results
             .iter()
-            .map(|r| MessageRecord {
-                id: r.id.clone(),
-                tenant: req.tenant.id.clone(),
-                to: r.to.chars().take(40).collect(),
-                country: r.country,
-                category: req.category,
-                campaign: req.campaign.clone(),
-                sender: req.from.as_str().to_string(),
-                encoding: r.encoding,
-                segments: r.segments,
-                provider: r.forwarded.then(|| self.provider.name().to_string()),
-                provider_id: r.provider_id.clone(),
-                body: (self.keep_body && req.category.is_marketing()).then(|| r.body.clone()),
-                callback: req.callback.clone(),
-                history: vec![StatusChange {
-                    status: r.status,
-                    at: now,
-                    error: r.error.as_ref().map(|e| e.code.as_str().to_string()),
-                }],
-            })
+            .filter(|r| r.status != MessageStatus::Scheduled)
+            .map(|r| self.record(req, r, now))
             .collect();
         let notifications: Vec<_> = records
             .iter()
@@ -265,6 +293,33 @@ impl Outbound {
             tracing::error!(error = %e, count = records.len(), "message records not written");
         } else if !notifications.is_empty() {
             self.outbox.wake();
+        }
+    }
+
+    /// The record of one recipient's result, as it stands at `now`.
+    fn record(&self, req: &SendRequest, r: &RecipientResult, now: UnixMillis) -> MessageRecord {
+        MessageRecord {
+            id: r.id.clone(),
+            tenant: req.tenant.id.clone(),
+            to: r.to.chars().take(40).collect(),
+            country: r.country,
+            category: req.category,
+            campaign: req.campaign.clone(),
+            sender: req.from.as_str().to_string(),
+            encoding: r.encoding,
+            segments: r.segments,
+            provider: r.forwarded.then(|| self.provider.name().to_string()),
+            provider_id: r.provider_id.clone(),
+            body: (self.keep_body && req.category.is_marketing()).then(|| r.body.clone()),
+            callback: req.callback.clone(),
+            deliver_after: r
+                .deliver_after
+                .filter(|_| r.status == MessageStatus::Scheduled),
+            history: vec![StatusChange {
+                status: r.status,
+                at: now,
+                error: r.error.as_ref().map(|e| e.code.as_str().to_string()),
+            }],
         }
     }
 
@@ -437,6 +492,7 @@ fn ready(req: &SendRequest, number: PhoneNumber, body: String, optout: Option<Op
             optout,
             provider_id: None,
             error: None,
+            deliver_after: None,
         },
         sms: OutboundSms {
             id,
@@ -477,6 +533,7 @@ fn unsent(
             provider_code: None,
             retry_after: None,
         }),
+        deliver_after: None,
     }
 }
 
@@ -501,7 +558,9 @@ fn fail_parsed(req: &SendRequest, slots: &mut [Slot]) {
     }
 }
 
-fn upstream_failure(e: &ProviderError) -> Failure {
+/// A provider's refusal as a per-recipient failure (the releaser of held
+/// messages records it the same way).
+pub(crate) fn upstream_failure(e: &ProviderError) -> Failure {
     let secs = |d: &std::time::Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
     let (code, provider_code, retry_after) = match e {
         ProviderError::Rejected { code, .. } => {

@@ -781,6 +781,7 @@ async fn submit(front: &Front, account: &SmppAccount, msg: &Message, payload: &[
         campaign: None,
         messaging_service: None,
         callback,
+        send_at: None,
     };
     let result = front
         .outbound
@@ -810,8 +811,13 @@ async fn submit(front: &Front, account: &SmppAccount, msg: &Message, payload: &[
 fn outcome(r: &RecipientResult, blocked: BlockedMode) -> CommandStatus {
     let code = r.error.as_ref().map(|e| e.code);
     let (status, permanent) = match (r.status, code) {
-        (Status::Sent, _) => return CommandStatus::EsmeRok,
+        // Held for its send window: accepted, its outcome not known yet.
+        (Status::Sent | Status::Scheduled, _) => return CommandStatus::EsmeRok,
         (Status::Blocked, _) => (BLOCKED_STATUS, true),
+        // Permanent, like an opt-out: not the address's fault.
+        (Status::Rejected, Some(ErrorCode::OutsideSendWindow | ErrorCode::FrequencyCapped)) => {
+            (BLOCKED_STATUS, true)
+        }
         (Status::Rejected, _) => (CommandStatus::EsmeRinvdstadr, true),
         (_, Some(ErrorCode::UpstreamRejected)) => (CommandStatus::EsmeRsubmitfail, true),
         (_, Some(ErrorCode::UpstreamRateLimited)) => (CommandStatus::EsmeRthrottled, false),
@@ -843,6 +849,7 @@ mod tests {
             segments: 1,
             optout: None,
             provider_id: None,
+            deliver_after: None,
             error: code.map(|code| Failure {
                 code,
                 message: String::new(),

@@ -60,6 +60,12 @@ pub fn stat_of(status: MessageStatus, error: Option<&str>) -> Option<(Stat, u16)
         MessageStatus::Scheduled | MessageStatus::Sent => return None,
         MessageStatus::Delivered => (Stat::Delivered, 0),
         MessageStatus::Blocked => (Stat::Rejected, code(super::front::BLOCKED_STATUS)),
+        // Refused like an opt-out at submit (front::outcome): not the address's fault.
+        MessageStatus::Rejected
+            if matches!(error, Some("outside_send_window" | "frequency_capped")) =>
+        {
+            (Stat::Rejected, code(super::front::BLOCKED_STATUS))
+        }
         MessageStatus::Rejected => (Stat::Rejected, code(CommandStatus::EsmeRinvdstadr)),
         MessageStatus::Failed if error == Some("upstream_rejected") => {
             (Stat::Undeliverable, code(CommandStatus::EsmeRsubmitfail))

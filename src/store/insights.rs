@@ -18,6 +18,9 @@ pub struct CampaignCounters {
     /// Of those, reported delivered / undelivered (or failed) by the provider.
     pub delivered: u64,
     pub undelivered: u64,
+    /// Marketing not forwarded because the recipient opted out: at the
+    /// send, or at the release of a held message (an opt-out during the hold).
+    pub blocked: u64,
     /// Opt-outs by source (`sms`, `link`, `api`). Imports are not counted:
     /// a list moved in from elsewhere says nothing about a campaign.
     pub optouts: BTreeMap<String, u64>,
@@ -36,6 +39,14 @@ pub trait InsightStore: Send + Sync {
         campaign: Option<&Campaign>,
         messages: u64,
         segments: u64,
+    ) -> Result<()>;
+
+    /// Adds `messages` marketing messages blocked (recipient opted out).
+    async fn count_marketing_blocked(
+        &self,
+        tenant: &TenantId,
+        campaign: Option<&Campaign>,
+        messages: u64,
     ) -> Result<()>;
 
     /// Every campaign's counters for a tenant, the no-campaign row first,

@@ -51,6 +51,9 @@ pub struct MessageRecord {
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<Callback>,
+    /// A held message: when it was planned to go (send window, `send_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_after: Option<UnixMillis>,
     /// Oldest first; never empty.
     pub history: Vec<StatusChange>,
 }

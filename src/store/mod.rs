@@ -3,7 +3,8 @@
 //!
 //! The port is cut by concern, one trait per file (suppressions and their
 //! history, bulk imports, links, attribution of replies, possible opt-outs
-//! for review, idempotency records, insights counters, message records); [`Store`] is all of
+//! for review, idempotency records, insights counters, message records,
+//! the outbox, held messages and frequency-cap ledgers); [`Store`] is all of
 //! them plus durability. Backends implement every trait: [`sled`] (embedded,
 //! one node) and `postgres` (many nodes on one database).
 //!
@@ -16,6 +17,8 @@ pub mod attribution;
 pub mod commit;
 pub mod copy;
 mod error;
+pub mod frequency;
+pub mod held;
 pub mod idempotency;
 pub mod insights;
 pub mod links;
@@ -34,6 +37,8 @@ use crate::config::{StorageConfig, StorageKind};
 
 pub use attribution::{AttributionStore, MarketingSend};
 pub use error::{Result, StoreError};
+pub use frequency::{CapEntry, FrequencyStore};
+pub use held::{Cancel, Claimed, HeldMessage, HeldStats, HeldStore, Release};
 pub use idempotency::{Attempt, IdempotencyStore};
 pub use insights::{CampaignCounters, InsightStore};
 pub use links::{LinkRecord, LinkStore};
@@ -58,6 +63,8 @@ pub trait Store:
     + InsightStore
     + MessageStore
     + OutboxStore
+    + HeldStore
+    + FrequencyStore
     + Send
     + Sync
     + 'static

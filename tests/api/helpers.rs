@@ -13,7 +13,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use stopgate::app::App;
-use stopgate::config::{Config, Secret, Settings, TenantConfig, UpstreamKind};
+use stopgate::config::{Config, Secret, SendWindowsConfig, Settings, TenantConfig, UpstreamKind};
 use stopgate::domain::{Action, Event, PhoneNumber, Source, TenantId};
 use stopgate::store::Store;
 
@@ -181,6 +181,10 @@ pub fn test_config(mock: &MockProvider, dir: &std::path::Path) -> Config {
                 ("NL".into(), "4411".into()),
                 ("DE".into(), "44744".into()),
             ]),
+            // Off, so that a test does not depend on the hour it runs at
+            // (at night in Paris, marketing to FR is held): `schedule.rs`
+            // turns them on, on a manual clock.
+            send_windows: Some(SendWindowsConfig::All(false)),
             ..Default::default()
         },
         TenantConfig {
@@ -188,6 +192,7 @@ pub fn test_config(mock: &MockProvider, dir: &std::path::Path) -> Config {
             name: "Beta Bank".into(),
             api_key: Some(Secret(BETA_KEY.into())),
             keyword: Some("BETA".into()),
+            send_windows: Some(SendWindowsConfig::All(false)),
             ..Default::default()
         },
     ];
@@ -235,13 +240,23 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the gateway with the test config, adjusted by `tweak`.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_at(stopgate::clock::system(), tweak).await
+}
+
+/// [`spawn_app_with`] on the given clock (a `ManualClock` for send windows).
+pub async fn spawn_app_at(
+    clock: Arc<dyn stopgate::clock::Clock>,
+    tweak: impl FnOnce(&mut Config),
+) -> TestApp {
     init_logging();
     let mock = MockProvider::start().await;
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(&mock, dir.path());
     tweak(&mut config);
     let settings = Settings::from_config(config).expect("test config is valid");
-    let app = App::build(settings).await.expect("app builds");
+    let app = App::build_with_clock(settings, clock)
+        .await
+        .expect("app builds");
     let api = format!("http://{}", app.api_addr());
     let public = format!("http://{}", app.public_addr());
     let store = app.store();

@@ -20,6 +20,7 @@ mod operations;
 mod pg;
 mod providers;
 mod replay;
+mod schedule;
 mod send;
 mod smpp_front;
 mod smpp_upstream;

@@ -6,11 +6,12 @@ use std::sync::Mutex;
 
 use stopgate::domain::segments::Encoding;
 use stopgate::domain::{
-    Action, Campaign, Category, Event, LinkCode, MessageId, MessageStatus, Notification,
-    PhoneNumber, ShortCode, Source, TenantId,
+    Action, Campaign, Category, Event, FrequencyCap, LinkCode, MessageId, MessageStatus,
+    Notification, PhoneNumber, ShortCode, Source, TenantId,
 };
 use stopgate::store::{
-    Applied, Attempt, MessageFilter, MessageRecord, PossibleOptOut, StatusChange,
+    Applied, Attempt, Cancel, CapEntry, Claimed, HeldMessage, HeldStats, MessageFilter,
+    MessageRecord, PossibleOptOut, Release, StatusChange,
 };
 
 use crate::backends::Backend;
@@ -652,6 +653,7 @@ fn record(
         provider_id: provider_id.map(str::to_string),
         body: None,
         callback: None,
+        deliver_after: None,
         history: vec![StatusChange {
             status,
             at: 1_000,
@@ -1196,4 +1198,469 @@ pub async fn smpp_receipt_requests_live_on_the_record(b: Backend) {
         items.iter().any(|i| matches!(&i.notification, Notification::SmppReceipt(n) if n.id == blocked_id && n.status == MessageStatus::Blocked)),
         "{items:?}"
     );
+}
+
+// ---- Held messages (send windows, `send_at`) and frequency caps.
+
+/// A held marketing message to `to`, due at `due`.
+fn held(tenant: &str, to: &str, due: i64) -> HeldMessage {
+    let mut r = record(
+        tenant,
+        MessageId::generate(),
+        to,
+        MessageStatus::Scheduled,
+        None,
+    );
+    r.deliver_after = Some(due);
+    r.segments = 2;
+    HeldMessage {
+        record: r,
+        body: format!("Sale for {to}\nSTOP au 36111"),
+        messaging_service: None,
+        shortcode: Some(code("36111")),
+        cap_key: Some(7),
+        due,
+        lease_until: 0,
+        begun: false,
+    }
+}
+
+fn released(h: &HeldMessage, status: MessageStatus, at: i64) -> Release {
+    Release {
+        claim: Claimed::from(h),
+        change: change(status, at, None),
+        provider: (status == MessageStatus::Sent).then(|| "http".to_string()),
+        provider_id: (status == MessageStatus::Sent).then(|| format!("p-{}", h.id())),
+    }
+}
+
+fn ids(items: &[HeldMessage]) -> Vec<MessageId> {
+    items.iter().map(|h| h.id().clone()).collect()
+}
+
+pub async fn held_messages_are_claimed_by_due_under_leases_and_finished(b: Backend) {
+    let s = b.store.as_ref();
+    let (a, c, later) = (
+        held("acme", "+33612345601", 5_000),
+        held("acme", "+33612345602", 4_000),
+        held("beta", "+33612345603", 9_000),
+    );
+    s.hold(&[a.clone(), c.clone(), later.clone()], &[])
+        .await
+        .unwrap();
+    s.durable().await.unwrap();
+    // The records are there at once, `scheduled`.
+    let r = s.message(&t("acme"), a.id()).await.unwrap().unwrap();
+    assert_eq!(r.status(), MessageStatus::Scheduled);
+    assert_eq!(r.deliver_after, Some(5_000));
+    assert_eq!(
+        s.held_stats().await.unwrap(),
+        HeldStats {
+            held: 3,
+            next_due: Some(4_000)
+        }
+    );
+    assert!(s.claim_held(3_999, 10, 60_000).await.unwrap().is_empty());
+    // Earliest due first; not the one due later.
+    let got = s.claim_held(6_000, 10, 60_000).await.unwrap();
+    assert_eq!(ids(&got), [c.id().clone(), a.id().clone()]);
+    assert!(got.iter().all(|h| h.lease_until == 66_000 && !h.begun));
+    assert_eq!(got[1].body, a.body);
+    assert!(
+        s.claim_held(6_000, 10, 60_000).await.unwrap().is_empty(),
+        "leased"
+    );
+    let claims: Vec<Claimed> = got.iter().map(Claimed::from).collect();
+    assert_eq!(s.begin_held(&claims).await.unwrap(), [true, true]);
+    let notify = |r: &MessageRecord| vec![Notification::MessageStatus(r.event())];
+    let out = s
+        .finish_held(
+            &[
+                released(&got[0], MessageStatus::Sent, 6_100),
+                released(&got[1], MessageStatus::Blocked, 6_200),
+            ],
+            &notify,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out[0].as_ref().unwrap().status(), MessageStatus::Sent);
+    // The stored records moved on, with the provider's id.
+    let sent = s.message(&t("acme"), c.id()).await.unwrap().unwrap();
+    assert_eq!(
+        sent.history.iter().map(|h| h.status).collect::<Vec<_>>(),
+        [MessageStatus::Scheduled, MessageStatus::Sent]
+    );
+    assert_eq!(sent.provider_id, Some(format!("p-{}", c.id())));
+    let blocked = s.message(&t("acme"), a.id()).await.unwrap().unwrap();
+    assert_eq!(blocked.status(), MessageStatus::Blocked);
+    // Found by delivery reports like any sent message.
+    let rep = s
+        .report(
+            "http",
+            &format!("p-{}", c.id()),
+            change(MessageStatus::Delivered, 7_000, None),
+            &no_notes,
+        )
+        .await
+        .unwrap();
+    assert!(
+        rep.is_some(),
+        "the released message is found by its provider id"
+    );
+    // Counted in the campaign, in the same write: sent (2 parts) and blocked.
+    let counters = s.campaign_counters(&t("acme")).await.unwrap();
+    let bf = counters
+        .iter()
+        .find(|k| k.campaign == Some(campaign("bf")))
+        .unwrap();
+    assert_eq!((bf.sent, bf.segments, bf.blocked), (1, 2, 1), "{bf:?}");
+    // The notifications of the new statuses are in the outbox.
+    let notes = s.claim(i64::MAX / 2, 10, 1_000).await.unwrap();
+    let statuses: Vec<&str> = notes
+        .iter()
+        .map(|i| match &i.notification {
+            Notification::MessageStatus(e) => e.status.as_str(),
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(statuses, ["sent", "blocked"]);
+    // Gone from the queue; a second finish of the same claim does nothing.
+    assert_eq!(s.held_stats().await.unwrap().held, 1);
+    let again = s
+        .finish_held(&[released(&got[0], MessageStatus::Failed, 8_000)], &notify)
+        .await
+        .unwrap();
+    assert_eq!(again, [None]);
+    assert_eq!(
+        s.message(&t("acme"), c.id())
+            .await
+            .unwrap()
+            .unwrap()
+            .status(),
+        MessageStatus::Delivered
+    );
+}
+
+pub async fn a_claim_that_ran_out_is_not_the_holders_any_more(b: Backend) {
+    let s = b.store.as_ref();
+    let h = held("acme", "+33612345611", 1_000);
+    s.hold(std::slice::from_ref(&h), &[]).await.unwrap();
+    let first = s.claim_held(2_000, 10, 1_000).await.unwrap();
+    assert_eq!(first.len(), 1);
+    // Lease over: another releaser takes it.
+    let second = s.claim_held(3_001, 10, 1_000).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first[0].lease_until, second[0].lease_until);
+    let old = Claimed::from(&first[0]);
+    assert_eq!(
+        s.begin_held(std::slice::from_ref(&old)).await.unwrap(),
+        [false]
+    );
+    let out = s
+        .finish_held(
+            &[released(&first[0], MessageStatus::Sent, 3_100)],
+            &no_notes,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, [None], "the old claim changes nothing");
+    s.postpone_held(&[(old, 50_000)]).await.unwrap();
+    // The new holder's claim still stands.
+    let new = Claimed::from(&second[0]);
+    assert_eq!(
+        s.begin_held(std::slice::from_ref(&new)).await.unwrap(),
+        [true]
+    );
+}
+
+pub async fn postponed_messages_are_due_again_later_and_not_begun(b: Backend) {
+    let s = b.store.as_ref();
+    let h = held("acme", "+33612345621", 1_000);
+    s.hold(std::slice::from_ref(&h), &[]).await.unwrap();
+    let got = s.claim_held(1_000, 10, 60_000).await.unwrap();
+    let c = Claimed::from(&got[0]);
+    assert_eq!(
+        s.begin_held(std::slice::from_ref(&c)).await.unwrap(),
+        [true]
+    );
+    // The provider asked for a pause: handed back unsent, due later.
+    s.postpone_held(&[(c, 30_000)]).await.unwrap();
+    assert!(s.claim_held(29_999, 10, 60_000).await.unwrap().is_empty());
+    let back = s.claim_held(30_000, 10, 60_000).await.unwrap();
+    assert_eq!(ids(&back), [h.id().clone()]);
+    assert_eq!(back[0].due, 30_000);
+    assert!(!back[0].begun, "postponed means not sent: not begun");
+    assert_eq!(s.held_stats().await.unwrap().next_due, Some(30_000));
+}
+
+pub async fn a_begun_message_comes_back_begun_after_a_restart(b: Backend) {
+    let s = b.store.clone();
+    let (x, y) = (
+        held("acme", "+33612345631", 1_000),
+        held("acme", "+33612345632", 1_000),
+    );
+    s.hold(&[x.clone(), y.clone()], &[]).await.unwrap();
+    let got = s.claim_held(1_000, 10, 60_000).await.unwrap();
+    let claims: Vec<Claimed> = got.iter().map(Claimed::from).collect();
+    // Only the first was about to be sent when the process died.
+    s.begin_held(&claims[..1]).await.unwrap();
+    s.durable().await.unwrap();
+    drop(s);
+    let b = b.reopen().await;
+    let s = b.store.as_ref();
+    // After its lease (at once on sled, whose leases die with the process).
+    let back = s.claim_held(62_000, 10, 60_000).await.unwrap();
+    assert_eq!(ids(&back), [x.id().clone(), y.id().clone()]);
+    assert_eq!(
+        back.iter().map(|h| h.begun).collect::<Vec<_>>(),
+        [true, false]
+    );
+}
+
+pub async fn cancel_wins_before_the_send_begins_and_not_after(b: Backend) {
+    let s = b.store.as_ref();
+    let (x, y, z) = (
+        held("acme", "+33612345641", 1_000),
+        held("acme", "+33612345642", 1_000),
+        held("acme", "+33612345643", 9_000),
+    );
+    s.hold(&[x.clone(), y.clone(), z.clone()], &[])
+        .await
+        .unwrap();
+    let got = s.claim_held(1_000, 10, 60_000).await.unwrap();
+    assert_eq!(got.len(), 2);
+    let notify = |r: &MessageRecord| vec![Notification::MessageStatus(r.event())];
+    // Begun: too late to cancel.
+    s.begin_held(&[Claimed::from(&got[1])]).await.unwrap();
+    assert!(matches!(
+        s.cancel_held(&t("acme"), y.id(), 1_500, &notify).await.unwrap(),
+        Cancel::NotScheduled(r) if r.status() == MessageStatus::Scheduled
+    ));
+    // Claimed but not begun: the cancel wins and the releaser finds nothing.
+    match s
+        .cancel_held(&t("acme"), x.id(), 1_500, &notify)
+        .await
+        .unwrap()
+    {
+        Cancel::Canceled { record, held } => {
+            assert_eq!(record.status(), MessageStatus::Canceled);
+            assert_eq!(held.cap_key, Some(7));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.begin_held(&[Claimed::from(&got[0])]).await.unwrap(),
+        [false]
+    );
+    // Not claimed at all.
+    assert!(matches!(
+        s.cancel_held(&t("acme"), z.id(), 1_500, &notify)
+            .await
+            .unwrap(),
+        Cancel::Canceled { .. }
+    ));
+    // Another tenant's, or no such message: not found; canceled: not scheduled.
+    assert_eq!(
+        s.cancel_held(&t("beta"), y.id(), 1_500, &notify)
+            .await
+            .unwrap(),
+        Cancel::NotFound
+    );
+    assert_eq!(
+        s.cancel_held(&t("acme"), &MessageId::generate(), 1_500, &notify)
+            .await
+            .unwrap(),
+        Cancel::NotFound
+    );
+    assert!(matches!(
+        s.cancel_held(&t("acme"), x.id(), 1_600, &notify).await.unwrap(),
+        Cancel::NotScheduled(r) if r.status() == MessageStatus::Canceled
+    ));
+    let stored = s.message(&t("acme"), z.id()).await.unwrap().unwrap();
+    assert_eq!(stored.status(), MessageStatus::Canceled);
+    assert_eq!(s.held_stats().await.unwrap().held, 1, "only the begun one");
+    let notes = s.claim(i64::MAX / 2, 10, 1_000).await.unwrap();
+    assert_eq!(notes.len(), 2, "one notification per cancel");
+}
+
+pub async fn a_release_rewrites_a_record_purged_meanwhile(b: Backend) {
+    let s = b.store.as_ref();
+    let mut old = held("acme", "+33612345651", 1_000);
+    old.record.id = MessageId::generate_at(5);
+    let fresh = held("acme", "+33612345652", 1_000);
+    s.hold(&[old.clone(), fresh.clone()], &[]).await.unwrap();
+    assert_eq!(s.purge_messages(10, 100).await.unwrap(), 1);
+    assert!(s.message(&t("acme"), old.id()).await.unwrap().is_none());
+    let got = s.claim_held(1_000, 10, 60_000).await.unwrap();
+    let by_id = |id: &MessageId| got.iter().find(|h| h.id() == id).unwrap();
+    let out = s
+        .finish_held(
+            &[
+                released(by_id(old.id()), MessageStatus::Sent, 2_000),
+                released(by_id(fresh.id()), MessageStatus::Failed, 2_000),
+            ],
+            &no_notes,
+        )
+        .await
+        .unwrap();
+    assert!(out.iter().all(Option::is_some));
+    let back = s.message(&t("acme"), old.id()).await.unwrap().unwrap();
+    assert_eq!(
+        back.status(),
+        MessageStatus::Sent,
+        "written again from its copy"
+    );
+    assert_eq!(s.held_stats().await.unwrap().held, 0);
+}
+
+pub async fn concurrent_claims_never_share_a_held_message(b: Backend) {
+    let s = b.store.clone();
+    let all: Vec<HeldMessage> = (0..200)
+        .map(|i| held("acme", &format!("+3361234{i:04}"), 1_000 + i))
+        .collect();
+    s.hold(&all, &[]).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = s.claim_held(10_000, 7, 60_000).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(ids(&got));
+                }
+            })
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    for task in tasks {
+        for id in task.await.unwrap() {
+            assert!(seen.insert(id), "a message claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), 200);
+}
+
+fn cap(max: u32, hours: i64) -> FrequencyCap {
+    FrequencyCap {
+        max,
+        per_ms: hours * 3_600_000,
+    }
+}
+
+fn entry(number: &str, key: u64, at: i64) -> CapEntry {
+    CapEntry {
+        number: number.into(),
+        key,
+        at,
+    }
+}
+
+const H: i64 = 3_600_000;
+
+pub async fn frequency_caps_count_move_and_forget_per_recipient(b: Backend) {
+    let s = b.store.as_ref();
+    let c = cap(2, 24);
+    let (x, y) = ("+12125550101", "+12125550102");
+    // In order within one call: the third for x is over, y is its own.
+    let got = s
+        .cap_reserve(
+            &t("acme"),
+            c,
+            H,
+            &[
+                entry(x, 1, H),
+                entry(x, 2, 2 * H),
+                entry(x, 3, 3 * H),
+                entry(y, 4, H),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, [true, true, false, true]);
+    // Per tenant.
+    assert_eq!(
+        s.cap_reserve(&t("beta"), c, H, &[entry(x, 5, H)])
+            .await
+            .unwrap(),
+        [true]
+    );
+    // Given back: room again.
+    s.cap_forget(&t("acme"), &[(x.into(), 2)]).await.unwrap();
+    assert_eq!(
+        s.cap_reserve(&t("acme"), c, 4 * H, &[entry(x, 6, 4 * H)])
+            .await
+            .unwrap(),
+        [true]
+    );
+    // A move keeps one entry per key: released later than planned.
+    assert_eq!(
+        s.cap_reserve(&t("acme"), c, 5 * H, &[entry(x, 6, 5 * H)])
+            .await
+            .unwrap(),
+        [true]
+    );
+    assert_eq!(
+        s.cap_reserve(&t("acme"), c, 5 * H, &[entry(x, 7, 5 * H)])
+            .await
+            .unwrap(),
+        [false]
+    );
+    // A day after the first, one slot frees up.
+    assert_eq!(
+        s.cap_reserve(&t("acme"), c, 25 * H, &[entry(x, 8, 25 * H)])
+            .await
+            .unwrap(),
+        [true]
+    );
+    // Ledgers nobody can need any more go; live ones stay.
+    s.cap_reserve(&t("acme"), c, 100 * H, &[entry(y, 9, 100 * H)])
+        .await
+        .unwrap();
+    let purged = s.cap_purge(50 * H, 100).await.unwrap();
+    assert_eq!(purged, 2, "x of acme and x of beta");
+    assert_eq!(
+        s.cap_reserve(
+            &t("acme"),
+            c,
+            100 * H,
+            &[entry(y, 10, 100 * H), entry(y, 11, 100 * H)]
+        )
+        .await
+        .unwrap(),
+        [true, false],
+        "y's ledger survived the purge"
+    );
+}
+
+pub async fn concurrent_reservations_let_exactly_the_cap_through(b: Backend) {
+    let s = b.store.clone();
+    let c = cap(3, 24);
+    let number = "+12125550199";
+    // Two already counted; then 16 requests at once for the last slot.
+    s.cap_reserve(
+        &t("acme"),
+        c,
+        H,
+        &[entry(number, 1, H), entry(number, 2, H)],
+    )
+    .await
+    .unwrap();
+    let tasks: Vec<_> = (0..16u64)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.cap_reserve(&t("acme"), c, H, &[entry(number, 100 + i, H + 1)])
+                    .await
+                    .unwrap()[0]
+            })
+        })
+        .collect();
+    let mut through = 0;
+    for task in tasks {
+        through += task.await.unwrap() as usize;
+    }
+    assert_eq!(through, 1, "exactly the 3rd got through");
 }

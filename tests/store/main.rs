@@ -62,4 +62,13 @@ contract!(
     given_up_items_are_listed_per_tenant,
     notifications_are_written_with_the_change_only,
     smpp_receipt_requests_live_on_the_record,
+    held_messages_are_claimed_by_due_under_leases_and_finished,
+    a_claim_that_ran_out_is_not_the_holders_any_more,
+    postponed_messages_are_due_again_later_and_not_begun,
+    a_begun_message_comes_back_begun_after_a_restart,
+    cancel_wins_before_the_send_begins_and_not_after,
+    a_release_rewrites_a_record_purged_meanwhile,
+    concurrent_claims_never_share_a_held_message,
+    frequency_caps_count_move_and_forget_per_recipient,
+    concurrent_reservations_let_exactly_the_cap_through,
 );

@@ -430,3 +430,130 @@ async fn the_binary_never_prints_the_password_and_exits_when_the_database_stays_
     assert_eq!(code, Some(1), "{out}");
     assert!(!out.contains(password), "{out}");
 }
+
+/// Two nodes on one database, each asked for a recipient's 3rd and 4th
+/// marketing message at the same moment, many times over: each time
+/// exactly one of the two gets through (a cap of 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_racing_for_a_recipients_last_slot_let_exactly_one_through() {
+    use stopgate::domain::FrequencyCap;
+    use stopgate::store::{CapEntry, FrequencyStore};
+    let url = Cluster::shared().database().await;
+    let a = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let b = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let cap = FrequencyCap {
+        max: 3,
+        per_ms: 24 * 3_600_000,
+    };
+    let now = 1_000_000;
+    let entry = move |number: &str, key: u64| CapEntry {
+        number: number.into(),
+        key,
+        at: now,
+    };
+    for round in 0..40u64 {
+        let number = format!("+1212555{round:04}");
+        let two = [entry(&number, 1), entry(&number, 2)];
+        assert_eq!(
+            a.cap_reserve(&t("acme"), cap, now, &two).await.unwrap(),
+            [true, true]
+        );
+        let (x, y) = (a.clone(), b.clone());
+        let (n1, n2) = (number.clone(), number.clone());
+        let third = tokio::spawn(async move {
+            x.cap_reserve(&t("acme"), cap, now, &[entry(&n1, 3)])
+                .await
+                .unwrap()[0]
+        });
+        let fourth = tokio::spawn(async move {
+            y.cap_reserve(&t("acme"), cap, now, &[entry(&n2, 4)])
+                .await
+                .unwrap()[0]
+        });
+        let (third, fourth) = (third.await.unwrap(), fourth.await.unwrap());
+        assert!(third ^ fourth, "round {round}: 3rd {third}, 4th {fourth}");
+    }
+    // A first message of a number nobody has a ledger for yet, from both
+    // nodes at once with a cap of one: one of them.
+    let one = FrequencyCap { max: 1, ..cap };
+    for round in 0..20u64 {
+        let number = format!("+1212556{round:04}");
+        let (x, y) = (a.clone(), b.clone());
+        let (n1, n2) = (number.clone(), number.clone());
+        let first = tokio::spawn(async move {
+            x.cap_reserve(&t("acme"), one, now, &[entry(&n1, 1)])
+                .await
+                .unwrap()[0]
+        });
+        let second = tokio::spawn(async move {
+            y.cap_reserve(&t("acme"), one, now, &[entry(&n2, 2)])
+                .await
+                .unwrap()[0]
+        });
+        let (first, second) = (first.await.unwrap(), second.await.unwrap());
+        assert!(first ^ second, "round {round}: {first} {second}");
+    }
+}
+
+/// Two nodes claiming one queue at once: every message goes to one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_claim_a_held_queue_without_sharing_a_message() {
+    use stopgate::domain::segments::Encoding;
+    use stopgate::domain::{Category, MessageId, MessageStatus};
+    use stopgate::store::{HeldMessage, HeldStore, MessageRecord, StatusChange};
+    let url = Cluster::shared().database().await;
+    let a = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let b = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let held: Vec<HeldMessage> = (0..500)
+        .map(|i| HeldMessage {
+            record: MessageRecord {
+                id: MessageId::generate(),
+                tenant: t("acme"),
+                to: format!("+1212555{i:04}"),
+                country: None,
+                category: Category::Transactional,
+                campaign: None,
+                sender: "ACME".into(),
+                encoding: Encoding::Gsm7,
+                segments: 1,
+                provider: None,
+                provider_id: None,
+                body: None,
+                callback: None,
+                deliver_after: Some(1_000),
+                history: vec![StatusChange {
+                    status: MessageStatus::Scheduled,
+                    at: 1,
+                    error: None,
+                }],
+            },
+            body: "Your parcel arrives today".into(),
+            messaging_service: None,
+            shortcode: None,
+            cap_key: None,
+            due: 1_000,
+            lease_until: 0,
+            begun: false,
+        })
+        .collect();
+    a.hold(&held, &[]).await.unwrap();
+    let claimer = |s: Arc<PgStore>| {
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = s.claim_held(2_000, 16, 60_000).await.unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|h| h.record.id));
+            }
+        })
+    };
+    let (from_a, from_b) = (claimer(a.clone()), claimer(b.clone()));
+    let (from_a, from_b) = (from_a.await.unwrap(), from_b.await.unwrap());
+    let mut all: Vec<_> = from_a.iter().chain(&from_b).cloned().collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 500, "every message claimed once");
+    assert_eq!(from_a.len() + from_b.len(), 500, "none claimed twice");
+}

@@ -325,6 +325,8 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
         campaign: None,
         messaging_service: service,
         callback,
+        // Twilio's own scheduling (ScheduleType, SendAt) is not supported.
+        send_at: None,
     };
     let mut results = state.outbound.send(&request).await;
     let result = results.pop().expect("one recipient gives one result");
@@ -336,7 +338,10 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
     );
     let upstream_is_twilio = state.settings.config.upstream.kind == UpstreamKind::Twilio;
     match result.status {
-        MessageStatus::Sent => Ok(created(account, &request, result, category)),
+        // Held for its send window: Twilio's resource says "scheduled".
+        MessageStatus::Sent | MessageStatus::Scheduled => {
+            Ok(created(account, &request, result, category))
+        }
         _ => Err(refusal(result, upstream_is_twilio)),
     }
 }
@@ -397,9 +402,12 @@ fn refusal(r: RecipientResult, upstream_is_twilio: bool) -> TwilioError {
         (_, ErrorCode::UpstreamTimeout) => {
             TwilioError::new(StatusCode::GATEWAY_TIMEOUT, 20503, failure.message)
         }
-        (_, ErrorCode::UpstreamError | ErrorCode::RecipientOptedOut) => {
-            TwilioError::new(StatusCode::BAD_GATEWAY, 20500, failure.message)
-        }
+        (_, ErrorCode::OutsideSendWindow) => TwilioError::bad_request(90_005, failure.message),
+        (_, ErrorCode::FrequencyCapped) => TwilioError::bad_request(90_006, failure.message),
+        (
+            _,
+            ErrorCode::UpstreamError | ErrorCode::RecipientOptedOut | ErrorCode::ReleaseInterrupted,
+        ) => TwilioError::new(StatusCode::BAD_GATEWAY, 20500, failure.message),
     }
 }
 
@@ -437,7 +445,11 @@ fn created(
         "price_unit": null,
         "sid": sid,
         // Twilio says "accepted" when a Messaging Service picks the sender.
-        "status": if req.messaging_service.is_some() { "accepted" } else { "queued" },
+        "status": match (r.status, req.messaging_service.is_some()) {
+            (MessageStatus::Scheduled, _) => "scheduled",
+            (_, true) => "accepted",
+            _ => "queued",
+        },
         "subresource_uris": {"media": format!("{base}/Media.json")},
         "to": r.to,
         "uri": format!("{base}.json"),

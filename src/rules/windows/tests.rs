@@ -60,6 +60,7 @@ fn tenant(send_windows: SendWindows) -> Tenant {
         link_footer: None,
         shortcodes: Default::default(),
         send_windows,
+        schedule: Default::default(),
         webhook: None,
     }
 }

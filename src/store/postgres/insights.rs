@@ -43,6 +43,31 @@ impl InsightStore for PgStore {
         .await
     }
 
+    async fn count_marketing_blocked(
+        &self,
+        tenant: &TenantId,
+        campaign: Option<&Campaign>,
+        messages: u64,
+    ) -> Result<()> {
+        let pool = self.pool();
+        let campaign = campaign.map_or("", |c| c.as_str());
+        let messages = to_i64(messages);
+        retrying(|| async move {
+            let client = pool.get().await?;
+            let stmt = client
+                .prepare_cached(
+                    "INSERT INTO insights (tenant, campaign, counter, n) VALUES ($1, $2, 'blocked', $3)
+                     ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = insights.n + EXCLUDED.n",
+                )
+                .await?;
+            client
+                .execute(&stmt, &[&tenant.as_str(), &campaign, &messages])
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn campaign_counters(&self, tenant: &TenantId) -> Result<Vec<CampaignCounters>> {
         let pool = self.pool();
         retrying(|| async move {
@@ -71,6 +96,7 @@ impl InsightStore for PgStore {
                     "segments" => entry.segments = n,
                     "delivered" => entry.delivered = n,
                     "undelivered" => entry.undelivered = n,
+                    "blocked" => entry.blocked = n,
                     _ => {}
                 }
                 if let Some(source) = counter.strip_prefix("optout:") {

@@ -15,30 +15,30 @@ use crate::store::{
     Applied, MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange,
 };
 
-const INSERT_MESSAGES: &str = "
+pub(super) const INSERT_MESSAGES: &str = "
 INSERT INTO messages (id, tenant, created, status, campaign, recipient, record)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
 ON CONFLICT (id) DO NOTHING";
 
-const INSERT_PROVIDERS: &str = "
+pub(super) const INSERT_PROVIDERS: &str = "
 INSERT INTO message_providers (provider, provider_id, id)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
 ON CONFLICT (provider, provider_id) DO UPDATE SET id = EXCLUDED.id";
 
-const COUNT: &str = "
+pub(super) const COUNT: &str = "
 INSERT INTO insights (tenant, campaign, counter, n) VALUES ($1, $2, $3, $4)
 ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = greatest(insights.n + EXCLUDED.n, 0)";
 
-fn encode(r: &MessageRecord) -> String {
+pub(super) fn encode(r: &MessageRecord) -> String {
     serde_json::to_string(r).expect("a record serializes")
 }
 
-fn decode(s: &str) -> PgResult<MessageRecord> {
+pub(super) fn decode(s: &str) -> PgResult<MessageRecord> {
     serde_json::from_str(s).map_err(|e| corrupt("a message record", e))
 }
 
 /// The provider ids of a record (several for a message split into parts).
-fn provider_ids(r: &MessageRecord) -> Vec<(&str, &str)> {
+pub(super) fn provider_ids(r: &MessageRecord) -> Vec<(&str, &str)> {
     match (&r.provider, &r.provider_id) {
         (Some(p), Some(ids)) => ids
             .split(',')

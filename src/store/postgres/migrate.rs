@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "messages_and_outbox",
         sql: include_str!("migrations/0002_messages_and_outbox.sql"),
     },
+    Migration {
+        version: 3,
+        name: "schedule",
+        sql: include_str!("migrations/0003_schedule.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -14,6 +14,8 @@
 //! | messages         | id; index tenant, id         | `messages.rs` |
 //! | message_providers| provider, provider_id        | `messages.rs` |
 //! | outbox           | id (sequence `outbox_ids`)   | `outbox.rs` |
+//! | held             | id; index due, id            | `held.rs` |
+//! | frequency        | tenant, number               | `frequency.rs` |
 //! | heartbeat        | node                         | here (`ready`) |
 //! | schema_migrations| version                      | `migrate.rs` |
 //!
@@ -31,6 +33,8 @@
 mod attribution;
 mod batch;
 mod bulk;
+mod frequency;
+mod held;
 mod idempotency;
 mod insights;
 mod links;

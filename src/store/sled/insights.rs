@@ -2,7 +2,8 @@
 //! Counters are `sent` and `segments`, `optout:<source>` and
 //! `reason:<reason>` (written with the opt-out, in `suppressions.rs`), and
 //! `delivered` and `undelivered` (written with the delivery report, in
-//! `messages.rs`); the empty campaign is "no campaign".
+//! `messages.rs`), `blocked` (at the send, or at a release in `held.rs`);
+//! the empty campaign is "no campaign".
 
 use async_trait::async_trait;
 
@@ -21,6 +22,17 @@ pub(super) fn counter_key(
         campaign.map_or("", |c| c.as_str()).as_bytes(),
         counter.as_bytes(),
     ])
+}
+
+impl super::Live {
+    /// Adds `n` to one counter.
+    pub(super) fn add_counter(&self, key: &[u8], n: u64) -> Result<()> {
+        self.insights.fetch_and_update(key, |old| {
+            let current = old.map(read_u64).unwrap_or(0);
+            Some((current + n).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -42,6 +54,15 @@ impl InsightStore for SledStore {
             }
             Ok(())
         })
+    }
+
+    async fn count_marketing_blocked(
+        &self,
+        tenant: &TenantId,
+        campaign: Option<&Campaign>,
+        messages: u64,
+    ) -> Result<()> {
+        self.with(|s| s.add_counter(&counter_key(tenant, campaign, "blocked"), messages))
     }
 
     async fn campaign_counters(&self, tenant: &TenantId) -> Result<Vec<CampaignCounters>> {
@@ -75,6 +96,7 @@ impl InsightStore for SledStore {
                     "segments" => entry.segments = n,
                     "delivered" => entry.delivered = n,
                     "undelivered" => entry.undelivered = n,
+                    "blocked" => entry.blocked = n,
                     _ => {}
                 }
                 if let Some(source) = counter.strip_prefix("optout:") {

@@ -18,6 +18,10 @@
 //! | messages_by_provider | provider·provider id          | id                         | `messages.rs` |
 //! | outbox           | id (u64 big-endian, increasing)   | JSON [`OutboxItem`]        | `outbox.rs` |
 //! | outbox_failed    | tenant·id                         | JSON [`OutboxItem`]        | `outbox.rs` |
+//! | held             | due (i64 big-endian) · id         | JSON [`HeldMessage`]       | `held.rs` |
+//! | held_ids         | id                                | its `held` key             | `held.rs` |
+//! | held_begun       | id                                | lease (i64 big-endian)     | `held.rs` |
+//! | frequency        | tenant·e164                       | JSON [`SendLedger`]        | `frequency.rs` |
 //!
 //! Bulk-imported numbers live in the `bulk` and `imports` trees (see
 //! [`bulk`]); a number's own row in `suppressions`, when it has one, is
@@ -36,10 +40,14 @@
 //! [`PossibleOptOut`]: super::PossibleOptOut
 //! [`MessageRecord`]: super::MessageRecord
 //! [`OutboxItem`]: super::OutboxItem
+//! [`HeldMessage`]: super::HeldMessage
+//! [`SendLedger`]: crate::domain::frequency::SendLedger
 
 mod attribution;
 pub(crate) mod bulk;
 mod export;
+mod frequency;
+mod held;
 mod idempotency;
 pub(crate) mod insights;
 mod links;
@@ -108,6 +116,11 @@ pub(crate) struct Live {
     messages_by_provider: sled::Tree,
     outbox: sled::Tree,
     outbox_failed: sled::Tree,
+    held: sled::Tree,
+    held_ids: sled::Tree,
+    held_begun: sled::Tree,
+    held_state: held::HeldLock,
+    frequency: sled::Tree,
     next_outbox_id: std::sync::atomic::AtomicU64,
     bulk: Bulk,
     import_round: usize,
@@ -290,7 +303,13 @@ impl Live {
         });
         let outbox = db.open_tree("outbox")?;
         release_leases(&outbox)?;
+        let held = db.open_tree("held")?;
         Ok(Live {
+            held_state: std::sync::Mutex::new(Live::count_held(&held)),
+            held,
+            held_ids: db.open_tree("held_ids")?,
+            held_begun: db.open_tree("held_begun")?,
+            frequency: db.open_tree("frequency")?,
             suppressions: db.open_tree("suppressions")?,
             events: db.open_tree("events")?,
             links: db.open_tree("links")?,
