@@ -6,22 +6,32 @@
 //! {"id": "mock-<n>"}`. It stores nothing and logs nothing, so that what the
 //! benchmark measures is the thing in front of it, not the mock.
 //!
-//! `GET /stats` returns `{"accepted", "unauthorized", "malformed"}` so the
-//! harness can check that every message it counted really arrived.
+//! `GET /stats` returns `{"accepted", "unauthorized", "malformed", "hooks",
+//! "hook_events"}` so the harness can check that every message it counted
+//! really arrived.
+//!
+//! It is also the application's webhook receiver for the outbox benchmark:
+//! `POST /hook` counts deliveries (`hooks`) and distinct
+//! `X-Stopgate-Delivery` event ids (`hook_events`: at-least-once may repeat
+//! one). `POST /hook/hold` makes it take deliveries without answering (an
+//! endpoint that is down while the outbox fills, without failed attempts and
+//! their backoff) and forgets the ids seen; `POST /hook/release` answers them
+//! and every later one.
 //!
 //! ```sh
 //! mock-provider --listen 127.0.0.1:9000 --token secret --threads 2
 //! ```
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
@@ -31,6 +41,11 @@ struct Mock {
     accepted: AtomicU64,
     unauthorized: AtomicU64,
     malformed: AtomicU64,
+    /// Webhook deliveries answered, and their distinct event ids.
+    hooks: AtomicU64,
+    hook_events: Mutex<HashSet<Vec<u8>>>,
+    /// `true` while `/hook` holds deliveries unanswered.
+    hold: tokio::sync::watch::Sender<bool>,
 }
 
 /// The generic wire format; borrowed, so parsing allocates nothing but escapes.
@@ -73,14 +88,44 @@ async fn send(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) ->
         .into_response()
 }
 
+async fn hook(State(mock): State<Arc<Mock>>, headers: HeaderMap) -> StatusCode {
+    let mut held = mock.hold.subscribe();
+    // Only an error if the sender is gone, which lives as long as `mock`.
+    let _ = held.wait_for(|hold| !*hold).await;
+    if let Some(id) = headers.get("x-stopgate-delivery") {
+        let mut seen = mock.hook_events.lock().expect("not poisoned");
+        if !seen.contains(id.as_bytes()) {
+            seen.insert(id.as_bytes().to_vec());
+        }
+    }
+    mock.hooks.fetch_add(1, Ordering::Relaxed);
+    StatusCode::OK
+}
+
+/// Also forgets the event ids seen: each run's store numbers its events
+/// afresh, so ids repeat from one stopgate to the next.
+async fn hold(State(mock): State<Arc<Mock>>) -> StatusCode {
+    mock.hook_events.lock().expect("not poisoned").clear();
+    mock.hold.send_replace(true);
+    StatusCode::NO_CONTENT
+}
+
+async fn release(State(mock): State<Arc<Mock>>) -> StatusCode {
+    mock.hold.send_replace(false);
+    StatusCode::NO_CONTENT
+}
+
 async fn stats(State(mock): State<Arc<Mock>>) -> Response {
+    let hook_events = mock.hook_events.lock().expect("not poisoned").len();
     (
         [(header::CONTENT_TYPE, "application/json")],
         format!(
-            "{{\"accepted\":{},\"unauthorized\":{},\"malformed\":{}}}",
+            "{{\"accepted\":{},\"unauthorized\":{},\"malformed\":{},\"hooks\":{},\"hook_events\":{}}}",
             mock.accepted.load(Ordering::Relaxed),
             mock.unauthorized.load(Ordering::Relaxed),
-            mock.malformed.load(Ordering::Relaxed)
+            mock.malformed.load(Ordering::Relaxed),
+            mock.hooks.load(Ordering::Relaxed),
+            hook_events,
         ),
     )
         .into_response()
@@ -140,9 +185,15 @@ fn main() {
         accepted: AtomicU64::new(0),
         unauthorized: AtomicU64::new(0),
         malformed: AtomicU64::new(0),
+        hooks: AtomicU64::new(0),
+        hook_events: Mutex::new(HashSet::new()),
+        hold: tokio::sync::watch::Sender::new(false),
     });
     let app = Router::new()
         .route("/stats", get(stats))
+        .route("/hook", post(hook))
+        .route("/hook/hold", post(hold))
+        .route("/hook/release", post(release))
         .fallback(send)
         .with_state(mock);
     let runtime = tokio::runtime::Builder::new_multi_thread()
