@@ -15,6 +15,7 @@
 //! - [`reports`]: delivery reports move message records on.
 //! - [`outbox`]: webhooks and confirmation SMS, delivered at least once.
 //! - [`suppressions`]: CSV import and export of suppression lists.
+//! - [`consent`]: consent records: double opt-in requests, CSV import/export.
 //! - [`progress`]: progress bars of long CLI work, on a terminal only.
 //! - [`store`]: the `Store` trait, sled, PostgreSQL, group commit, `store copy`.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
@@ -24,6 +25,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod domain;
 pub mod http;
 pub mod inbound;

@@ -126,6 +126,15 @@ pub enum Notification {
         from: ShortCode,
         body: String,
     },
+    /// A double opt-in request (a transactional SMS) for a tenant: from the
+    /// short code the answer is expected on, or from the tenant's sender
+    /// with a confirmation link.
+    ConsentRequest {
+        tenant: TenantId,
+        to: PhoneNumber,
+        from: String,
+        body: String,
+    },
 }
 
 impl Notification {
@@ -136,7 +145,7 @@ impl Notification {
             Notification::MessageStatus(e) => Some(format!("m:{}", e.id)),
             Notification::MessageCallback { event, .. } => Some(format!("c:{}", event.id)),
             Notification::Subscription(e) => Some(format!("s:{}:{}", e.tenant, e.number.as_str())),
-            Notification::Reply { .. } => None,
+            Notification::Reply { .. } | Notification::ConsentRequest { .. } => None,
         }
     }
 
@@ -147,6 +156,7 @@ impl Notification {
                 Some(&e.tenant)
             }
             Notification::Subscription(e) => Some(&e.tenant),
+            Notification::ConsentRequest { tenant, .. } => Some(tenant),
             Notification::Reply { .. } => None,
         }
     }

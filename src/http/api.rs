@@ -14,10 +14,10 @@ use utoipa_axum::routes;
 
 use super::error::{self, ApiError, ErrorBody};
 use super::extract::{AuthTenant, JsonBody};
-use super::{insights, review, suppressions};
+use super::{consents, insights, review, suppressions};
 use crate::app::AppState;
 use crate::domain::MessageStatus;
-use crate::domain::{Campaign, Category, Sender};
+use crate::domain::{Campaign, Category, ConsentList, Sender};
 use crate::outbound::{ErrorCode, OptOut, RecipientResult, SendRequest};
 use crate::store::{Attempt, Callback, StoreError};
 
@@ -35,6 +35,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(suppressions::import))
         .routes(routes!(suppressions::export))
+        .routes(routes!(consents::list_consents))
+        .routes(routes!(
+            consents::get_consent,
+            consents::put_consent,
+            consents::delete_consent
+        ))
+        .routes(routes!(consents::request_consent))
+        .routes(routes!(consents::import))
+        .routes(routes!(consents::export))
+        .routes(routes!(consents::insights))
+        .routes(routes!(
+            super::subjects::get_subject,
+            super::subjects::erase_subject
+        ))
         .routes(routes!(review::list))
         .routes(routes!(review::confirm))
         .routes(routes!(insights::campaigns))
@@ -125,6 +139,11 @@ pub struct SendBody {
     /// the tenant's webhook secret), besides the tenant's own webhook.
     #[serde(default)]
     callback_url: Option<String>,
+    /// The consent list a consent-only tenant's marketing is checked
+    /// against (default `marketing`).
+    #[serde(default)]
+    #[schema(example = "marketing")]
+    list: Option<String>,
 }
 
 /// Why a send request was refused as a whole.
@@ -150,6 +169,8 @@ enum SendError {
     InvalidReference,
     #[error("callback_url: {0}")]
     InvalidCallback(&'static str),
+    #[error("list: {0}")]
+    InvalidList(&'static str),
     #[error("reference: a request with this reference is still being processed")]
     InProgress,
     #[error("reference: already used for a different request")]
@@ -174,6 +195,7 @@ impl From<SendError> for ApiError {
             SendError::InvalidCampaign(_) => ApiError::unprocessable("invalid_campaign", msg),
             SendError::InvalidReference => ApiError::unprocessable("invalid_reference", msg),
             SendError::InvalidCallback(_) => ApiError::unprocessable("invalid_callback_url", msg),
+            SendError::InvalidList(_) => ApiError::unprocessable("invalid_list", msg),
             SendError::InProgress => {
                 ApiError::new(StatusCode::CONFLICT, "request_in_progress", msg)
             }
@@ -322,6 +344,13 @@ fn validate(
         .map(|u| callback_url(u).map(|url| Callback::Native { url }))
         .transpose()
         .map_err(SendError::InvalidCallback)?;
+    let list = body
+        .list
+        .as_deref()
+        .map(ConsentList::parse)
+        .transpose()
+        .map_err(SendError::InvalidList)?
+        .unwrap_or_default();
     let req = SendRequest {
         tenant,
         to,
@@ -331,6 +360,7 @@ fn validate(
         campaign,
         messaging_service: None,
         callback,
+        list,
     };
     Ok((req, body.reference))
 }
@@ -350,13 +380,20 @@ pub fn callback_url(raw: &str) -> Result<String, &'static str> {
 
 /// What identifies a request for idempotency: everything that shapes what is sent.
 fn fingerprint(req: &SendRequest) -> [u8; 32] {
-    let canonical = serde_json::json!([
+    let mut canonical = serde_json::json!([
         req.to,
         req.from.as_str(),
         req.body,
         req.category.as_str(),
         req.campaign.as_ref().map(|c| c.as_str()),
     ]);
+    // Only when named, so that the fingerprints of requests made before
+    // lists existed stay what they were.
+    if req.list != ConsentList::marketing() {
+        if let Value::Array(parts) = &mut canonical {
+            parts.push(req.list.as_str().into());
+        }
+    }
     Sha256::digest(canonical.to_string().as_bytes()).into()
 }
 

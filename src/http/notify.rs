@@ -169,7 +169,7 @@ impl Notifier for WebhookNotifier {
             Notification::MessageStatus(e) => self.webhook_url(&e.tenant).map(str::to_string),
             Notification::Subscription(e) => self.webhook_url(&e.tenant).map(str::to_string),
             Notification::MessageCallback { callback, .. } => Some(callback.url().to_string()),
-            Notification::Reply { .. } => None,
+            Notification::Reply { .. } | Notification::ConsentRequest { .. } => None,
         }
     }
 
@@ -218,9 +218,9 @@ impl Notifier for WebhookNotifier {
                 let body = envelope(&event_id, kind, item.created, data);
                 self.post_json(url, &e.tenant, kind, &event_id, body).await
             }
-            Notification::Reply { .. } => Err(DeliveryError::Permanent(
-                "a confirmation SMS is the provider's to send".into(),
-            )),
+            Notification::Reply { .. } | Notification::ConsentRequest { .. } => Err(
+                DeliveryError::Permanent("an SMS is the provider's to send".into()),
+            ),
         }
     }
 }

@@ -99,6 +99,12 @@ pub async fn failed(
                     Some(e.number.as_str().to_string()),
                 ),
                 Notification::Reply { .. } => ("reply", "sms", None, None),
+                Notification::ConsentRequest { to, .. } => (
+                    "consent_request",
+                    "sms",
+                    None,
+                    Some(to.as_str().to_string()),
+                ),
             };
             FailedJson {
                 id: format!("evt_{}", i.id),

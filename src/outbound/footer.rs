@@ -91,6 +91,8 @@ mod tests {
             shortcodes: Default::default(),
             send_windows: Default::default(),
             webhook: None,
+            marketing_requires: Default::default(),
+            consent_ttl_days: Tenant::CONSENT_TTL_DAYS,
         }
     }
 

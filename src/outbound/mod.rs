@@ -1,10 +1,12 @@
 //! The send pipeline: for each recipient, normalize the number, and for
-//! marketing check the suppression list and add the country's opt-out
-//! footer; make minted links durable; then forward to the provider.
+//! marketing check the suppression list (and, for a consent-only tenant,
+//! the consents: `consent.rs`) and add the country's opt-out footer; make
+//! minted links durable; then forward to the provider.
 //!
 //! Order matters: a link is on disk before any message carrying it leaves,
 //! so a recipient never gets a link that a crash could forget.
 
+mod consent;
 pub mod footer;
 
 use std::collections::{BTreeMap, HashSet};
@@ -15,8 +17,8 @@ use futures::StreamExt;
 
 use crate::domain::segments::{analyze, Encoding};
 use crate::domain::{
-    now_millis, Campaign, Category, Country, MessageId, MessageStatus, PhoneNumber, Sender,
-    ShortCode, Tenant,
+    now_millis, Campaign, Category, ConsentList, Country, MessageId, MessageStatus, PhoneNumber,
+    Sender, ShortCode, Tenant,
 };
 use crate::links;
 use crate::rules::RuleSet;
@@ -54,6 +56,9 @@ pub struct SendRequest {
     pub messaging_service: Option<String>,
     /// Where this request's status changes go, besides the tenant's webhooks.
     pub callback: Option<Callback>,
+    /// The consent list marketing is checked against, for a tenant with
+    /// `marketing_requires = "consent"`.
+    pub list: ConsentList,
 }
 
 /// Per-recipient error codes, part of the API contract.
@@ -75,6 +80,9 @@ pub enum ErrorCode {
     /// Marketing not forwarded: the store (suppressions, links) cannot be
     /// reached, and marketing never goes out unchecked.
     StoreUnavailable,
+    /// A consent-only tenant's marketing to a number without confirmed,
+    /// unexpired consent for the list.
+    NoConsent,
 }
 
 impl ErrorCode {
@@ -89,6 +97,7 @@ impl ErrorCode {
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
             ErrorCode::UpstreamTimeout => "upstream_timeout",
             ErrorCode::StoreUnavailable => "store_unavailable",
+            ErrorCode::NoConsent => "no_consent",
         }
     }
 }
@@ -177,6 +186,7 @@ impl Outbound {
             .collect();
         if req.category.is_marketing() {
             self.check_suppressions(req, &mut slots).await;
+            self.check_consent(req, &mut slots).await;
             self.add_footers(req, &mut slots).await;
         } else {
             for slot in &mut slots {

@@ -766,6 +766,7 @@ async fn submit(front: &Front, account: &SmppAccount, msg: &Message, payload: &[
         campaign: None,
         messaging_service: None,
         callback: None,
+        list: crate::domain::ConsentList::marketing(),
     };
     let result = front
         .outbound

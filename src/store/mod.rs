@@ -3,7 +3,8 @@
 //!
 //! The port is cut by concern, one trait per file (suppressions and their
 //! history, bulk imports, links, attribution of replies, possible opt-outs
-//! for review, idempotency records, insights counters, message records); [`Store`] is all of
+//! for review, idempotency records, insights counters, message records,
+//! consents, data subjects' access and erasure); [`Store`] is all of
 //! them plus durability. Backends implement every trait: [`sled`] (embedded,
 //! one node) and `postgres` (many nodes on one database).
 //!
@@ -14,6 +15,7 @@
 
 pub mod attribution;
 pub mod commit;
+pub mod consent;
 pub mod copy;
 mod error;
 pub mod idempotency;
@@ -24,6 +26,7 @@ pub mod outbox;
 pub mod postgres;
 pub mod review;
 pub mod sled;
+pub mod subjects;
 pub mod suppressions;
 
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use async_trait::async_trait;
 use crate::config::{StorageConfig, StorageKind};
 
 pub use attribution::{AttributionStore, MarketingSend};
+pub use consent::{ConsentCounts, ConsentOutcome, ConsentStore};
 pub use error::{Result, StoreError};
 pub use idempotency::{Attempt, IdempotencyStore};
 pub use insights::{CampaignCounters, InsightStore};
@@ -42,6 +46,7 @@ pub use messages::{
 };
 pub use outbox::{OutboxItem, OutboxStats, OutboxStore};
 pub use review::{PossibleOptOut, ReviewStore};
+pub use subjects::{Erasure, SubjectData, SubjectStore};
 pub use suppressions::{BulkCounts, BulkImport, Suppression, SuppressionStore};
 
 pub use self::postgres::PgStore;
@@ -58,6 +63,8 @@ pub trait Store:
     + InsightStore
     + MessageStore
     + OutboxStore
+    + ConsentStore
+    + SubjectStore
     + Send
     + Sync
     + 'static

@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod consent;
 mod crash;
 mod dlr;
 mod durability;

@@ -325,6 +325,7 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
         campaign: None,
         messaging_service: service,
         callback,
+        list: crate::domain::ConsentList::marketing(),
     };
     let mut results = state.outbound.send(&request).await;
     let result = results.pop().expect("one recipient gives one result");
@@ -397,7 +398,7 @@ fn refusal(r: RecipientResult, upstream_is_twilio: bool) -> TwilioError {
         (_, ErrorCode::UpstreamTimeout) => {
             TwilioError::new(StatusCode::GATEWAY_TIMEOUT, 20503, failure.message)
         }
-        (_, ErrorCode::UpstreamError | ErrorCode::RecipientOptedOut) => {
+        (_, ErrorCode::UpstreamError | ErrorCode::RecipientOptedOut | ErrorCode::NoConsent) => {
             TwilioError::new(StatusCode::BAD_GATEWAY, 20500, failure.message)
         }
     }

@@ -61,6 +61,8 @@ fn tenant(send_windows: SendWindows) -> Tenant {
         shortcodes: Default::default(),
         send_windows,
         webhook: None,
+        marketing_requires: Default::default(),
+        consent_ttl_days: Tenant::CONSENT_TTL_DAYS,
     }
 }
 

@@ -36,6 +36,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "messages_and_outbox",
         sql: include_str!("migrations/0002_messages_and_outbox.sql"),
     },
+    // 0003 is the send windows' (another branch): versions need not be
+    // contiguous, each is applied once whatever the others.
+    Migration {
+        version: 4,
+        name: "consents_and_subjects",
+        sql: include_str!("migrations/0004_consents_and_subjects.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

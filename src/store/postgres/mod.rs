@@ -14,6 +14,11 @@
 //! | messages         | id; index tenant, id         | `messages.rs` |
 //! | message_providers| provider, provider_id        | `messages.rs` |
 //! | outbox           | id (sequence `outbox_ids`)   | `outbox.rs` |
+//! | consents         | tenant, number, list; unique request_code | `consent.rs` |
+//! | consent_events   | id (sequence `consent_event_ids`) | `consent.rs` |
+//! | erased           | tenant, hash                 | `subjects.rs`, `suppressions.rs` |
+//! | erasures         | tenant, hash, id (sequence `erasure_ids`) | `subjects.rs` |
+//! | store_secrets    | name                         | `subjects.rs` |
 //! | heartbeat        | node                         | here (`ready`) |
 //! | schema_migrations| version                      | `migrate.rs` |
 //!
@@ -31,6 +36,7 @@
 mod attribution;
 mod batch;
 mod bulk;
+mod consent;
 mod idempotency;
 mod insights;
 mod links;
@@ -38,6 +44,7 @@ mod messages;
 pub mod migrate;
 mod outbox;
 mod review;
+mod subjects;
 mod suppressions;
 
 use std::future::Future;
@@ -70,6 +77,8 @@ pub struct PgStore {
     messages: batch::Batcher<messages::PutWork>,
     /// This process's row in `heartbeat`.
     node: String,
+    /// Keys the hashes of erased opt-outs (`subjects.rs`).
+    subject_key: [u8; 32],
     import_round: usize,
 }
 
@@ -205,8 +214,13 @@ impl PgStore {
         let pool = connect(cfg).await?;
         check_synchronous_commit(&pool).await?;
         migrate::run(&pool).await?;
+        let subject_key = subjects::subject_key(&pool).await?;
         Ok(PgStore {
-            events: batch::Batcher::start(suppressions::RecordWork { pool: pool.clone() }),
+            events: batch::Batcher::start(suppressions::RecordWork {
+                pool: pool.clone(),
+                key: subject_key,
+            }),
+            subject_key,
             links: batch::Batcher::start(links::MintWork { pool: pool.clone() }),
             messages: batch::Batcher::start(messages::PutWork { pool: pool.clone() }),
             node: node_id(),

@@ -40,7 +40,7 @@ fn provider_key(provider: &str, provider_id: &str) -> Vec<u8> {
 /// The index keys of a record: one per provider id, since a message the
 /// provider split into parts has one id per part (`id1,id2`), and a report
 /// may name any of them.
-fn provider_keys(r: &MessageRecord) -> Vec<Vec<u8>> {
+pub(super) fn provider_keys(r: &MessageRecord) -> Vec<Vec<u8>> {
     match (&r.provider, &r.provider_id) {
         (Some(p), Some(ids)) => ids
             .split(',')

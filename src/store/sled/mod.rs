@@ -18,10 +18,17 @@
 //! | messages_by_provider | provider·provider id          | id                         | `messages.rs` |
 //! | outbox           | id (u64 big-endian, increasing)   | JSON [`OutboxItem`]        | `outbox.rs` |
 //! | outbox_failed    | tenant·id                         | JSON [`OutboxItem`]        | `outbox.rs` |
+//! | consents         | tenant·e164                       | JSON map list → [`ConsentState`] | `consent.rs` |
+//! | consent_events   | tenant·e164·seq (u64 big-endian)  | JSON [`ConsentEvent`]      | `consent.rs` |
+//! | consent_codes    | confirmation code                 | JSON (tenant, number, list) | `consent.rs` |
+//! | erased           | tenant·hash (32 bytes)            | JSON erased opt-out        | `subjects.rs` |
+//! | erasures         | tenant·hash·seq (u64 big-endian)  | JSON [`Erasure`]           | `subjects.rs` |
+//! | meta             | `subject_key`                     | the hash key (32 bytes)    | `subjects.rs` |
 //!
 //! Bulk-imported numbers live in the `bulk` and `imports` trees (see
 //! [`bulk`]); a number's own row in `suppressions`, when it has one, is
-//! authoritative over them.
+//! authoritative over them, and over an erased opt-out in `erased`, which is
+//! authoritative over them too.
 //!
 //! Durability: sled's own flush ends with `sync_file_range`, which writes
 //! the log's pages but neither the file's size nor the disk's cache, and it
@@ -36,9 +43,13 @@
 //! [`PossibleOptOut`]: super::PossibleOptOut
 //! [`MessageRecord`]: super::MessageRecord
 //! [`OutboxItem`]: super::OutboxItem
+//! [`ConsentState`]: crate::domain::ConsentState
+//! [`ConsentEvent`]: crate::domain::ConsentEvent
+//! [`Erasure`]: super::Erasure
 
 mod attribution;
 pub(crate) mod bulk;
+mod consent;
 mod export;
 mod idempotency;
 pub(crate) mod insights;
@@ -46,6 +57,7 @@ mod links;
 mod messages;
 mod outbox;
 mod review;
+mod subjects;
 mod suppressions;
 
 use std::fs::File;
@@ -108,6 +120,13 @@ pub(crate) struct Live {
     messages_by_provider: sled::Tree,
     outbox: sled::Tree,
     outbox_failed: sled::Tree,
+    consents: sled::Tree,
+    consent_events: sled::Tree,
+    consent_codes: sled::Tree,
+    erased: sled::Tree,
+    erasures: sled::Tree,
+    /// Keys erased opt-outs (see `subjects.rs`).
+    subject_key: [u8; 32],
     next_outbox_id: std::sync::atomic::AtomicU64,
     bulk: Bulk,
     import_round: usize,
@@ -308,6 +327,12 @@ impl Live {
             )?),
             outbox,
             outbox_failed: db.open_tree("outbox_failed")?,
+            consents: db.open_tree("consents")?,
+            consent_events: db.open_tree("consent_events")?,
+            consent_codes: db.open_tree("consent_codes")?,
+            erased: db.open_tree("erased")?,
+            erasures: db.open_tree("erasures")?,
+            subject_key: subjects::subject_key(&db)?,
             bulk: Bulk::open(&db, chunk)?,
             import_round: round,
             commit,
