@@ -28,6 +28,8 @@ pub const CONFIRM_PATH: &str = "/c/";
 
 /// A free-text field as kept: trimmed, at most `max` characters, no
 /// control characters (they would break logs and CSV cells); empty is none.
+// The callers name the field in their own error: no detail to carry.
+#[allow(clippy::result_unit_err)]
 pub fn clean_text(s: Option<&str>, max: usize) -> Result<Option<String>, ()> {
     match s.map(str::trim).filter(|s| !s.is_empty()) {
         Some(s) if s.chars().count() > max || s.chars().any(char::is_control) => Err(()),

@@ -107,10 +107,12 @@ async fn erase(
             .or(row.map(|(_, since, source)| KeptOptOut { since, source })),
     };
     let key: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&t, &n];
-    let mut removed = Removed::default();
-    removed.suppression_events = tx
-        .execute("DELETE FROM events WHERE tenant = $1 AND number = $2", &key)
-        .await?;
+    let mut removed = Removed {
+        suppression_events: tx
+            .execute("DELETE FROM events WHERE tenant = $1 AND number = $2", &key)
+            .await?,
+        ..Removed::default()
+    };
     removed.suppression = tx
         .execute(
             "DELETE FROM suppressions WHERE tenant = $1 AND number = $2",

@@ -298,7 +298,7 @@ impl SuppressionStore for PgStore {
             if let Some(r) = row {
                 return state(&r, 0).map(Some);
             }
-            super::subjects::erased_state(&client, tenant, &hash).await
+            super::subjects::erased_state(&client, tenant, hash).await
         })
         .await
     }
