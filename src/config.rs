@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::segments::is_gsm7;
 use crate::domain::text::normalize;
 use crate::domain::{
-    ApiKeyHash, Country, FrequencyCap, QuietHours, SchedulePolicy, SendWindows, ShortCode, Tenant,
-    TenantId, Webhook, WebhookEvent, WebhookSecret,
+    ApiKeyHash, Country, FrequencyCap, MarketingRequires, QuietHours, SchedulePolicy, SendWindows,
+    ShortCode, Tenant, TenantId, Webhook, WebhookEvent, WebhookSecret,
 };
 use crate::rules::{check_footer, Method, RuleSet};
 
@@ -87,6 +87,23 @@ pub struct Config {
     pub smpp: SmppConfig,
     /// Releasing held (scheduled) messages.
     pub schedule: ScheduleConfig,
+    pub consent: ConsentConfig,
+}
+
+/// `[consent]`: double opt-in requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsentConfig {
+    /// A request for confirmation can be answered for this long.
+    pub request_ttl_hours: u32,
+}
+
+impl Default for ConsentConfig {
+    fn default() -> Self {
+        ConsentConfig {
+            request_ttl_hours: 72,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -449,6 +466,13 @@ pub struct TenantConfig {
     /// SMPP bind credentials and limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smpp: Option<TenantSmppConfig>,
+    /// `no_optout` (default) or `consent`: marketing only to numbers with
+    /// confirmed, unexpired consent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketing_requires: Option<MarketingRequires>,
+    /// A consent lapses after this many days without an interaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_ttl_days: Option<u32>,
 }
 
 /// `send_windows = false` (no window holds this tenant's marketing), or per
@@ -812,6 +836,12 @@ impl Settings {
             ));
         }
         validate_schedule(&config.schedule, &config.upstream)?;
+        if !(1..=720).contains(&config.consent.request_ttl_hours) {
+            return Err(ConfigError::new(
+                "consent.request_ttl_hours",
+                "must be 1 to 720 (30 days)",
+            ));
+        }
         if !(1..=3600).contains(&config.inbound.signature_tolerance_secs) {
             return Err(ConfigError::new(
                 "inbound.signature_tolerance_secs",
@@ -1011,6 +1041,7 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
                 .chain(&d.help)
                 .chain(&d.filler)
                 .chain(&d.stopall)
+                .chain(&d.yes)
                 .collect();
             if reserved.contains(&norm) {
                 return Err(ConfigError::new(
@@ -1057,6 +1088,13 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
         .as_ref()
         .map(|w| validate_webhook(&key("webhooks"), w))
         .transpose()?;
+    let consent_ttl_days = tc.consent_ttl_days.unwrap_or(Tenant::CONSENT_TTL_DAYS);
+    if !(1..=36_500).contains(&consent_ttl_days) {
+        return Err(ConfigError::new(
+            key("consent_ttl_days"),
+            "must be 1 to 36500 days",
+        ));
+    }
     Ok(Tenant {
         id,
         name,
@@ -1068,6 +1106,8 @@ fn validate_tenant(i: usize, tc: &TenantConfig, rules: &RuleSet) -> Result<Tenan
         send_windows,
         schedule,
         webhook,
+        marketing_requires: tc.marketing_requires.unwrap_or_default(),
+        consent_ttl_days,
     })
 }
 

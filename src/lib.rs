@@ -17,6 +17,7 @@
 //! - [`schedule`]: held messages (send windows, `send_at`) released when due.
 //! - [`outbox`]: webhooks and confirmation SMS, delivered at least once.
 //! - [`suppressions`]: CSV import and export of suppression lists.
+//! - [`consent`]: consent records: double opt-in requests, CSV import/export.
 //! - [`progress`]: progress bars of long CLI work, on a terminal only.
 //! - [`store`]: the `Store` trait, sled, PostgreSQL, group commit, `store copy`.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
@@ -27,6 +28,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod consent;
 pub mod domain;
 pub mod http;
 pub mod inbound;

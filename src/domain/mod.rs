@@ -2,6 +2,7 @@
 //! boundary has a `parse` that is the only way to build it.
 
 pub mod category;
+pub mod consent;
 pub mod event;
 pub mod frequency;
 pub mod message;
@@ -14,6 +15,10 @@ pub mod timezones;
 mod validity;
 
 pub use category::Category;
+pub use consent::{
+    ConsentAction, ConsentEvent, ConsentList, ConsentRequest, ConsentState, ConsentStatus,
+    RequestVia,
+};
 pub use event::{Action, Event, Source};
 pub use message::{Campaign, LinkCode, MessageId, MessageStatus, Sender, ShortCode};
 pub use notification::{
@@ -22,7 +27,8 @@ pub use notification::{
 };
 pub use phone::{Country, PhoneError, PhoneNumber};
 pub use tenant::{
-    ApiKeyHash, FrequencyCap, QuietHours, SchedulePolicy, SendWindows, Tenant, TenantId,
+    ApiKeyHash, FrequencyCap, MarketingRequires, QuietHours, SchedulePolicy, SendWindows, Tenant,
+    TenantId,
 };
 pub use timezones::timezones;
 
@@ -44,8 +50,31 @@ pub fn rfc3339(at: UnixMillis) -> String {
         .unwrap_or_default()
 }
 
+/// An RFC 3339 time with its offset (`2026-01-02T03:04:05Z`,
+/// `...+01:00`), as an API or a CSV file gives one.
+pub fn parse_rfc3339(s: &str) -> Option<UnixMillis> {
+    s.trim()
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_millisecond())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rfc3339_parses_back() {
+        assert_eq!(
+            super::parse_rfc3339("2026-11-23T17:30:00.123Z"),
+            Some(1_795_455_000_123)
+        );
+        assert_eq!(
+            super::parse_rfc3339("2026-11-23T18:30:00+01:00"),
+            Some(1_795_455_000_000)
+        );
+        assert_eq!(super::parse_rfc3339("2026-11-23 17:30"), None);
+        assert_eq!(super::parse_rfc3339("yesterday"), None);
+    }
+
     #[test]
     fn rfc3339_in_utc() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");

@@ -199,6 +199,15 @@ pub enum Notification {
         from: ShortCode,
         body: String,
     },
+    /// A double opt-in request (a transactional SMS) for a tenant: from the
+    /// short code the answer is expected on, or from the tenant's sender
+    /// with a confirmation link.
+    ConsentRequest {
+        tenant: TenantId,
+        to: PhoneNumber,
+        from: String,
+        body: String,
+    },
 }
 
 impl Notification {
@@ -210,7 +219,7 @@ impl Notification {
             Notification::MessageCallback { event, .. } => Some(format!("c:{}", event.id)),
             Notification::Subscription(e) => Some(format!("s:{}:{}", e.tenant, e.number.as_str())),
             Notification::SmppReceipt(r) => Some(format!("r:{}", r.id)),
-            Notification::Reply { .. } => None,
+            Notification::Reply { .. } | Notification::ConsentRequest { .. } => None,
         }
     }
 
@@ -222,6 +231,7 @@ impl Notification {
             }
             Notification::Subscription(e) => Some(&e.tenant),
             Notification::SmppReceipt(r) => Some(&r.tenant),
+            Notification::ConsentRequest { tenant, .. } => Some(tenant),
             Notification::Reply { .. } => None,
         }
     }

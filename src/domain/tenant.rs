@@ -110,6 +110,30 @@ pub struct Tenant {
     pub schedule: SchedulePolicy,
     /// `[tenants.webhooks]`: where this tenant's events go, if anywhere.
     pub webhook: Option<super::Webhook>,
+    /// What marketing needs besides the absence of an opt-out.
+    pub marketing_requires: MarketingRequires,
+    /// A consent lapses this many days after it was last given or renewed.
+    pub consent_ttl_days: u32,
+}
+
+/// `[[tenants]] marketing_requires`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarketingRequires {
+    /// Anyone who has not opted out (the default).
+    #[default]
+    NoOptout,
+    /// Only numbers with confirmed, unexpired consent for the message's list.
+    Consent,
+}
+
+impl Tenant {
+    /// The default `consent_ttl_days`: the CNIL's three years without contact.
+    pub const CONSENT_TTL_DAYS: u32 = 1095;
+
+    pub fn consent_ttl_ms(&self) -> i64 {
+        i64::from(self.consent_ttl_days) * 86_400_000
+    }
 }
 
 /// `[[tenants]] send_windows`: the country rules' send windows apply to a

@@ -14,10 +14,10 @@ use utoipa_axum::routes;
 
 use super::error::{self, ApiError, ErrorBody};
 use super::extract::{AuthTenant, JsonBody};
-use super::{insights, review, suppressions};
+use super::{consents, insights, review, suppressions};
 use crate::app::AppState;
 use crate::domain::{rfc3339, MessageStatus, UnixMillis};
-use crate::domain::{Campaign, Category, Sender};
+use crate::domain::{Campaign, Category, ConsentList, Sender};
 use crate::outbound::{ErrorCode, OptOut, RecipientResult, SendRequest};
 use crate::store::{Attempt, Callback, StoreError};
 
@@ -38,6 +38,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(suppressions::import))
         .routes(routes!(suppressions::export))
+        .routes(routes!(consents::list_consents))
+        .routes(routes!(
+            consents::get_consent,
+            consents::put_consent,
+            consents::delete_consent
+        ))
+        .routes(routes!(consents::request_consent))
+        .routes(routes!(consents::import))
+        .routes(routes!(consents::export))
+        .routes(routes!(consents::insights))
+        .routes(routes!(
+            super::subjects::get_subject,
+            super::subjects::erase_subject
+        ))
         .routes(routes!(review::list))
         .routes(routes!(review::confirm))
         .routes(routes!(insights::campaigns))
@@ -134,6 +148,11 @@ pub struct SendBody {
     #[serde(default)]
     #[schema(example = "2026-03-16T09:30:00+01:00")]
     send_at: Option<String>,
+    /// The consent list a consent-only tenant's marketing is checked
+    /// against (default `marketing`).
+    #[serde(default)]
+    #[schema(example = "marketing")]
+    list: Option<String>,
 }
 
 /// Why a send request was refused as a whole.
@@ -165,6 +184,8 @@ enum SendError {
     SendAtTooFar { days: i64 },
     #[error("send_at: an OTP is sent now or never; it cannot be scheduled")]
     OtpSendAt,
+    #[error("list: {0}")]
+    InvalidList(&'static str),
     #[error("reference: a request with this reference is still being processed")]
     InProgress,
     #[error("reference: already used for a different request")]
@@ -193,6 +214,7 @@ impl From<SendError> for ApiError {
                 ApiError::unprocessable("invalid_send_at", msg)
             }
             SendError::OtpSendAt => ApiError::unprocessable("send_at_not_allowed", msg),
+            SendError::InvalidList(_) => ApiError::unprocessable("invalid_list", msg),
             SendError::InProgress => {
                 ApiError::new(StatusCode::CONFLICT, "request_in_progress", msg)
             }
@@ -382,6 +404,13 @@ fn validate(
             Some(at)
         }
     };
+    let list = body
+        .list
+        .as_deref()
+        .map(ConsentList::parse)
+        .transpose()
+        .map_err(SendError::InvalidList)?
+        .unwrap_or_default();
     let req = SendRequest {
         tenant,
         to,
@@ -392,6 +421,7 @@ fn validate(
         messaging_service: None,
         callback,
         send_at,
+        list,
     };
     Ok((req, body.reference))
 }
@@ -411,7 +441,7 @@ pub fn callback_url(raw: &str) -> Result<String, &'static str> {
 
 /// What identifies a request for idempotency: everything that shapes what is sent.
 fn fingerprint(req: &SendRequest) -> [u8; 32] {
-    let canonical = serde_json::json!([
+    let mut canonical = serde_json::json!([
         req.to,
         req.from.as_str(),
         req.body,
@@ -419,6 +449,13 @@ fn fingerprint(req: &SendRequest) -> [u8; 32] {
         req.campaign.as_ref().map(|c| c.as_str()),
         req.send_at,
     ]);
+    // Only when named, so that the fingerprints of requests made before
+    // lists existed stay what they were.
+    if req.list != ConsentList::marketing() {
+        if let Value::Array(parts) = &mut canonical {
+            parts.push(req.list.as_str().into());
+        }
+    }
     Sha256::digest(canonical.to_string().as_bytes()).into()
 }
 

@@ -1,6 +1,7 @@
 //! HTTP: the two listeners' routers. Only this module knows our wire JSON.
 
 pub mod api;
+pub mod consents;
 pub mod dlr;
 pub mod error;
 pub mod extract;
@@ -14,6 +15,7 @@ pub mod ratelimit;
 pub mod replay;
 pub mod review;
 pub mod serve;
+pub mod subjects;
 pub mod suppressions;
 pub mod twilio;
 pub mod webhook;

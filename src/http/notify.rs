@@ -169,7 +169,9 @@ impl Notifier for WebhookNotifier {
             Notification::MessageStatus(e) => self.webhook_url(&e.tenant).map(str::to_string),
             Notification::Subscription(e) => self.webhook_url(&e.tenant).map(str::to_string),
             Notification::MessageCallback { callback, .. } => callback.url().map(str::to_string),
-            Notification::SmppReceipt(_) | Notification::Reply { .. } => None,
+            Notification::SmppReceipt(_)
+            | Notification::Reply { .. }
+            | Notification::ConsentRequest { .. } => None,
         }
     }
 
@@ -224,9 +226,9 @@ impl Notifier for WebhookNotifier {
                 let body = envelope(&event_id, kind, item.created, data);
                 self.post_json(url, &e.tenant, kind, &event_id, body).await
             }
-            Notification::Reply { .. } => Err(DeliveryError::Permanent(
-                "a confirmation SMS is the provider's to send".into(),
-            )),
+            Notification::Reply { .. } | Notification::ConsentRequest { .. } => Err(
+                DeliveryError::Permanent("an SMS is the provider's to send".into()),
+            ),
         }
     }
 }

@@ -19,7 +19,9 @@ all others on the private API listener."
     tags(
         (name = "messages", description = "Sending, and message records with their status history"),
         (name = "suppressions", description = "A tenant's opt-outs"),
-        (name = "insights", description = "Per-campaign opt-out and delivery figures"),
+        (name = "consents", description = "A tenant's consent records with proof, double opt-in, import and export"),
+        (name = "subjects", description = "Data subjects' rights: access to everything held about a number, and erasure"),
+        (name = "insights", description = "Per-campaign opt-out and delivery figures; consents by state"),
         (name = "webhooks", description = "Events to the application that could not be delivered"),
         (name = "twilio", description = "Twilio-compatible front for Twilio SDKs (Twilio's wire format and error codes)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),

@@ -111,6 +111,10 @@ pub struct SuppressionJson {
     reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     campaign: Option<String>,
+    /// When the number's data was erased (`DELETE /v1/subjects/{number}`):
+    /// the opt-out stays, as a keyed hash with only its time and source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    erased: Option<String>,
     /// `true` when this request changed the state (PUT/DELETE only).
     #[serde(skip_serializing_if = "Option::is_none")]
     changed: Option<bool>,
@@ -137,6 +141,7 @@ pub(crate) async fn state_json(
         updated: state.as_ref().map(|s| rfc3339(s.updated)),
         source: state.as_ref().map(|s| s.source),
         reason: state.as_ref().and_then(|s| s.reason.clone()),
+        erased: state.as_ref().and_then(|s| s.erased).map(rfc3339),
         campaign: state.and_then(|s| s.campaign).map(String::from),
         changed,
         history,

@@ -102,6 +102,12 @@ pub async fn failed(
                     ("smpp.receipt", "smpp", Some(r.id.to_string()), None)
                 }
                 Notification::Reply { .. } => ("reply", "sms", None, None),
+                Notification::ConsentRequest { to, .. } => (
+                    "consent_request",
+                    "sms",
+                    None,
+                    Some(to.as_str().to_string()),
+                ),
             };
             FailedJson {
                 id: format!("evt_{}", i.id),

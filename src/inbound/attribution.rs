@@ -41,6 +41,9 @@ pub enum Rule {
     AllOnCode,
     /// `STOPALL`.
     StopAll,
+    /// For a yes: the tenants with an open request to the number through
+    /// the short code.
+    OpenRequest,
 }
 
 impl Rule {
@@ -51,6 +54,7 @@ impl Rule {
             Rule::RecentMarketing => "recent_marketing",
             Rule::SmsOptOuts => "sms_optouts",
             Rule::AllOnCode => "all_on_code",
+            Rule::OpenRequest => "open_request",
             Rule::StopAll => "stopall",
         }
     }
@@ -241,6 +245,8 @@ mod tests {
             send_windows: Default::default(),
             schedule: Default::default(),
             webhook: None,
+            marketing_requires: Default::default(),
+            consent_ttl_days: Tenant::CONSENT_TTL_DAYS,
         })
     }
 

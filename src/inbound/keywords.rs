@@ -8,8 +8,9 @@
 //!   (`Stop please`, `STOP. Thank you`, `Stop it`): an opt-out;
 //! - one word that is an adjacent transposition of a stop keyword of four or
 //!   more letters (`TSOP`): an opt-out;
-//! - a start or help keyword, alone or followed by a tenant keyword: exactly
-//!   that, nothing looser, because a false re-subscribe is worse than none;
+//! - a start, help or yes keyword, alone or followed by a tenant keyword:
+//!   exactly that, nothing looser, because a false re-subscribe (or a false
+//!   consent) is worse than none;
 //! - any other text that contains a stop keyword (`Cancel my order`, `don't
 //!   stop`): a *possible* opt-out, kept for a human to review.
 
@@ -39,6 +40,9 @@ pub enum Intent {
     OptIn(Option<String>),
     /// HELP/INFO; `Some(keyword)` for `HELP <KEYWORD>`.
     Help(Option<String>),
+    /// A yes keyword (YES, OUI, JA, ...), the answer to a double opt-in
+    /// request; `Some(keyword)` for `YES <KEYWORD>`.
+    Yes(Option<String>),
     /// Mentions a stop keyword but is not an opt-out by the rules.
     PossibleOptOut,
     None,
@@ -58,6 +62,9 @@ pub fn classify(text: &str, keywords: &KeywordSet, tenant_keywords: &BTreeSet<St
     }
     if let Some(target) = exact_with_tenant(&words, &keywords.help, tenant_keywords) {
         return Intent::Help(target);
+    }
+    if let Some(target) = exact_with_tenant(&words, &keywords.yes, tenant_keywords) {
+        return Intent::Yes(target);
     }
 
     let stops: Vec<&String> = keywords
@@ -270,6 +277,15 @@ mod tests {
             ("GB", "POTS", Intent::None),
             ("GB", "", Intent::None),
             ("US", "ARRET", Intent::None),
+            ("FR", "Oui", Intent::Yes(None)),
+            ("FR", " OUI ! ", Intent::Yes(None)),
+            ("FR", "yes", Intent::Yes(None)),
+            ("FR", "oui acme", Intent::Yes(Some("ACME".into()))),
+            ("FR", "oui merci", Intent::None),
+            ("FR", "STOP OUI", OptOut(Scope::Attributed)),
+            ("DE", "ja", Intent::Yes(None)),
+            ("ES", "Sí", Intent::Yes(None)),
+            ("US", "OUI", Intent::None),
         ];
         for (country, text, expected) in cases {
             assert_eq!(

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    now_millis, Action, Country, Event, Notification, PhoneError, PhoneNumber, ShortCode, Source,
-    Tenant, TenantId,
+    now_millis, Action, ConsentAction, ConsentEvent, Country, Event, Notification, PhoneError,
+    PhoneNumber, RequestVia, ShortCode, Source, Tenant, TenantId,
 };
 use crate::outbox::{for_subscription, Signal};
 use crate::rules::RuleSet;
@@ -35,6 +35,8 @@ pub enum MoAction {
     OptedOut,
     OptedIn,
     Help,
+    /// A yes to a double opt-in request: consent recorded.
+    Consented,
     None,
 }
 
@@ -44,6 +46,7 @@ impl MoAction {
             MoAction::OptedOut => "opted_out",
             MoAction::OptedIn => "opted_in",
             MoAction::Help => "help",
+            MoAction::Consented => "consented",
             MoAction::None => "none",
         }
     }
@@ -199,6 +202,21 @@ impl Inbound {
                 // Always answered, changing nothing: never capped.
                 (MoAction::Help, attr, Some(&rules.replies.help), true)
             }
+            Intent::Yes(keyword) => {
+                let (attr, changed) = self
+                    .consent_answer(&number, &code, &on_code, keyword.as_deref(), &kept_text)
+                    .await?;
+                if changed {
+                    (
+                        MoAction::Consented,
+                        attr,
+                        Some(&rules.consent.confirmed),
+                        true,
+                    )
+                } else {
+                    (MoAction::None, Attribution::none(), None, false)
+                }
+            }
             Intent::PossibleOptOut => {
                 store
                     .note_possible_optout(&PossibleOptOut {
@@ -261,7 +279,7 @@ impl Inbound {
         if queued
             || matches!(
                 intent,
-                Intent::OptOut(_) | Intent::OptIn(_) | Intent::PossibleOptOut
+                Intent::OptOut(_) | Intent::OptIn(_) | Intent::Yes(_) | Intent::PossibleOptOut
             )
         {
             store.durable().await?;
@@ -287,13 +305,80 @@ impl Inbound {
     }
 }
 
-/// Fills a reply template from the rules: `{tenants}` is the tenants'
-/// names, `{shortcode}` the code. Pure.
+/// Fills a reply template from the rules: `{tenants}` (or `{tenant}`, in
+/// the double opt-in texts) is the tenants' names, `{shortcode}` the code.
+/// Pure.
 pub fn render_reply(template: &str, tenants: &[Arc<Tenant>], code: &ShortCode) -> String {
     let names: Vec<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
     template
         .replace("{tenants}", &names.join(", "))
+        .replace("{tenant}", &names.join(", "))
         .replace("{shortcode}", code.as_str())
+}
+
+impl Inbound {
+    /// A yes keyword answers the open double opt-in requests sent to the
+    /// number through this short code (for the tenant named, with `OUI
+    /// ACME`): each becomes a consent given by SMS with the reply as its
+    /// proof. Returns the tenants whose consent was recorded.
+    async fn consent_answer(
+        &self,
+        number: &PhoneNumber,
+        code: &ShortCode,
+        on_code: &[Arc<Tenant>],
+        keyword: Option<&str>,
+        text: &str,
+    ) -> Result<(Attribution, bool), StoreError> {
+        let now = now_millis();
+        let via = RequestVia::Sms {
+            shortcode: code.clone(),
+        };
+        let mut events = Vec::new();
+        let mut asked = Vec::new();
+        for t in on_code {
+            if keyword.is_some_and(|k| t.keyword.as_deref() != Some(k)) {
+                continue;
+            }
+            for (list, state) in self.store.consents(&t.id, number).await? {
+                let Some(r) = state.request.as_ref().filter(|r| r.open_at(now)) else {
+                    continue;
+                };
+                if r.via != via {
+                    continue;
+                }
+                let mut e = ConsentEvent::new(
+                    t.id.clone(),
+                    number,
+                    list,
+                    ConsentAction::Given,
+                    Source::Sms,
+                    now,
+                );
+                e.proof = Some(format!("SMS reply {text:?} to {code}"));
+                e.via = Some(via.clone());
+                events.push((e, Vec::new()));
+                asked.push(t.clone());
+            }
+        }
+        if events.is_empty() {
+            return Ok((Attribution::none(), false));
+        }
+        let outcomes = self.store.record_consents(&events).await?;
+        let mut tenants: Vec<Arc<Tenant>> = Vec::new();
+        for (t, outcome) in asked.into_iter().zip(outcomes) {
+            if outcome == Ok(true) && !tenants.iter().any(|x| x.id == t.id) {
+                tenants.push(t);
+            }
+        }
+        let changed = !tenants.is_empty();
+        Ok((
+            Attribution {
+                tenants,
+                rule: attribution::Rule::OpenRequest,
+            },
+            changed,
+        ))
+    }
 }
 
 #[cfg(test)]

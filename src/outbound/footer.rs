@@ -92,6 +92,8 @@ mod tests {
             send_windows: Default::default(),
             schedule: Default::default(),
             webhook: None,
+            marketing_requires: Default::default(),
+            consent_ttl_days: Tenant::CONSENT_TTL_DAYS,
         }
     }
 

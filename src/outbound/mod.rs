@@ -1,6 +1,7 @@
 //! The send pipeline: for each recipient, normalize the number, and for
-//! marketing check the suppression list and add the country's opt-out
-//! footer; make minted links durable; then forward to the provider.
+//! marketing check the suppression list (and, for a consent-only tenant,
+//! the consents: `consent.rs`) and add the country's opt-out footer; make
+//! minted links durable; then forward to the provider.
 //!
 //! Order matters: a link is on disk before any message carrying it leaves,
 //! so a recipient never gets a link that a crash could forget.
@@ -10,6 +11,7 @@
 //! recipient once suppressions are checked, and holds the ones due later
 //! once their footers are in.
 
+mod consent;
 pub mod footer;
 mod schedule;
 
@@ -21,8 +23,8 @@ use futures::StreamExt;
 
 use crate::domain::segments::{analyze, Encoding};
 use crate::domain::{
-    now_millis, Campaign, Category, Country, MessageId, MessageStatus, PhoneNumber, Sender,
-    ShortCode, Tenant, UnixMillis,
+    now_millis, Campaign, Category, ConsentList, Country, MessageId, MessageStatus, PhoneNumber,
+    Sender, ShortCode, Tenant, UnixMillis,
 };
 use crate::links;
 use crate::rules::RuleSet;
@@ -65,6 +67,9 @@ pub struct SendRequest {
     /// Not before this (`send_at`): marketing and transactional messages
     /// are held until then. Never set for OTPs (the API refuses it).
     pub send_at: Option<UnixMillis>,
+    /// The consent list marketing is checked against, for a tenant with
+    /// `marketing_requires = "consent"`.
+    pub list: ConsentList,
 }
 
 /// Per-recipient error codes, part of the API contract.
@@ -96,6 +101,9 @@ pub enum ErrorCode {
     /// handed to the provider: it may or may not have gone out, and is
     /// not sent again.
     ReleaseInterrupted,
+    /// A consent-only tenant's marketing to a number without confirmed,
+    /// unexpired consent for the list.
+    NoConsent,
 }
 
 impl ErrorCode {
@@ -113,6 +121,7 @@ impl ErrorCode {
             ErrorCode::OutsideSendWindow => "outside_send_window",
             ErrorCode::FrequencyCapped => "frequency_capped",
             ErrorCode::ReleaseInterrupted => "release_interrupted",
+            ErrorCode::NoConsent => "no_consent",
         }
     }
 }
@@ -204,6 +213,7 @@ impl Outbound {
             .collect();
         if req.category.is_marketing() {
             self.check_suppressions(req, &mut slots).await;
+            self.check_consent(req, &mut slots).await;
         }
         let timing = schedule::plan(self, req, &mut slots).await;
         if req.category.is_marketing() {

@@ -25,8 +25,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::domain::segments::analyze;
 use crate::domain::{
-    now_millis, Action, Callback, Category, Event, MessageId, Notification, SmppReceipt, Source,
-    Tenant, WebhookEvent,
+    now_millis, Action, Callback, Category, Event, MessageId, Notification, PhoneNumber,
+    SmppReceipt, Source, Tenant, WebhookEvent,
 };
 use crate::store::{MessageRecord, OutboxItem, Store};
 use crate::upstream::{OutboundSms, Provider, ProviderError};
@@ -156,7 +156,7 @@ pub struct GiveUp {
 impl GiveUp {
     fn after_ms(&self, n: &Notification) -> i64 {
         let d = match n {
-            Notification::Reply { .. } => self.replies,
+            Notification::Reply { .. } | Notification::ConsentRequest { .. } => self.replies,
             _ => self.webhooks,
         };
         d.as_millis() as i64
@@ -264,7 +264,7 @@ impl Dispatcher {
 
     fn endpoint(&self, n: &Notification) -> String {
         match n {
-            Notification::Reply { .. } => "sms".into(),
+            Notification::Reply { .. } | Notification::ConsentRequest { .. } => "sms".into(),
             Notification::SmppReceipt(r) => format!("smpp:{}", r.tenant),
             other => self
                 .notifier
@@ -296,25 +296,8 @@ impl Dispatcher {
     async fn deliver(&self, item: OutboxItem) {
         let kind = kind(&item.notification);
         let outcome = match &item.notification {
-            Notification::Reply { to, from, body } => {
-                let sms = OutboundSms {
-                    id: MessageId::generate(),
-                    to: to.clone(),
-                    from: from.as_str().to_string(),
-                    encoding: analyze(body).encoding,
-                    body: body.clone(),
-                    category: Category::Transactional,
-                    messaging_service: None,
-                };
-                match self.provider.send(&sms).await {
-                    Ok(_) => Ok(()),
-                    // The provider refused this message: trying again changes nothing.
-                    Err(e @ ProviderError::Rejected { .. }) => {
-                        Err(DeliveryError::Permanent(e.to_string()))
-                    }
-                    Err(e) => Err(DeliveryError::Retry(e.to_string())),
-                }
-            }
+            Notification::Reply { to, from, body } => self.sms(to, from.as_str(), body).await,
+            Notification::ConsentRequest { to, from, body, .. } => self.sms(to, from, body).await,
             Notification::SmppReceipt(r) => match &self.receipts {
                 Some(sink) => sink.deliver_receipt(r).await,
                 None => Err(DeliveryError::Permanent(
@@ -323,6 +306,36 @@ impl Dispatcher {
             },
             _ => self.notifier.deliver(&item).await,
         };
+        self.settle(item, kind, outcome).await;
+    }
+
+    /// A transactional SMS (a confirmation, a double opt-in request)
+    /// through the provider.
+    async fn sms(&self, to: &PhoneNumber, from: &str, body: &str) -> Result<(), DeliveryError> {
+        let sms = OutboundSms {
+            id: MessageId::generate(),
+            to: to.clone(),
+            from: from.to_string(),
+            encoding: analyze(body).encoding,
+            body: body.to_string(),
+            category: Category::Transactional,
+            messaging_service: None,
+        };
+        match self.provider.send(&sms).await {
+            Ok(_) => Ok(()),
+            // The provider refused this message: trying again changes nothing.
+            Err(e @ ProviderError::Rejected { .. }) => Err(DeliveryError::Permanent(e.to_string())),
+            Err(e) => Err(DeliveryError::Retry(e.to_string())),
+        }
+    }
+
+    /// Marks a delivery done, due again, or given up.
+    async fn settle(
+        &self,
+        item: OutboxItem,
+        kind: &'static str,
+        outcome: Result<(), DeliveryError>,
+    ) {
         let store = self.store.as_ref();
         let written = match outcome {
             Ok(()) => {
@@ -377,5 +390,6 @@ fn kind(n: &Notification) -> &'static str {
         Notification::Subscription(_) => "optin",
         Notification::SmppReceipt(_) => "smpp.receipt",
         Notification::Reply { .. } => "reply",
+        Notification::ConsentRequest { .. } => "consent_request",
     }
 }

@@ -148,6 +148,8 @@ struct KeywordsFile {
     help: Vec<String>,
     #[serde(default)]
     filler: Vec<String>,
+    #[serde(default)]
+    yes: Vec<String>,
 }
 
 /// Reply texts, sent from the short code. `{tenants}` and `{shortcode}` are filled in.
@@ -158,6 +160,40 @@ pub struct Replies {
     pub stopall: String,
     pub start: String,
     pub help: String,
+    /// Double opt-in texts (`{tenant}`, `{shortcode}`, `{url}`): a country
+    /// without them takes the default rules' (see [`ConsentTexts`]).
+    #[serde(default)]
+    consent_request: Option<String>,
+    #[serde(default)]
+    consent_request_link: Option<String>,
+    #[serde(default)]
+    consent_confirmed: Option<String>,
+}
+
+/// The double opt-in texts of a country. `{tenant}` is the tenant's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentTexts {
+    /// The request by SMS from a short code: reply yes to `{shortcode}`.
+    pub request: String,
+    /// The request with a confirmation link: `{url}`.
+    pub request_link: String,
+    /// The thanks for a yes, from the short code.
+    pub confirmed: String,
+}
+
+impl ConsentTexts {
+    /// Fills `{tenant}`, `{shortcode}` and `{url}`.
+    pub fn render(
+        template: &str,
+        tenant: &str,
+        shortcode: Option<&str>,
+        url: Option<&str>,
+    ) -> String {
+        template
+            .replace("{tenant}", tenant)
+            .replace("{shortcode}", shortcode.unwrap_or(""))
+            .replace("{url}", url.unwrap_or(""))
+    }
 }
 
 /// Normalized keyword lists for one country: its own file's plus the defaults.
@@ -168,6 +204,8 @@ pub struct KeywordSet {
     pub start: BTreeSet<String>,
     pub help: BTreeSet<String>,
     pub filler: BTreeSet<String>,
+    /// Answers to a double opt-in request (YES, OUI, JA, ...).
+    pub yes: BTreeSet<String>,
 }
 
 impl KeywordSet {
@@ -184,6 +222,7 @@ impl KeywordSet {
             start: norm(&k.start),
             help: norm(&k.help),
             filler: norm(&k.filler),
+            yes: norm(&k.yes),
         }
     }
 
@@ -193,6 +232,18 @@ impl KeywordSet {
         self.start.extend(other.start.iter().cloned());
         self.help.extend(other.help.iter().cloned());
         self.filler.extend(other.filler.iter().cloned());
+        self.yes.extend(other.yes.iter().cloned());
+    }
+
+    /// A yes keyword that is also a stop, start or help keyword would make
+    /// a reply mean two things.
+    fn ambiguous_yes(&self) -> Option<&String> {
+        self.yes.iter().find(|y| {
+            self.stop.contains(*y)
+                || self.stopall.contains(*y)
+                || self.start.contains(*y)
+                || self.help.contains(*y)
+        })
     }
 }
 
@@ -209,6 +260,7 @@ pub struct CountryRules {
     /// This country's keywords merged with the defaults.
     pub keywords: KeywordSet,
     pub replies: Replies,
+    pub consent: ConsentTexts,
 }
 
 #[derive(Debug, Clone)]
@@ -297,14 +349,65 @@ impl RuleSet {
                 file: "default.toml".into(),
                 message: "missing: the default rules are required".into(),
             })?;
-        let default = parsed.remove(default_pos);
-        let countries = parsed
-            .into_iter()
-            .map(|mut r| {
-                r.keywords.merge(&default.keywords);
-                (r.country.expect("non-default rules have a country"), r)
-            })
-            .collect();
+        let mut default = parsed.remove(default_pos);
+        let missing = |what: &str| RulesError {
+            file: "default.toml".into(),
+            message: format!(
+                "replies.{what}: missing (the default rules need the double opt-in texts)"
+            ),
+        };
+        default.consent = ConsentTexts {
+            request: default
+                .replies
+                .consent_request
+                .clone()
+                .ok_or_else(|| missing("consent_request"))?,
+            request_link: default
+                .replies
+                .consent_request_link
+                .clone()
+                .ok_or_else(|| missing("consent_request_link"))?,
+            confirmed: default
+                .replies
+                .consent_confirmed
+                .clone()
+                .ok_or_else(|| missing("consent_confirmed"))?,
+        };
+        if default.keywords.yes.is_empty() {
+            return Err(RulesError {
+                file: "default.toml".into(),
+                message: "keywords.yes: the default rules need yes keywords".into(),
+            });
+        }
+        let mut countries = HashMap::new();
+        for mut r in parsed {
+            r.keywords.merge(&default.keywords);
+            let c = r.country.expect("non-default rules have a country");
+            if let Some(y) = r.keywords.ambiguous_yes() {
+                return Err(RulesError {
+                    file: format!("{c}.toml"),
+                    message: format!("keywords.yes: {y:?} is also a stop, start or help keyword"),
+                });
+            }
+            let or = |own: &Option<String>, default: &String| {
+                own.clone().unwrap_or_else(|| default.clone())
+            };
+            r.consent = ConsentTexts {
+                request: or(&r.replies.consent_request, &default.consent.request),
+                request_link: or(
+                    &r.replies.consent_request_link,
+                    &default.consent.request_link,
+                ),
+                confirmed: or(&r.replies.consent_confirmed, &default.consent.confirmed),
+            };
+            countries.insert(c, r);
+        }
+        if let Some(y) = default.keywords.ambiguous_yes() {
+            return Err(RulesError {
+                file: "default.toml".into(),
+                message: format!("keywords.yes: {y:?} is also a stop, start or help keyword"),
+            });
+        }
         Ok(RuleSet {
             default,
             countries,
@@ -414,7 +517,25 @@ fn validate(file: &RulesFile) -> Result<Validated, String> {
         link_footer: footer.link.clone(),
         keywords,
         replies: replies.clone(),
+        // Filled in (with the default's where the file has none) by `from_sources`.
+        consent: ConsentTexts {
+            request: String::new(),
+            request_link: String::new(),
+            confirmed: String::new(),
+        },
     };
+    for (what, text, needs) in [
+        ("consent_request", &replies.consent_request, "{shortcode}"),
+        (
+            "consent_request_link",
+            &replies.consent_request_link,
+            "{url}",
+        ),
+    ] {
+        if text.as_deref().is_some_and(|t| !t.contains(needs)) {
+            return Err(format!("replies.{what}: must contain {needs}"));
+        }
+    }
     Ok((country, Some(rules), window))
 }
 
@@ -464,6 +585,45 @@ mod tests {
         assert!(fr.filler.contains("S IL VOUS PLAIT"));
         assert!(fr.help.contains("AIDE") && fr.help.contains("HELP"));
         assert!(!rules.default_rules().keywords.stop.contains("ARRET"));
+    }
+
+    #[test]
+    fn yes_keywords_are_the_countrys_and_the_defaults() {
+        let rules = RuleSet::builtin();
+        let fr = &rules.for_country(c("FR")).keywords.yes;
+        assert!(fr.contains("OUI") && fr.contains("YES"));
+        assert!(rules.for_country(c("DE")).keywords.yes.contains("JA"));
+        assert!(rules.for_country(c("ES")).keywords.yes.contains("SI"));
+        assert!(rules.for_country(c("BE")).keywords.yes.contains("JA"));
+        assert!(!rules.default_rules().keywords.yes.contains("OUI"));
+        assert!(rules.for_country(c("FR")).consent.request.contains("OUI"));
+        // A country file without the texts (US) takes the default's.
+        assert_eq!(
+            rules.for_country(c("US")).consent,
+            rules.default_rules().consent
+        );
+        for cc in rules.countries() {
+            let r = rules.for_country(cc);
+            assert!(r.consent.request.contains("{shortcode}"), "{cc}");
+            assert!(r.consent.request_link.contains("{url}"), "{cc}");
+        }
+    }
+
+    #[test]
+    fn a_yes_that_is_also_a_stop_is_refused() {
+        let mut sources: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        sources.retain(|(n, _)| n != "FR.toml");
+        let fr = BUILTIN.iter().find(|(n, _)| *n == "FR.toml").unwrap().1;
+        sources.push((
+            "FR.toml".into(),
+            fr.replace("yes = [\"OUI\"]", "yes = [\"OUI\", \"ARRET\"]"),
+        ));
+        let err = RuleSet::from_sources(sources).unwrap_err();
+        assert_eq!(err.file, "FR.toml");
+        assert!(err.message.contains("ARRET"), "{}", err.message);
     }
 
     #[test]

@@ -782,6 +782,7 @@ async fn submit(front: &Front, account: &SmppAccount, msg: &Message, payload: &[
         messaging_service: None,
         callback,
         send_at: None,
+        list: crate::domain::ConsentList::marketing(),
     };
     let result = front
         .outbound

@@ -4,7 +4,9 @@
 //! What moves: suppressions with their whole history (each number's own row
 //! and events, and the numbers only a bulk import holds, with that import's
 //! time), links, marketing sends (attribution), possible opt-outs (with
-//! their ids) and insights counters. Idempotency records are not moved:
+//! their ids), insights counters, consents with their history, erased
+//! opt-outs and the erasures' audit (with the key their hashes were made
+//! with, which replaces the target's). Idempotency records are not moved:
 //! they only matter for 24 hours, so retries of requests made just before
 //! the move run again. Everything is written with `COPY` in one
 //! transaction: the target has all of it or none.
@@ -169,14 +171,19 @@ async fn copy_inner(from: &SledStore, to: &PgStore, bar: &ProgressBar) -> PgResu
             + lens.links
             + lens.sends
             + lens.possible_optouts
-            + lens.counters,
+            + lens.counters
+            + lens.consent_events
+            + lens.erased
+            + lens.erasures,
     );
     let mut client = to.pool().get().await?;
     let held: bool = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM suppressions) OR EXISTS (SELECT 1 FROM events)
                  OR EXISTS (SELECT 1 FROM links) OR EXISTS (SELECT 1 FROM sends)
-                 OR EXISTS (SELECT 1 FROM possible_optouts) OR EXISTS (SELECT 1 FROM insights)",
+                 OR EXISTS (SELECT 1 FROM possible_optouts) OR EXISTS (SELECT 1 FROM insights)
+                 OR EXISTS (SELECT 1 FROM consents) OR EXISTS (SELECT 1 FROM consent_events)
+                 OR EXISTS (SELECT 1 FROM erased) OR EXISTS (SELECT 1 FROM erasures)",
             &[],
         )
         .await?
@@ -370,6 +377,7 @@ async fn copy_inner(from: &SledStore, to: &PgStore, bar: &ProgressBar) -> PgResu
         bar.inc(1);
     }
     let counters_copied = counters.finish().await?;
+    let consents_copied = copy_consents(&tx, from, bar).await?;
     tx.commit().await?;
     tracing::debug!(
         events_copied,
@@ -377,6 +385,7 @@ async fn copy_inner(from: &SledStore, to: &PgStore, bar: &ProgressBar) -> PgResu
         sends_copied,
         reviews_copied,
         counters_copied,
+        consents_copied,
         "copied"
     );
 
@@ -431,8 +440,158 @@ async fn copy_inner(from: &SledStore, to: &PgStore, bar: &ProgressBar) -> PgResu
             sled: lens.counters,
             postgres: count("SELECT count(*) FROM insights").await?,
         },
+        KindCount {
+            kind: "consents",
+            sled: consents_copied,
+            postgres: count("SELECT count(*) FROM consents").await?,
+        },
+        KindCount {
+            kind: "consent events",
+            sled: lens.consent_events,
+            postgres: count("SELECT count(*) FROM consent_events").await?,
+        },
+        KindCount {
+            kind: "erased opt-outs",
+            sled: lens.erased,
+            postgres: count("SELECT count(*) FROM erased").await?,
+        },
+        KindCount {
+            kind: "erasures",
+            sled: lens.erasures,
+            postgres: count("SELECT count(*) FROM erasures").await?,
+        },
     ];
     Ok(CopyReport { kinds })
+}
+
+/// Consents and their history, erased opt-outs and the erasures' audit,
+/// and the key the erased opt-outs are hashed with (without it they would
+/// no longer match their numbers). Returns the consent records copied.
+async fn copy_consents(
+    tx: &tokio_postgres::Transaction<'_>,
+    from: &super::sled::Live,
+    bar: &ProgressBar,
+) -> PgResult<u64> {
+    let key = from.export_subject_key();
+    tx.execute(
+        "INSERT INTO store_secrets (name, value) VALUES ('subject_key', $1)
+         ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+        &[&&key[..]],
+    )
+    .await?;
+    let bytea = |h: &[u8; 32]| format!("\\x{}", hex::encode(h));
+    let time = |t: Option<i64>| t.map(|t| t.to_string());
+    let mut consents = Copy::new(
+        tx,
+        "COPY consents (tenant, number, list, status, since, source, given_at, request_at,
+            request_expires, request_via, request_code, request_answered, proof, recorded_by,
+            updated) FROM STDIN",
+    );
+    for c in from.export_consents() {
+        let c = src(c)?;
+        let s = &c.state;
+        let r = s.request.as_ref();
+        let via = r.map(|r| serde_json::to_string(&r.via).expect("a channel serializes"));
+        let code = match r.map(|r| &r.via) {
+            Some(crate::domain::RequestVia::Link { code }) => Some(code.as_str()),
+            _ => None,
+        };
+        consents
+            .push(&[
+                Some(&c.tenant),
+                Some(&c.number),
+                Some(&c.list),
+                Some(s.status.as_str()),
+                Some(&s.since.to_string()),
+                Some(s.source.as_str()),
+                time(s.given_at).as_deref(),
+                time(r.map(|r| r.at)).as_deref(),
+                time(r.map(|r| r.expires)).as_deref(),
+                via.as_deref(),
+                code,
+                time(r.and_then(|r| r.answered)).as_deref(),
+                s.proof.as_deref(),
+                s.recorded_by.as_deref(),
+                Some(&s.updated.to_string()),
+            ])
+            .await?;
+    }
+    let copied = consents.finish().await?;
+    let mut events = Copy::new(
+        tx,
+        "COPY consent_events (id, tenant, number, list, at, action, source, proof, recorded_by,
+            expires, via) FROM STDIN",
+    );
+    let mut id = 0i64;
+    for e in from.export_consent_events() {
+        let e = src(e)?;
+        id += 1;
+        let via = e
+            .via
+            .as_ref()
+            .map(|v| serde_json::to_string(v).expect("a channel serializes"));
+        events
+            .push(&[
+                Some(&id.to_string()),
+                Some(e.tenant.as_str()),
+                Some(e.number.as_str()),
+                Some(e.list.as_str()),
+                Some(&e.at.to_string()),
+                Some(e.action.as_str()),
+                Some(e.source.as_str()),
+                e.proof.as_deref(),
+                e.recorded_by.as_deref(),
+                time(e.expires).as_deref(),
+                via.as_deref(),
+            ])
+            .await?;
+        bar.inc(1);
+    }
+    events.finish().await?;
+    if id > 0 {
+        tx.execute("SELECT setval('consent_event_ids', $1)", &[&id])
+            .await?;
+    }
+    let mut erased = Copy::new(
+        tx,
+        "COPY erased (tenant, hash, since, source, erased) FROM STDIN",
+    );
+    for e in from.export_erased() {
+        let e = src(e)?;
+        erased
+            .push(&[
+                Some(&e.tenant),
+                Some(&bytea(&e.hash)),
+                Some(&e.since.to_string()),
+                Some(e.source.as_str()),
+                Some(&e.erased.to_string()),
+            ])
+            .await?;
+        bar.inc(1);
+    }
+    erased.finish().await?;
+    let mut erasures = Copy::new(tx, "COPY erasures (tenant, hash, id, erasure) FROM STDIN");
+    let mut id = 0i64;
+    for e in from.export_erasures() {
+        let (tenant, hash, erasure) = src(e)?;
+        id += 1;
+        let record = serde_json::to_string(&erasure).expect("an erasure serializes");
+        erasures
+            .push(&[
+                Some(&tenant),
+                Some(&bytea(&hash)),
+                Some(&id.to_string()),
+                Some(&record),
+            ])
+            .await?;
+        bar.inc(1);
+    }
+    erasures.finish().await?;
+    if id > 0 {
+        tx.execute("SELECT setval('erasure_ids', $1)", &[&id])
+            .await?;
+    }
+    Ok(copied)
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! The port is cut by concern, one trait per file (suppressions and their
 //! history, bulk imports, links, attribution of replies, possible opt-outs
 //! for review, idempotency records, insights counters, message records,
-//! the outbox, held messages and frequency-cap ledgers); [`Store`] is all of
+//! the outbox, held messages and frequency-cap ledgers, consents, data
+//! subjects' access and erasure); [`Store`] is all of
 //! them plus durability. Backends implement every trait: [`sled`] (embedded,
 //! one node) and `postgres` (many nodes on one database).
 //!
@@ -15,6 +16,7 @@
 
 pub mod attribution;
 pub mod commit;
+pub mod consent;
 pub mod copy;
 mod error;
 pub mod frequency;
@@ -27,6 +29,7 @@ pub mod outbox;
 pub mod postgres;
 pub mod review;
 pub mod sled;
+pub mod subjects;
 pub mod suppressions;
 
 use std::sync::Arc;
@@ -36,6 +39,7 @@ use async_trait::async_trait;
 use crate::config::{StorageConfig, StorageKind};
 
 pub use attribution::{AttributionStore, MarketingSend};
+pub use consent::{ConsentCounts, ConsentOutcome, ConsentStore};
 pub use error::{Result, StoreError};
 pub use frequency::{CapEntry, FrequencyStore};
 pub use held::{Cancel, Claimed, HeldMessage, HeldStats, HeldStore, Release};
@@ -47,6 +51,7 @@ pub use messages::{
 };
 pub use outbox::{OutboxItem, OutboxStats, OutboxStore};
 pub use review::{PossibleOptOut, ReviewStore};
+pub use subjects::{Erasure, SubjectData, SubjectStore};
 pub use suppressions::{BulkCounts, BulkImport, Suppression, SuppressionStore};
 
 pub use self::postgres::PgStore;
@@ -65,6 +70,8 @@ pub trait Store:
     + OutboxStore
     + HeldStore
     + FrequencyStore
+    + ConsentStore
+    + SubjectStore
     + Send
     + Sync
     + 'static

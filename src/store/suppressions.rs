@@ -17,6 +17,11 @@ pub struct Suppression {
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<Campaign>,
+    /// When the number's data was erased (`DELETE /v1/subjects/{number}`):
+    /// the opt-out is then held as a keyed hash of the number with only
+    /// its time and source (see `SubjectStore`), and still blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased: Option<UnixMillis>,
 }
 
 #[async_trait]
@@ -33,7 +38,10 @@ pub trait SuppressionStore: Send + Sync {
 
     /// Applies an opt-out or opt-in. If it changes the state, the event is
     /// appended to the history in the same transaction and `true` returned;
-    /// a repeat (STOP when already suppressed) changes nothing.
+    /// a repeat (STOP when already suppressed) changes nothing. An opt-out
+    /// that changes the state also withdraws the number's consents for the
+    /// tenant, every list, in that transaction (`ConsentStore`). An erased
+    /// opt-out counts as suppressed; an opt-in lifts it.
     async fn record(&self, event: &Event) -> Result<bool> {
         Ok(self.record_many(std::slice::from_ref(event)).await? == 1)
     }

@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod cluster_faults;
+mod consent;
 mod crash;
 mod dlr;
 mod durability;

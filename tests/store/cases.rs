@@ -16,6 +16,9 @@ use stopgate::store::{
 
 use crate::backends::Backend;
 
+mod consent;
+pub use consent::*;
+
 fn t(s: &str) -> TenantId {
     TenantId::parse(s).unwrap()
 }

@@ -5,12 +5,13 @@
 use std::collections::BTreeSet;
 
 use stopgate::domain::{
-    Action, Campaign, Event, LinkCode, PhoneNumber, ShortCode, Source, TenantId,
+    Action, Campaign, ConsentAction, ConsentEvent, ConsentList, Event, LinkCode, PhoneNumber,
+    RequestVia, ShortCode, Source, TenantId,
 };
 use stopgate::store::copy::copy;
 use stopgate::store::{
-    AttributionStore, IdempotencyStore, InsightStore, LinkStore, PgStore, PossibleOptOut,
-    ReviewStore, SledStore, Store, SuppressionStore,
+    AttributionStore, ConsentStore, IdempotencyStore, InsightStore, LinkStore, PgStore,
+    PossibleOptOut, ReviewStore, SledStore, Store, SubjectStore, SuppressionStore,
 };
 use stopgate::suppressions::import_csv;
 
@@ -108,16 +109,159 @@ async fn fill(s: &SledStore) -> Vec<LinkCode> {
             .unwrap();
         codes.push(code);
     }
+    // Consents, a request of each kind, an opt-out's withdrawal, erasures.
+    let now = stopgate::domain::now_millis();
+    let consent = |tenant: &TenantId, num: &PhoneNumber, list: &str, action, source, at| {
+        let mut e = ConsentEvent::new(
+            tenant.clone(),
+            num,
+            ConsentList::parse(list).unwrap(),
+            action,
+            source,
+            at,
+        );
+        e.proof = Some(format!("proof\t{at}"));
+        e.recorded_by = Some("crm".into());
+        e
+    };
+    let mut events = vec![
+        consent(
+            &acme,
+            &all[35],
+            "marketing",
+            ConsentAction::Given,
+            Source::Api,
+            now - 10,
+        ),
+        consent(
+            &acme,
+            &all[35],
+            "news",
+            ConsentAction::Given,
+            Source::Import,
+            now - 9,
+        ),
+        consent(
+            &t("beta"),
+            &all[33],
+            "marketing",
+            ConsentAction::Given,
+            Source::Api,
+            now - 8,
+        ),
+    ];
+    for (num, via) in [
+        (
+            &all[36],
+            RequestVia::Link {
+                code: consent_code(),
+            },
+        ),
+        (
+            &all[34],
+            RequestVia::Sms {
+                shortcode: sc.clone(),
+            },
+        ),
+    ] {
+        let mut e = consent(
+            &acme,
+            num,
+            "marketing",
+            ConsentAction::Requested,
+            Source::Api,
+            now - 7,
+        );
+        e.expires = Some(now + 86_400_000);
+        e.via = Some(via.clone());
+        events.push(e);
+    }
+    let mut yes = consent(
+        &acme,
+        &all[34],
+        "marketing",
+        ConsentAction::Given,
+        Source::Sms,
+        now - 6,
+    );
+    yes.via = Some(RequestVia::Sms {
+        shortcode: sc.clone(),
+    });
+    events.push(yes);
+    let changes: Vec<_> = events.into_iter().map(|e| (e, Vec::new())).collect();
+    let outcomes = s.record_consents(&changes).await.unwrap();
+    assert!(outcomes.iter().all(|o| *o == Ok(true)), "{outcomes:?}");
+    s.record(&Event::new(t("beta"), &all[33], Action::OptIn, Source::Api))
+        .await
+        .unwrap();
+    s.record(&Event::new(
+        t("beta"),
+        &all[33],
+        Action::OptOut,
+        Source::Sms,
+    ))
+    .await
+    .unwrap();
+    // A bulk-imported number and one with a row of its own: both stay blocked.
+    s.erase_subject(&acme, &all[20], Some("DSAR-1"), now)
+        .await
+        .unwrap();
+    s.erase_subject(&t("beta"), &all[39], None, now)
+        .await
+        .unwrap();
+
     // Not moved: idempotency records only matter for a day.
     s.begin_request(&acme, "r1", &[1; 32]).await.unwrap();
     s.durable().await.unwrap();
     codes
 }
 
+fn consent_code() -> LinkCode {
+    LinkCode::parse("Cnsnt001").unwrap()
+}
+
 /// Everything `a` answers, `b` answers the same.
 async fn same(a: &dyn Store, b: &dyn Store, codes: &[LinkCode]) {
     let sc = ShortCode::parse("36111").unwrap();
+    assert_eq!(
+        a.consent_by_code(&consent_code()).await.unwrap(),
+        b.consent_by_code(&consent_code()).await.unwrap()
+    );
+    assert!(b.consent_by_code(&consent_code()).await.unwrap().is_some());
     for tenant in [t("acme"), t("beta"), t("gamma")] {
+        assert_eq!(
+            a.consent_gates(&tenant, &ConsentList::marketing(), &numbers())
+                .await
+                .unwrap(),
+            b.consent_gates(&tenant, &ConsentList::marketing(), &numbers())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            a.consent_page(&tenant, &ConsentList::marketing(), None, 100)
+                .await
+                .unwrap(),
+            b.consent_page(&tenant, &ConsentList::marketing(), None, 100)
+                .await
+                .unwrap()
+        );
+        for num in numbers() {
+            assert_eq!(
+                a.consents(&tenant, &num).await.unwrap(),
+                b.consents(&tenant, &num).await.unwrap(),
+                "{tenant} {num}"
+            );
+            assert_eq!(
+                a.consent_events(&tenant, &num).await.unwrap(),
+                b.consent_events(&tenant, &num).await.unwrap(),
+                "{tenant} {num}"
+            );
+            assert_eq!(
+                a.erasures(&tenant, &num).await.unwrap(),
+                b.erasures(&tenant, &num).await.unwrap(),
+                "{tenant} {num}"
+            );
+        }
         for num in numbers() {
             assert_eq!(
                 a.suppression(&tenant, &num).await.unwrap(),
@@ -175,6 +319,9 @@ async fn a_copied_store_answers_as_the_original() {
         .await
         .unwrap();
     assert!(report.matches(), "{report}");
+    // The copy brought sled's subject key along: a handle opened after it
+    // hashes as sled did.
+    let pg = PgStore::open(&pg::storage(&url)).await.unwrap();
     let count = |kind: &str| {
         report
             .kinds
@@ -185,8 +332,32 @@ async fn a_copied_store_answers_as_the_original() {
     };
     // 30 imported: 27 in bulk only; +12125550001 and +12125550007 (reason)
     // recorded as events, +12125550003 re-subscribed after: its own row.
-    assert_eq!(count("bulk-imported numbers"), 27);
-    assert_eq!(count("suppressions (own rows)"), 3 + 10);
+    assert_eq!(count("bulk-imported numbers"), 27 - 1, "one erased");
+    assert_eq!(count("suppressions (own rows)"), 3 + 10 - 1, "one erased");
+    assert_eq!(count("consents"), 5);
+    assert_eq!(
+        count("consent events"),
+        7,
+        "six, and beta's STOP withdrew one"
+    );
+    assert_eq!(count("erased opt-outs"), 2);
+    assert_eq!(count("erasures"), 2);
+    for (tenant, i) in [("acme", 20), ("beta", 39)] {
+        let num = &numbers()[i];
+        assert_eq!(
+            pg.suppressed(&t(tenant), std::slice::from_ref(num))
+                .await
+                .unwrap(),
+            [true]
+        );
+        assert!(pg
+            .suppression(&t(tenant), num)
+            .await
+            .unwrap()
+            .unwrap()
+            .erased
+            .is_some());
+    }
     assert_eq!(count("links"), 3);
     assert_eq!(count("possible opt-outs"), 2);
     assert_eq!(count("marketing sends"), 2);

@@ -71,4 +71,12 @@ contract!(
     concurrent_claims_never_share_a_held_message,
     frequency_caps_count_move_and_forget_per_recipient,
     concurrent_reservations_let_exactly_the_cap_through,
+    consents_apply_in_order_and_keep_their_history,
+    an_opt_out_withdraws_every_list_in_its_transaction,
+    consent_gates_answer_for_a_whole_request,
+    consent_counts_by_state,
+    concurrent_writers_of_one_new_record_all_apply,
+    an_erasure_keeps_only_the_opt_out_and_it_still_blocks,
+    an_erasure_of_a_bulk_imported_number_keeps_it_blocked,
+    an_erasure_of_a_number_never_opted_out_keeps_nothing,
 );

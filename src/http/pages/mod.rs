@@ -7,6 +7,7 @@
 //! it changes nothing. Pages are HTML, including their errors: a recipient
 //! reads them, not a program.
 
+pub mod consent;
 pub mod i18n;
 pub mod templates;
 
@@ -35,7 +36,9 @@ use i18n::{Lang, REASONS};
 /// `/{code}`, with the per-client rate limit in front when given one (the
 /// OpenAPI document is built without).
 pub fn routes(limiter: Option<Arc<ClientLimiter>>) -> OpenApiRouter<AppState> {
-    let r = OpenApiRouter::new().routes(routes!(show, submit));
+    let r = OpenApiRouter::new()
+        .routes(routes!(show, submit))
+        .routes(routes!(consent::show, consent::submit));
     match limiter {
         Some(l) => r.route_layer(middleware::from_fn_with_state(l, ratelimit::limit_pages)),
         None => r,

@@ -23,7 +23,7 @@ button:focus-visible{outline:3px solid #1b1f24;outline-offset:2px}\
 .ok{display:inline-block;width:2.5rem;height:2.5rem;line-height:2.5rem;text-align:center;border-radius:50%;background:#2e7d32;color:#fff;font-size:1.4rem;margin-bottom:.5rem}\
 .muted{color:#59616b;font-size:.95rem}";
 
-fn layout(lang: Lang, title: &str, content: Markup) -> Markup {
+pub(super) fn layout(lang: Lang, title: &str, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         // `dir` only for right-to-left languages: the flex rows, the
@@ -53,7 +53,7 @@ enum Part<'a> {
 
 /// Fills `{tenant}` and `{number}` into a translated sentence, each value
 /// escaped and emphasised.
-fn fill(template: &str, tenant: &str, number: &str) -> Markup {
+pub(super) fn fill(template: &str, tenant: &str, number: &str) -> Markup {
     let mut parts = Vec::new();
     let mut rest = template;
     while let Some((i, ph)) = ["{tenant}", "{number}"]

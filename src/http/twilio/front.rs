@@ -327,6 +327,7 @@ async fn create(state: AppState, path_sid: String, req: Request) -> Result<Respo
         callback,
         // Twilio's own scheduling (ScheduleType, SendAt) is not supported.
         send_at: None,
+        list: crate::domain::ConsentList::marketing(),
     };
     let mut results = state.outbound.send(&request).await;
     let result = results.pop().expect("one recipient gives one result");
@@ -406,7 +407,10 @@ fn refusal(r: RecipientResult, upstream_is_twilio: bool) -> TwilioError {
         (_, ErrorCode::FrequencyCapped) => TwilioError::bad_request(90_006, failure.message),
         (
             _,
-            ErrorCode::UpstreamError | ErrorCode::RecipientOptedOut | ErrorCode::ReleaseInterrupted,
+            ErrorCode::UpstreamError
+            | ErrorCode::RecipientOptedOut
+            | ErrorCode::ReleaseInterrupted
+            | ErrorCode::NoConsent,
         ) => TwilioError::new(StatusCode::BAD_GATEWAY, 20500, failure.message),
     }
 }

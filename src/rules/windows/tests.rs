@@ -62,6 +62,8 @@ fn tenant(send_windows: SendWindows) -> Tenant {
         send_windows,
         schedule: Default::default(),
         webhook: None,
+        marketing_requires: Default::default(),
+        consent_ttl_days: Tenant::CONSENT_TTL_DAYS,
     }
 }
 

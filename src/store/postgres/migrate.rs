@@ -41,6 +41,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "schedule",
         sql: include_str!("migrations/0003_schedule.sql"),
     },
+    Migration {
+        version: 4,
+        name: "consents_and_subjects",
+        sql: include_str!("migrations/0004_consents_and_subjects.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -16,6 +16,11 @@
 //! | outbox           | id (sequence `outbox_ids`)   | `outbox.rs` |
 //! | held             | id; index due, id            | `held.rs` |
 //! | frequency        | tenant, number               | `frequency.rs` |
+//! | consents         | tenant, number, list; unique request_code | `consent.rs` |
+//! | consent_events   | id (sequence `consent_event_ids`) | `consent.rs` |
+//! | erased           | tenant, hash                 | `subjects.rs`, `suppressions.rs` |
+//! | erasures         | tenant, hash, id (sequence `erasure_ids`) | `subjects.rs` |
+//! | store_secrets    | name                         | `subjects.rs` |
 //! | heartbeat        | node                         | here (`ready`) |
 //! | schema_migrations| version                      | `migrate.rs` |
 //!
@@ -35,6 +40,7 @@ mod batch;
 mod bulk;
 mod frequency;
 mod held;
+mod consent;
 mod idempotency;
 mod insights;
 mod links;
@@ -42,6 +48,7 @@ mod messages;
 pub mod migrate;
 mod outbox;
 mod review;
+mod subjects;
 mod suppressions;
 
 use std::future::Future;
@@ -74,6 +81,8 @@ pub struct PgStore {
     messages: batch::Batcher<messages::PutWork>,
     /// This process's row in `heartbeat`.
     node: String,
+    /// Keys the hashes of erased opt-outs (`subjects.rs`).
+    subject_key: [u8; 32],
     import_round: usize,
 }
 
@@ -209,8 +218,13 @@ impl PgStore {
         let pool = connect(cfg).await?;
         check_synchronous_commit(&pool).await?;
         migrate::run(&pool).await?;
+        let subject_key = subjects::subject_key(&pool).await?;
         Ok(PgStore {
-            events: batch::Batcher::start(suppressions::RecordWork { pool: pool.clone() }),
+            events: batch::Batcher::start(suppressions::RecordWork {
+                pool: pool.clone(),
+                key: subject_key,
+            }),
+            subject_key,
             links: batch::Batcher::start(links::MintWork { pool: pool.clone() }),
             messages: batch::Batcher::start(messages::PutWork { pool: pool.clone() }),
             node: node_id(),

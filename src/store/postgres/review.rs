@@ -9,7 +9,7 @@ use super::{corrupt, retrying, PgResult, PgStore};
 use crate::domain::{ShortCode, TenantId};
 use crate::store::{PossibleOptOut, Result, ReviewStore};
 
-fn record(r: &Row, from: usize) -> PgResult<PossibleOptOut> {
+pub(crate) fn record(r: &Row, from: usize) -> PgResult<PossibleOptOut> {
     let tenants: Vec<String> = r.try_get(from + 3)?;
     Ok(PossibleOptOut {
         at: r.try_get(from)?,

@@ -18,14 +18,18 @@ use tokio_postgres::Row;
 use super::batch::BatchWork;
 use super::{corrupt, optout_counters, retrying, Failure, PgResult, PgStore};
 use crate::domain::{Action, Campaign, Event, Notification, PhoneNumber, Source, TenantId};
+use crate::store::subjects::subject_hash;
 use crate::store::{BulkImport, Result, Suppression, SuppressionStore};
 
-/// An opt-out: a new row, or a subscribed row that becomes suppressed.
+/// An opt-out: a new row, or a subscribed row that becomes suppressed. An
+/// erased opt-out of the number (`$8`, its hash) is suppressed already:
+/// no row is made again.
 const OPT_OUT: &str = "
 WITH changed AS (
     INSERT INTO suppressions AS s
         (tenant, number, suppressed, updated, source, reason, campaign, seq)
-    VALUES ($1, $2, true, $3, $4, $5, $6, 1)
+    SELECT $1, $2, true, $3, $4, $5, $6, 1
+    WHERE NOT EXISTS (SELECT 1 FROM erased WHERE tenant = $1 AND hash = $8)
     ON CONFLICT (tenant, number) DO UPDATE
         SET suppressed = true, updated = EXCLUDED.updated, source = EXCLUDED.source,
             reason = EXCLUDED.reason, campaign = EXCLUDED.campaign, seq = s.seq + 1
@@ -46,6 +50,15 @@ WITH changed AS (
 )
 INSERT INTO events (tenant, number, seq, at, action, source, campaign, reason, raw_text)
 SELECT $1, $2, seq, $3, 'opt_in', $4, $6, $5, $7 FROM changed";
+
+/// Before an opt-in: an erased opt-out of the number (`$3`, its hash)
+/// becomes a suppressed row of its own again, which the opt-in then lifts
+/// (with no history: it was erased).
+const LIFT_ERASED: &str = "
+WITH lifted AS (DELETE FROM erased WHERE tenant = $1 AND hash = $3 RETURNING since, source)
+INSERT INTO suppressions (tenant, number, suppressed, updated, source, seq)
+SELECT $1, $2, true, since, source, 0 FROM lifted
+ON CONFLICT (tenant, number) DO NOTHING";
 
 /// Counter increments of a batch, one statement, in key order.
 const COUNT: &str = "
@@ -92,12 +105,15 @@ fn state(row: &Row, from: usize) -> PgResult<Suppression> {
         source: parse_source(row.try_get(from + 2)?)?,
         reason: row.try_get(from + 3)?,
         campaign: parse_campaign(row.try_get(from + 4)?)?,
+        erased: None,
     })
 }
 
 /// The batching writer's work: every queued `record_many` in one transaction.
 pub(crate) struct RecordWork {
     pub pool: deadpool_postgres::Pool,
+    /// Hashes numbers for their erased opt-outs.
+    pub key: [u8; 32],
 }
 
 #[async_trait]
@@ -124,38 +140,89 @@ impl BatchWork for RecordWork {
             let (a, b) = (events[a], events[b]);
             (a.tenant.as_str(), a.number.as_str()).cmp(&(b.tenant.as_str(), b.number.as_str()))
         });
+        let hashes: Vec<[u8; 32]> = events
+            .iter()
+            .map(|e| subject_hash(&self.key, &e.tenant, &e.number))
+            .collect();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let (opt_out, opt_in) =
-            futures::try_join!(tx.prepare_cached(OPT_OUT), tx.prepare_cached(OPT_IN))?;
+        let (opt_out, opt_in, lift) = futures::try_join!(
+            tx.prepare_cached(OPT_OUT),
+            tx.prepare_cached(OPT_IN),
+            tx.prepare_cached(LIFT_ERASED)
+        )?;
+        // Erased opt-outs that an opt-in lifts become rows first: that
+        // changes no state (suppressed either way), so it may go first.
+        let lifts = order
+            .iter()
+            .filter(|&&i| events[i].action == Action::OptIn)
+            .map(|&i| {
+                let e = events[i];
+                let (tx, lift, hash) = (&tx, &lift, &hashes[i][..]);
+                async move {
+                    tx.execute(lift, &[&e.tenant.as_str(), &e.number.as_str(), &hash])
+                        .await
+                }
+            });
+        for r in join_all(lifts).await {
+            r?;
+        }
         // Sent at once, answered in order (one round trip for the batch).
         let runs = order.iter().map(|&i| {
             let e = events[i];
-            let stmt = match e.action {
-                Action::OptOut => &opt_out,
-                Action::OptIn => &opt_in,
-            };
             let campaign = e.campaign.as_ref().map(|c| c.as_str());
             let tx = &tx;
+            let hash = &hashes[i][..];
+            let (opt_out, opt_in) = (&opt_out, &opt_in);
             async move {
-                tx.execute(
-                    stmt,
-                    &[
-                        &e.tenant.as_str(),
-                        &e.number.as_str(),
-                        &e.at,
-                        &e.source.as_str(),
-                        &e.reason,
-                        &campaign,
-                        &e.text,
-                    ],
-                )
-                .await
+                let base: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                    &e.tenant.as_str(),
+                    &e.number.as_str(),
+                    &e.at,
+                    &e.source.as_str(),
+                    &e.reason,
+                    &campaign,
+                    &e.text,
+                ];
+                match e.action {
+                    Action::OptOut => {
+                        let mut p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = base.to_vec();
+                        p.push(&hash);
+                        tx.execute(opt_out, &p).await
+                    }
+                    Action::OptIn => tx.execute(opt_in, &base).await,
+                }
             }
         });
         let mut changed = vec![false; events.len()];
         for (&i, outcome) in order.iter().zip(join_all(runs).await) {
             changed[i] = outcome? == 1;
+        }
+        // An opt-out withdraws the number's consents, every list.
+        let withdraw = tx.prepare_cached(super::consent::WITHDRAW_ALL).await?;
+        let withdrawals = order
+            .iter()
+            .filter(|&&i| changed[i] && events[i].action == Action::OptOut)
+            .map(|&i| {
+                let e = events[i];
+                let proof = e.text.clone().or_else(|| e.reason.clone());
+                let (tx, withdraw) = (&tx, &withdraw);
+                async move {
+                    tx.execute(
+                        withdraw,
+                        &[
+                            &e.tenant.as_str(),
+                            &e.number.as_str(),
+                            &e.at,
+                            &e.source.as_str(),
+                            &proof,
+                        ],
+                    )
+                    .await
+                }
+            });
+        for r in join_all(withdrawals).await {
+            r?;
         }
         let mut counters: BTreeMap<(&str, String, String), i64> = BTreeMap::new();
         for (e, _) in events.iter().zip(&changed).filter(|(_, c)| **c) {
@@ -215,6 +282,8 @@ impl SuppressionStore for PgStore {
         number: &PhoneNumber,
     ) -> Result<Option<Suppression>> {
         let pool = self.pool();
+        let hash = subject_hash(&self.subject_key, tenant, number);
+        let hash = &hash;
         retrying(|| async move {
             let client = pool.get().await?;
             let stmt = client
@@ -226,7 +295,10 @@ impl SuppressionStore for PgStore {
             let row = client
                 .query_opt(&stmt, &[&tenant.as_str(), &number.as_str()])
                 .await?;
-            row.map(|r| state(&r, 0)).transpose()
+            if let Some(r) = row {
+                return state(&r, 0).map(Some);
+            }
+            super::subjects::erased_state(&client, tenant, hash).await
         })
         .await
     }
@@ -237,15 +309,28 @@ impl SuppressionStore for PgStore {
         }
         let pool = self.pool();
         let wanted: Vec<&str> = numbers.iter().map(PhoneNumber::as_str).collect();
+        let hashed: Vec<[u8; 32]> = numbers
+            .iter()
+            .map(|n| subject_hash(&self.subject_key, tenant, n))
+            .collect();
+        let hashes: Vec<&[u8]> = hashed.iter().map(|h| &h[..]).collect();
+        let hashes = &hashes;
         let suppressed: HashSet<String> = retrying(|| async {
             let client = pool.get().await?;
+            // A number's own row decides; without one, an erased opt-out
+            // (found by the number's hash) holds it suppressed.
             let stmt = client
                 .prepare_cached(
-                    "SELECT number FROM suppressions
-                     WHERE tenant = $1 AND number = ANY($2) AND suppressed",
+                    "SELECT w.n FROM unnest($2::text[], $3::bytea[]) AS w(n, h)
+                     LEFT JOIN suppressions s ON s.tenant = $1 AND s.number = w.n
+                     WHERE s.suppressed
+                        OR (s.number IS NULL AND EXISTS
+                            (SELECT 1 FROM erased e WHERE e.tenant = $1 AND e.hash = w.h))",
                 )
                 .await?;
-            let rows = client.query(&stmt, &[&tenant.as_str(), &wanted]).await?;
+            let rows = client
+                .query(&stmt, &[&tenant.as_str(), &wanted, &hashes])
+                .await?;
             rows.iter()
                 .map(|r| r.try_get::<_, String>(0).map_err(Failure::from))
                 .collect::<PgResult<HashSet<String>>>()

@@ -11,7 +11,8 @@
 //!   records it as a normal event instead. So the import is older than every
 //!   per-number event of a number it holds, and the per-number row, when one
 //!   appears later (a re-subscribe), is authoritative.
-//! - Chunks only grow: nothing is ever removed from them.
+//! - Chunks only grow, except by an erasure ([`Bulk::remove`], one number
+//!   at a time, under the same lock as merges).
 //! - A chunk's key is its first number; it answers for [key, next chunk's key).
 //!   A merge writes the chunk's new pieces from the last to the first, each
 //!   an atomic insert, and overwrites the old key last; after a crash at any
@@ -304,6 +305,64 @@ impl Bulk {
         Ok((added, true))
     }
 
+    /// Removes `number` from the tenant's chunks (an erasure); whether it
+    /// was there. One step at a time, each an atomic write that leaves
+    /// every other entry answered for by exactly one chunk:
+    /// - not the chunk's first entry: the chunk is rewritten without it;
+    /// - its first, which is also the chunk's key: the chunk before is
+    ///   trimmed of stale entries past its range first (a merge cut short
+    ///   leaves some, and that range is about to widen), then the rest is
+    ///   written under its next entry's key, then the old key removed.
+    ///
+    /// A copy of the number in a stale tail further back stays unreachable
+    /// (never looked up, listed or exported) until that chunk's next merge,
+    /// which drops stale tails.
+    pub fn remove(&self, tenant: &TenantId, number: &str) -> Result<bool> {
+        let Some(n) = pack(number) else {
+            return Ok(false);
+        };
+        let _one_at_a_time = self.merging.lock().unwrap_or_else(|p| p.into_inner());
+        let prefix = Self::prefix(tenant);
+        let Some((key, chunk)) = self.chunk_at(&prefix, n)? else {
+            return Ok(false);
+        };
+        let upper = self.next_first(&prefix, &key)?;
+        let mut rest: Vec<(u64, u64)> = (0..check(&chunk)?)
+            .map(|e| entry(&chunk, e))
+            .take_while(|(m, _)| upper.is_none_or(|u| *m < u))
+            .collect();
+        let Some(pos) = rest.iter().position(|(m, _)| *m == n) else {
+            return Ok(false);
+        };
+        rest.remove(pos);
+        let first = Self::first_of(&prefix, &key)?;
+        if first != n {
+            self.chunks.insert(key, encode(&rest))?;
+            return Ok(true);
+        }
+        let before = self
+            .chunks
+            .range(prefix.clone()..key.to_vec())
+            .next_back()
+            .transpose()?;
+        if let Some((before_key, before_chunk)) = before {
+            let len = check(&before_chunk)?;
+            let live: Vec<(u64, u64)> = (0..len)
+                .map(|e| entry(&before_chunk, e))
+                .take_while(|(m, _)| *m < first)
+                .collect();
+            if live.len() < len {
+                self.chunks.insert(before_key, encode(&live))?;
+            }
+        }
+        if let Some((next, _)) = rest.first() {
+            self.chunks
+                .insert(Self::chunk_key(&prefix, *next), encode(&rest))?;
+        }
+        self.chunks.remove(key)?;
+        Ok(true)
+    }
+
     /// Tenants with chunks, in order (`store copy`).
     pub fn tenants(&self) -> Result<Vec<String>> {
         let mut out: Vec<String> = Vec::new();
@@ -481,6 +540,43 @@ mod tests {
             new in prop::collection::btree_set(0u16..60, 1..20),
         ) {
             survives_every_cut(&old, &new);
+        }
+
+        /// Erasures remove exactly their numbers, also from chunks a cut
+        /// merge left with stale tails, and later merges bring none back.
+        #[test]
+        fn removals_take_out_exactly_their_numbers(
+            old in prop::collection::btree_set(0u16..60, 0..20),
+            new in prop::collection::btree_set(0u16..60, 1..20),
+            cut in 0usize..8,
+            gone in prop::collection::btree_set(0u16..60, 0..15),
+        ) {
+            let number = |i: &u16| format!("+1212555{i:04}");
+            let packed = |s: &BTreeSet<u16>| s.iter().map(|i| pack(&number(i)).unwrap()).collect::<Vec<_>>();
+            let tenant = TenantId::parse("acme").unwrap();
+            let db = sled::Config::new().temporary(true).open().unwrap();
+            let bulk = Bulk::open(&db, 3).unwrap();
+            let first = bulk.begin(&db, &tenant, 1).unwrap();
+            bulk.merge(&tenant, &packed(&old), first).unwrap();
+            let second = bulk.begin(&db, &tenant, 2).unwrap();
+            bulk.merge_cut(&tenant, &packed(&new), second, cut).unwrap();
+            let present: BTreeSet<u16> = (0..60)
+                .filter(|i| bulk.lookup(&tenant, &number(i)).unwrap().is_some())
+                .collect();
+            for g in &gone {
+                prop_assert_eq!(bulk.remove(&tenant, &number(g)).unwrap(), present.contains(g));
+            }
+            let later: BTreeSet<u16> = (60..70).collect();
+            let third = bulk.begin(&db, &tenant, 3).unwrap();
+            bulk.merge(&tenant, &packed(&later), third).unwrap();
+            let kept: Vec<String> = present.difference(&gone).chain(&later).map(number).collect();
+            prop_assert_eq!(listed(&bulk, &tenant), kept.clone());
+            for g in &gone {
+                prop_assert!(bulk.lookup(&tenant, &number(g)).unwrap().is_none(), "{} is back", g);
+            }
+            for k in &kept {
+                prop_assert!(bulk.lookup(&tenant, k).unwrap().is_some(), "{} is lost", k);
+            }
         }
 
         #[test]

@@ -186,6 +186,69 @@ impl Live {
         })
     }
 
+    /// Every consent record: (tenant, number, list, state).
+    pub(crate) fn export_consents(&self) -> impl Iterator<Item = Result<ConsentRow>> + '_ {
+        self.consents.iter().flat_map(|kv| {
+            let rows: Result<Vec<ConsentRow>> = (|| {
+                let (k, v) = kv?;
+                let p = parts(&k, 2)?;
+                let records: super::consent::Records = decode(&v)?;
+                Ok(records
+                    .into_iter()
+                    .map(|(list, state)| ConsentRow {
+                        tenant: p[0].to_string(),
+                        number: p[1].to_string(),
+                        list,
+                        state,
+                    })
+                    .collect())
+            })();
+            match rows {
+                Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            }
+        })
+    }
+
+    /// Every consent event, each number's oldest first.
+    pub(crate) fn export_consent_events(
+        &self,
+    ) -> impl Iterator<Item = Result<crate::domain::ConsentEvent>> + '_ {
+        self.consent_events.iter().map(|kv| decode(&kv?.1))
+    }
+
+    /// Every erased opt-out: (tenant, hash, what stays).
+    pub(crate) fn export_erased(&self) -> impl Iterator<Item = Result<ErasedRow>> + '_ {
+        self.erased.iter().map(|kv| {
+            let (k, v) = kv?;
+            let (tenant, hash) = tenant_and_hash(&k)?;
+            let e: super::subjects::ErasedOptOut = decode(&v)?;
+            Ok(ErasedRow {
+                tenant,
+                hash,
+                since: e.since,
+                source: e.source,
+                erased: e.erased,
+            })
+        })
+    }
+
+    /// Every erasure's audit record, each number's oldest first.
+    pub(crate) fn export_erasures(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, [u8; 32], crate::store::Erasure)>> + '_ {
+        self.erasures.iter().map(|kv| {
+            let (k, v) = kv?;
+            let (tenant, hash) = tenant_and_hash(&k)?;
+            Ok((tenant, hash, decode(&v)?))
+        })
+    }
+
+    /// The key erased opt-outs are hashed with: the copy takes it along.
+    pub(crate) fn export_subject_key(&self) -> [u8; 32] {
+        self.subject_key
+    }
+
     /// Entries per tree, for progress and verification.
     pub(crate) fn export_lens(&self) -> ExportLens {
         ExportLens {
@@ -195,8 +258,41 @@ impl Live {
             sends: self.sends.len() as u64,
             possible_optouts: self.possible_optouts.len() as u64,
             counters: self.insights.len() as u64,
+            consent_events: self.consent_events.len() as u64,
+            erased: self.erased.len() as u64,
+            erasures: self.erasures.len() as u64,
         }
     }
+}
+
+/// `tenant·hash…`: the tenant, then 32 bytes of hash.
+fn tenant_and_hash(k: &[u8]) -> Result<(String, [u8; 32])> {
+    let end = k
+        .iter()
+        .position(|b| *b == 0)
+        .ok_or_else(|| StoreError::Corrupt("a key without a tenant".into()))?;
+    let hash = k
+        .get(end + 1..end + 33)
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        .ok_or_else(|| StoreError::Corrupt("a subject hash".into()))?;
+    Ok((utf8(&k[..end])?.to_string(), hash))
+}
+
+/// One consent record.
+pub(crate) struct ConsentRow {
+    pub tenant: String,
+    pub number: String,
+    pub list: String,
+    pub state: crate::domain::ConsentState,
+}
+
+/// One erased opt-out.
+pub(crate) struct ErasedRow {
+    pub tenant: String,
+    pub hash: [u8; 32],
+    pub since: UnixMillis,
+    pub source: crate::domain::Source,
+    pub erased: UnixMillis,
 }
 
 pub(crate) struct ExportLens {
@@ -206,4 +302,7 @@ pub(crate) struct ExportLens {
     pub sends: u64,
     pub possible_optouts: u64,
     pub counters: u64,
+    pub consent_events: u64,
+    pub erased: u64,
+    pub erasures: u64,
 }

@@ -22,10 +22,17 @@
 //! | held_ids         | id                                | its `held` key             | `held.rs` |
 //! | held_begun       | id                                | lease (i64 big-endian)     | `held.rs` |
 //! | frequency        | tenant·e164                       | JSON [`SendLedger`]        | `frequency.rs` |
+//! | consents         | tenant·e164                       | JSON map list → [`ConsentState`] | `consent.rs` |
+//! | consent_events   | tenant·e164·seq (u64 big-endian)  | JSON [`ConsentEvent`]      | `consent.rs` |
+//! | consent_codes    | confirmation code                 | JSON (tenant, number, list) | `consent.rs` |
+//! | erased           | tenant·hash (32 bytes)            | JSON erased opt-out        | `subjects.rs` |
+//! | erasures         | tenant·hash·seq (u64 big-endian)  | JSON [`Erasure`]           | `subjects.rs` |
+//! | meta             | `subject_key`                     | the hash key (32 bytes)    | `subjects.rs` |
 //!
 //! Bulk-imported numbers live in the `bulk` and `imports` trees (see
 //! [`bulk`]); a number's own row in `suppressions`, when it has one, is
-//! authoritative over them.
+//! authoritative over them, and over an erased opt-out in `erased`, which is
+//! authoritative over them too.
 //!
 //! Durability: sled's own flush ends with `sync_file_range`, which writes
 //! the log's pages but neither the file's size nor the disk's cache, and it
@@ -42,9 +49,13 @@
 //! [`OutboxItem`]: super::OutboxItem
 //! [`HeldMessage`]: super::HeldMessage
 //! [`SendLedger`]: crate::domain::frequency::SendLedger
+//! [`ConsentState`]: crate::domain::ConsentState
+//! [`ConsentEvent`]: crate::domain::ConsentEvent
+//! [`Erasure`]: super::Erasure
 
 mod attribution;
 pub(crate) mod bulk;
+mod consent;
 mod export;
 mod frequency;
 mod held;
@@ -54,6 +65,7 @@ mod links;
 mod messages;
 mod outbox;
 mod review;
+mod subjects;
 mod suppressions;
 
 use std::fs::File;
@@ -121,6 +133,13 @@ pub(crate) struct Live {
     held_begun: sled::Tree,
     held_state: held::HeldLock,
     frequency: sled::Tree,
+    consents: sled::Tree,
+    consent_events: sled::Tree,
+    consent_codes: sled::Tree,
+    erased: sled::Tree,
+    erasures: sled::Tree,
+    /// Keys erased opt-outs (see `subjects.rs`).
+    subject_key: [u8; 32],
     next_outbox_id: std::sync::atomic::AtomicU64,
     bulk: Bulk,
     import_round: usize,
@@ -327,6 +346,12 @@ impl Live {
             )?),
             outbox,
             outbox_failed: db.open_tree("outbox_failed")?,
+            consents: db.open_tree("consents")?,
+            consent_events: db.open_tree("consent_events")?,
+            consent_codes: db.open_tree("consent_codes")?,
+            erased: db.open_tree("erased")?,
+            erasures: db.open_tree("erasures")?,
+            subject_key: subjects::subject_key(&db)?,
             bulk: Bulk::open(&db, chunk)?,
             import_round: round,
             commit,

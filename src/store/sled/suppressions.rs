@@ -8,6 +8,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::bulk::{self, Bulk, ImportInfo};
+use super::consent::ConsentTx;
 use super::{decode, encode, key, prefix, Live, SledStore};
 use crate::domain::{now_millis, Action, Event, Notification, PhoneNumber, Source, TenantId};
 use crate::store::{BulkCounts, BulkImport, Result, StoreError, Suppression, SuppressionStore};
@@ -20,6 +21,7 @@ fn imported(import: &ImportInfo) -> Suppression {
         source: Source::Import,
         reason: None,
         campaign: None,
+        erased: None,
     }
 }
 
@@ -66,6 +68,8 @@ impl Live {
             /// Held by a bulk import (only asked when there is no row of its
             /// own, which then stays so: rows are never removed).
             imported: bool,
+            /// Where an erased opt-out of the number would be.
+            erased_key: Vec<u8>,
             event_key: Vec<u8>,
             suppressed: bool,
             state: Vec<u8>,
@@ -87,6 +91,7 @@ impl Live {
                     .is_some();
             let suppressed = event.action == Action::OptOut;
             prepared.push(Prepared {
+                erased_key: self.erased_key(&event.tenant, &event.number),
                 event_key: key(&[&state_key, &seq.to_be_bytes()]),
                 state_key,
                 imported,
@@ -97,6 +102,7 @@ impl Live {
                     source: event.source,
                     reason: event.reason.clone(),
                     campaign: event.campaign.clone(),
+                    erased: None,
                 }),
                 body: encode(event),
                 counters: optout_counters(event),
@@ -111,8 +117,17 @@ impl Live {
             &self.events,
             &self.insights,
             &self.outbox,
+            &self.erased,
+            &self.consents,
+            &self.consent_events,
+            &self.consent_codes,
         )
-            .transaction(|(sup, ev, ins, outbox)| {
+            .transaction(|(sup, ev, ins, outbox, erased, cons, cev, codes)| {
+                let consents = ConsentTx {
+                    consents: cons,
+                    events: cev,
+                    codes,
+                };
                 let mut changed = vec![false; prepared.len()];
                 for (i, p) in prepared.iter().enumerate() {
                     let was_suppressed = match sup.get(&p.state_key)? {
@@ -125,10 +140,23 @@ impl Live {
                                 })?
                                 .suppressed
                         }
-                        None => p.imported,
+                        None => erased.get(&p.erased_key)?.is_some() || p.imported,
                     };
                     if was_suppressed == p.suppressed {
                         continue;
+                    }
+                    let event = &changes[i].0;
+                    if p.suppressed {
+                        consents.withdraw_all(
+                            &event.tenant,
+                            &event.number,
+                            event.at,
+                            event.source,
+                            event.text.clone().or_else(|| event.reason.clone()),
+                        )?;
+                    } else {
+                        // Re-subscribed: an erased opt-out is lifted with it.
+                        erased.remove(p.erased_key.as_slice())?;
                     }
                     sup.insert(p.state_key.as_slice(), p.state.as_slice())?;
                     ev.insert(p.event_key.as_slice(), p.body.as_slice())?;
@@ -160,6 +188,9 @@ impl Live {
     fn state(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Option<Suppression>> {
         if let Some(v) = self.suppressions.get(state_key(tenant, number))? {
             return decode(&v).map(Some);
+        }
+        if let Some(erased) = self.erased_state(tenant, number)? {
+            return Ok(Some(erased));
         }
         Ok(self
             .bulk
