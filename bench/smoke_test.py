@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MAY_BE_UNAVAILABLE = {"8", "8pg", "9"}
 # Every row of a smoke run: the scenarios of both backends run on both.
 EXPECTED = ["1", "2", "3", "3pg", "4", "4pg", "5", "5pg", "6", "7", "7pg", "8", "8pg", "9",
-            "11", "12", "12pg", "13", "13pg", "14", "14pg"]
+            "11", "12", "12pg", "13", "13pg", "14", "14pg", "15", "16", "17", "18"]
 # Rows measured by the harness itself (no wrk run, so no latency figures).
-NO_LATENCY = {"13", "13pg", "14", "14pg"}
+NO_LATENCY = {"13", "13pg", "14", "14pg", "18"}
 
 
 class SmokeTest(unittest.TestCase):
@@ -35,7 +35,7 @@ class SmokeTest(unittest.TestCase):
             r = subprocess.run(
                 [sys.executable, str(ROOT / "bench" / "run"), "--smoke", "--debug-build",
                  "--out", out],
-                cwd=ROOT, capture_output=True, text=True, timeout=600)
+                cwd=ROOT, capture_output=True, text=True, timeout=1500)
             self.assertEqual(r.returncode, 0, f"bench/run --smoke failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}")
             out = Path(out)
             for name in ("latest.md", "latest.json"):
@@ -68,13 +68,26 @@ class SmokeTest(unittest.TestCase):
             # What stopgate says it forwarded, the mock received. The mock may
             # have a few more: requests cut off when wrk stops are forwarded
             # but never counted (at most one request per connection).
-            for sid in ("3", "3pg", "4", "4pg", "5", "5pg", "6", "7", "7pg", "11"):
+            for sid in ("3", "3pg", "4", "4pg", "5", "5pg", "6", "7", "7pg", "11", "15"):
                 c = rows[sid]["checks"]
                 sent, got = c["recipients"]["sent"], c["mock_accepted"]
                 batch = 1000 if sid == "6" else 1
                 self.assertGreater(sent, 0)
                 self.assertGreaterEqual(got, sent, sid)
                 self.assertLessEqual(got - sent, rows[sid]["load"]["connections"] * batch, sid)
+            # The SMPP upstream: every message stopgate sent reached the SMSC.
+            c = rows["16"]["checks"]
+            self.assertGreater(c["recipients"]["sent"], 0)
+            self.assertGreaterEqual(c["smsc_submits"], c["recipients"]["sent"])
+            self.assertLessEqual(c["smsc_submits"] - c["recipients"]["sent"], rows["16"]["load"]["connections"])
+            self.assertEqual(rows["15"]["load"]["window"], 64)
+            self.assertIsNotNone(data["ratios"]["smpp_front_vs_http_marketing_link"])
+            self.assertIsNotNone(data["ratios"]["upstream_smpp_vs_upstream_http"])
+            # Windows on and off both sent; every held message released once.
+            self.assertIsNotNone(data["ratios"]["windows_on_vs_off"])
+            c = rows["18"]["checks"]
+            self.assertEqual(c["held"], c["mock_accepted"])
+            self.assertEqual(c["released_sent"], c["held"])
             # Both nodes took their half, on one database.
             self.assertTrue(all(n > 0 for n in rows["11"]["checks"]["recipients"]["sent_per_node"]))
             for name in ("sled", "postgres"):
@@ -115,7 +128,7 @@ class SmokeTest(unittest.TestCase):
             # Issue 11: seven with a threshold, and "needs a baseline" (no
             # --baseline-rev in the smoke); issue 12 the same, then DLR,
             # outbox and footprint rows for both backends.
-            self.assertEqual(by_issue, {6: 8, 11: 8, 12: 7})
+            self.assertEqual(by_issue, {6: 8, 11: 8, 12: 7, 13: 2, 15: 2})
             self.assertEqual(data["meta"]["cores"] > 0, True)
 
             md = (out / "latest.md").read_text()
@@ -124,7 +137,8 @@ class SmokeTest(unittest.TestCase):
             self.assertIn("## Ratios (same run)", md)
             for heading in ("## Targets (issue 6)", "## Targets (issue 11)", "## Targets (issue 12)",
                             "## PostgreSQL: the database's side of the same runs",
-                            "## Message records: disk and memory"):
+                            "## Message records: disk and memory", "## Targets (issue 13)",
+                            "## Targets (issue 15)"):
                 self.assertIn(heading, md)
 
 

@@ -14,7 +14,7 @@
 
 pub mod backoff;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -174,6 +174,11 @@ pub struct Dispatcher {
     give_up: GiveUp,
     lease_ms: i64,
     busy: Mutex<HashMap<String, usize>>,
+    /// Items this node is delivering right now. A lease can run out while
+    /// its delivery waits (for a database connection, say), and the next
+    /// claim then hands the same item back: it must not go out twice from
+    /// here (that claim renewed the lease, which is all it should do).
+    mine: Mutex<HashSet<u64>>,
 }
 
 impl Dispatcher {
@@ -194,6 +199,7 @@ impl Dispatcher {
             give_up,
             lease_ms: i64::try_from(lease.as_millis()).unwrap_or(LEASE_MS),
             busy: Mutex::new(HashMap::new()),
+            mine: Mutex::new(HashSet::new()),
         }
     }
 
@@ -232,10 +238,14 @@ impl Dispatcher {
             };
             let full = claimed.len() == room.min(64) && room > 0;
             for item in claimed {
+                if !self.mine.lock().expect("not poisoned").insert(item.id) {
+                    continue;
+                }
                 let endpoint = self.endpoint(&item.notification);
                 if !self.take(&endpoint) {
                     // Its endpoint is at its bound: back for the next round.
                     let _ = self.store.release(item.id).await;
+                    self.mine.lock().expect("not poisoned").remove(&item.id);
                     continue;
                 }
                 let permit = in_flight
@@ -245,7 +255,9 @@ impl Dispatcher {
                     .expect("never closed");
                 let this = self.clone();
                 tasks.spawn(async move {
+                    let id = item.id;
                     this.deliver(item).await;
+                    this.mine.lock().expect("not poisoned").remove(&id);
                     this.done(&endpoint);
                     drop(permit);
                 });

@@ -38,9 +38,9 @@
 mod attribution;
 mod batch;
 mod bulk;
+mod consent;
 mod frequency;
 mod held;
-mod consent;
 mod idempotency;
 mod insights;
 mod links;
