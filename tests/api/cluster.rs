@@ -719,6 +719,8 @@ id = "acme"
 name = "ACME Shop"
 api_key = "{ACME_KEY}"
 keyword = "ACME"
+# The hour the suite runs at must not hold marketing (tests/api/schedule.rs tests windows).
+send_windows = false
 {tenant}
 "#,
         url = mock.url(),
