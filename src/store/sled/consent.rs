@@ -229,9 +229,11 @@ impl ConsentStore for SledStore {
                 .iter()
                 .map(|n| {
                     let consent = s.records(tenant, n)?.remove(list.as_str());
+                    // A bulk-imported number has no row of its own: its
+                    // import is its last change (on PostgreSQL it is a row).
                     let suppression_changed = match s.suppressions.get(record_key(tenant, n))? {
                         Some(v) => Some(decode::<Suppression>(&v)?.updated),
-                        None => None,
+                        None => s.bulk.lookup(tenant, n.as_str())?.map(|i| i.at),
                     };
                     Ok(GateFacts {
                         consent,
