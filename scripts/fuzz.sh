@@ -5,8 +5,8 @@
 # code under test is safe Rust, so AddressSanitizer would only slow the build
 # and the run; libFuzzer still finds panics, hangs and runaway memory. cargo-fuzz itself is installed into
 # target/fuzz-tools by scripts/install-test-deps.sh. The first build (the
-# whole crate with AddressSanitizer, into fuzz/target, ~2 GB) takes about 6
-# minutes on 2 cores; later runs reuse it. libFuzzer keeps what it finds in
+# whole crate with coverage instrumentation, into fuzz/target) takes minutes
+# on 2 cores, and a change to the crate rebuilds it; later runs reuse it. libFuzzer keeps what it finds in
 # fuzz/corpus/TARGET (not committed) and starts from fuzz/seeds/TARGET too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
