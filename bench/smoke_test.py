@@ -99,7 +99,12 @@ class SmokeTest(unittest.TestCase):
                 c = rows[sid]["checks"]
                 self.assertEqual(c["first_record_status"], "delivered", sid)
                 self.assertGreaterEqual(c["campaign_delivered"], rows[sid]["load"]["requests"], sid)
-                self.assertEqual(c["outcomes"]["changed"], c["campaign_delivered"], sid)
+                # The counters are scraped as wrk stops, the campaign read
+                # after: a report still in flight then (at most one per
+                # connection) is in the second and not the first.
+                lag = c["campaign_delivered"] - c["outcomes"]["changed"]
+                self.assertGreaterEqual(lag, 0, sid)
+                self.assertLessEqual(lag, rows[sid]["load"]["connections"], sid)
             for sid in ("13", "13pg"):
                 c = rows[sid]["checks"]
                 self.assertEqual(c["events"], 1000, sid)
