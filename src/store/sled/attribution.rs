@@ -44,11 +44,13 @@ impl AttributionStore for SledStore {
         self.with(|s| {
             let mut value = at.to_be_bytes().to_vec();
             value.extend_from_slice(campaign.map_or("", |c| c.as_str()).as_bytes());
-            let mut batch = sled::Batch::default();
+            // Plain inserts, not a batch: each key stands alone (the latest
+            // send wins), and a batch would take sled's process-wide write
+            // lock once per marketing request (see put_messages).
             for (number, shortcode) in sends {
-                batch.insert(send_key(number, shortcode, tenant), value.as_slice());
+                s.sends
+                    .insert(send_key(number, shortcode, tenant), value.as_slice())?;
             }
-            s.sends.apply_batch(batch)?;
             Ok(())
         })
     }
