@@ -10,6 +10,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncRead;
 
+use crate::csv_io::{export_text_cell, paged_export, Import};
+pub use crate::csv_io::{ImportError, ImportReport, RowError};
 use crate::domain::consent::Refusal;
 use crate::domain::{
     now_millis, ConsentAction, ConsentEvent, ConsentList, ConsentState, ConsentStatus, Country,
@@ -19,7 +21,6 @@ use crate::domain::{
 use crate::outbox::Signal;
 use crate::rules::{ConsentTexts, RuleSet};
 use crate::store::{Store, StoreError};
-use crate::suppressions::export_text_cell;
 
 /// Longest proof kept (a form id, an IP address, the wording shown, ...).
 pub const MAX_PROOF: usize = 1000;
@@ -256,46 +257,14 @@ pub async fn confirm(
 
 // --- CSV ---------------------------------------------------------------
 
-/// Header names accepted for the number column, lower case.
-const NUMBER_COLUMNS: &[&str] = &["number", "phone", "phone_number", "msisdn", "mobile", "to"];
 /// Rows recorded per transaction.
 const BATCH: usize = 1_000;
-/// Bad rows reported in full; beyond this only counted.
-const MAX_REPORTED_ERRORS: usize = 100;
 /// Consents dated more than this in the future are refused (clock skew).
 const FUTURE_SKEW_MS: i64 = 5 * 60_000;
 
 /// The CSV header of an export; [`import_csv`] reads it back.
 pub const EXPORT_HEADER: &str =
     "number,country,list,status,since,given_at,expires,source,proof,recorded_by\n";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
-    /// 1-based line in the file (the header is line 1).
-    pub line: u64,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportReport {
-    pub rows: u64,
-    /// Rows that changed a record (a consent given or renewed, withdrawn).
-    pub imported: u64,
-    /// Good rows that changed nothing (a withdrawal of nothing).
-    pub unchanged: u64,
-    pub failed: u64,
-    pub errors: Vec<RowError>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("the CSV has no header row with a number column (one of: {})", NUMBER_COLUMNS.join(", "))]
-    NoNumberColumn,
-    #[error("the CSV could not be read: {0}")]
-    Unreadable(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// Imports consents from a CSV with a header row: a number column, and
 /// optionally `list` (default: `default_list`), `status` (`given`, the
@@ -313,36 +282,18 @@ pub async fn import_csv<R>(
 where
     R: AsyncRead + Unpin + Send,
 {
-    let mut csv = csv_async::AsyncReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv_async::Trim::All)
-        .create_reader(reader);
-    let headers = csv
-        .headers()
-        .await
-        .map_err(|e| ImportError::Unreadable(e.to_string()))?
-        .clone();
-    let column = |names: &[&str]| {
-        headers.iter().position(|h| {
-            names.contains(
-                &h.trim_start_matches('\u{feff}')
-                    .to_ascii_lowercase()
-                    .as_str(),
-            )
-        })
-    };
+    let csv = Import::open(reader).await?;
     let cols = Columns {
-        number: column(NUMBER_COLUMNS).ok_or(ImportError::NoNumberColumn)?,
-        list: column(&["list"]),
-        status: column(&["status"]),
-        given_at: column(&["given_at"]),
-        proof: column(&["proof"]),
-        recorded_by: column(&["recorded_by"]),
+        number: csv.number,
+        list: csv.column(&["list"]),
+        status: csv.column(&["status"]),
+        given_at: csv.column(&["given_at"]),
+        proof: csv.column(&["proof"]),
+        recorded_by: csv.column(&["recorded_by"]),
     };
     let now = now_millis();
     let mut report = ImportReport::default();
-    let mut records = csv.records();
+    let mut records = csv.reader.into_records();
     let mut batch: Vec<(u64, ConsentEvent)> = Vec::with_capacity(BATCH);
     loop {
         let next = records.next().await;
@@ -351,14 +302,13 @@ where
             report.rows += 1;
             match record {
                 Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(report.rows + 1);
-                    fail(&mut report, line, format!("unreadable row: {e}"));
+                    report.fail(report.line_of(e.position()), format!("unreadable row: {e}"));
                 }
                 Ok(r) => {
-                    let line = r.position().map(|p| p.line()).unwrap_or(report.rows + 1);
+                    let line = report.line_of(r.position());
                     match row_event(&r, &cols, tenant, default_list, now) {
                         Ok(e) => batch.push((line, e)),
-                        Err(m) => fail(&mut report, line, m),
+                        Err(m) => report.fail(line, m),
                     }
                 }
             }
@@ -444,11 +394,7 @@ async fn apply(
     let mut changes = Vec::with_capacity(batch.len());
     for ((line, e), opted_out) in batch.into_iter().zip(suppressed) {
         if opted_out && e.action == ConsentAction::Given {
-            fail(
-                report,
-                line,
-                "the number opted out: lift the opt-out first".into(),
-            );
+            report.fail(line, "the number opted out: lift the opt-out first".into());
             continue;
         }
         lines.push(line);
@@ -461,17 +407,10 @@ async fn apply(
         match outcome {
             Ok(true) => report.imported += 1,
             Ok(false) => report.unchanged += 1,
-            Err(r) => fail(report, line, r.to_string()),
+            Err(r) => report.fail(line, r.to_string()),
         }
     }
     Ok(())
-}
-
-fn fail(report: &mut ImportReport, line: u64, message: String) {
-    report.failed += 1;
-    if report.errors.len() < MAX_REPORTED_ERRORS {
-        report.errors.push(RowError { line, message });
-    }
 }
 
 /// Streams a tenant's consents of one list as CSV, page by page:
@@ -482,52 +421,35 @@ pub fn export_csv(
     list: ConsentList,
 ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send {
     const PAGE: usize = 2_000;
-    let pages = futures::stream::unfold(Some(None::<PhoneNumber>), move |cursor| {
-        let store = store.clone();
-        let tenant = tenant.clone();
-        let list = list.clone();
-        async move {
-            let after = cursor?;
-            let page = match store
-                .consent_page(&tenant.id, &list, after.as_ref(), PAGE)
-                .await
-            {
-                Ok(p) => p,
-                Err(e) => return Some((Err(e), None)),
-            };
-            let next = (page.len() == PAGE)
-                .then(|| page.last().map(|(n, _)| n.clone()))
-                .flatten();
-            let mut w = csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(Vec::new());
-            for (number, s) in &page {
-                let t = |at: Option<UnixMillis>| at.map(crate::domain::rfc3339).unwrap_or_default();
-                let expires = s.expires(tenant.consent_ttl_ms());
-                let country = number.country();
-                let row = [
-                    number.as_str(),
-                    country.as_str(),
-                    list.as_str(),
-                    s.status.as_str(),
-                    &crate::domain::rfc3339(s.since),
-                    &t(s.given_at.filter(|_| s.status == ConsentStatus::Given)),
-                    &t(expires),
-                    s.source.as_str(),
-                    &export_text_cell(s.proof.as_deref().unwrap_or("")),
-                    &export_text_cell(s.recorded_by.as_deref().unwrap_or("")),
-                ];
-                if let Err(e) = w.write_record(row) {
-                    return Some((Err(StoreError::Unavailable(e.to_string())), None));
-                }
+    let ttl = tenant.consent_ttl_ms();
+    let write_list = list.clone();
+    paged_export(
+        EXPORT_HEADER,
+        PAGE,
+        move |after| {
+            let (store, tenant, list) = (store.clone(), tenant.clone(), list.clone());
+            async move {
+                store
+                    .consent_page(&tenant.id, &list, after.as_ref(), PAGE)
+                    .await
             }
-            let bytes = w
-                .into_inner()
-                .map_err(|e| StoreError::Unavailable(e.to_string()));
-            Some((bytes.map(Bytes::from), next.map(Some)))
-        }
-    });
-    futures::stream::once(async { Ok(Bytes::from_static(EXPORT_HEADER.as_bytes())) }).chain(pages)
+        },
+        move |w, number, s| {
+            let t = |at: Option<UnixMillis>| at.map(crate::domain::rfc3339).unwrap_or_default();
+            w.write_record([
+                number.as_str(),
+                number.country().as_str(),
+                write_list.as_str(),
+                s.status.as_str(),
+                &crate::domain::rfc3339(s.since),
+                &t(s.given_at.filter(|_| s.status == ConsentStatus::Given)),
+                &t(s.expires(ttl)),
+                s.source.as_str(),
+                &export_text_cell(s.proof.as_deref().unwrap_or("")),
+                &export_text_cell(s.recorded_by.as_deref().unwrap_or("")),
+            ])
+        },
+    )
 }
 
 #[cfg(test)]

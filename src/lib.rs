@@ -18,6 +18,7 @@
 //! - [`outbox`]: webhooks and confirmation SMS, delivered at least once.
 //! - [`suppressions`]: CSV import and export of suppression lists.
 //! - [`consent`]: consent records: double opt-in requests, CSV import/export.
+//! - [`csv_io`]: what both CSV imports and exports share (report, header, paging).
 //! - [`progress`]: progress bars of long CLI work, on a terminal only.
 //! - [`store`]: the `Store` trait, sled, PostgreSQL, group commit, `store copy`.
 //! - [`upstream`]: the `Provider` trait and one adapter per provider.
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod consent;
+pub mod csv_io;
 pub mod domain;
 pub mod http;
 pub mod inbound;

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use tokio::io::AsyncRead;
 
+use crate::csv_io::{export_text_cell, paged_export, Import};
+pub use crate::csv_io::{ImportError, ImportReport, RowError};
 use crate::domain::{Action, Event, PhoneNumber, Source, TenantId};
 use crate::store::{Store, StoreError};
 
@@ -18,41 +20,8 @@ use crate::store::{Store, StoreError};
 const BATCH: usize = 2_000;
 /// Rows read, then parsed together on the blocking pool.
 const PARSE_BATCH: usize = 50_000;
-/// Bad rows reported in full; beyond this only counted.
-const MAX_REPORTED_ERRORS: usize = 100;
-/// Header names accepted for the number column, lower case.
-const NUMBER_COLUMNS: &[&str] = &["number", "phone", "phone_number", "msisdn", "mobile", "to"];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
-    /// 1-based line in the file (the header is line 1).
-    pub line: u64,
-    pub message: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImportReport {
-    /// Data rows read (not counting the header).
-    pub rows: u64,
-    /// Numbers newly suppressed.
-    pub imported: u64,
-    /// Good rows whose number was already suppressed (or repeated in the file).
-    pub unchanged: u64,
-    /// Bad rows, all of them counted...
-    pub failed: u64,
-    /// ...and the first [`MAX_REPORTED_ERRORS`] reported.
-    pub errors: Vec<RowError>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error("the CSV has no header row with a number column (one of: {})", NUMBER_COLUMNS.join(", "))]
-    NoNumberColumn,
-    #[error("the CSV could not be read: {0}")]
-    Unreadable(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+/// Numbers per page of an export.
+const PAGE: usize = 5_000;
 
 /// One data row as read, before parsing.
 struct Row {
@@ -89,33 +58,14 @@ pub async fn import_csv<R>(
 where
     R: AsyncRead + Unpin + Send,
 {
-    let mut csv = csv_async::AsyncReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv_async::Trim::All)
-        .create_reader(reader);
-    let headers = csv
-        .headers()
-        .await
-        .map_err(|e| ImportError::Unreadable(e.to_string()))?
-        .clone();
-    let column = |names: &[&str]| {
-        headers.iter().position(|h| {
-            names.contains(
-                &h.trim_start_matches('\u{feff}')
-                    .to_ascii_lowercase()
-                    .as_str(),
-            )
-        })
-    };
-    let number_col = column(NUMBER_COLUMNS).ok_or(ImportError::NoNumberColumn)?;
-    let reason_col = column(&["reason"]);
+    let mut csv = Import::open(reader).await?;
+    let (number_col, reason_col) = (csv.number, csv.column(&["reason"]));
 
     let mut report = ImportReport::default();
     let mut bulk = store.bulk_import(tenant).await?;
     // A batch is parsed on the blocking pool while the next one is read.
     let mut in_flight = tokio::task::spawn_blocking(Parsed::default);
-    let mut records = csv.records();
+    let mut records = csv.reader.records();
     let mut done = false;
     while !done {
         let mut rows = Vec::with_capacity(PARSE_BATCH);
@@ -128,16 +78,12 @@ where
             let record = match record {
                 Ok(r) => r,
                 Err(e) => {
-                    let line = e.position().map(|p| p.line()).unwrap_or(report.rows + 1);
-                    fail(&mut report, line, format!("unreadable row: {e}"));
+                    report.fail(report.line_of(e.position()), format!("unreadable row: {e}"));
                     continue;
                 }
             };
             rows.push(Row {
-                line: record
-                    .position()
-                    .map(|p| p.line())
-                    .unwrap_or(report.rows + 1),
+                line: report.line_of(record.position()),
                 number: record.get(number_col).unwrap_or("").to_string(),
                 reason: reason_col
                     .and_then(|c| record.get(c))
@@ -209,7 +155,7 @@ async fn apply(
 ) -> Result<(), StoreError> {
     debug_assert!(parsed.plain.is_empty(), "plain rows go to the bulk import");
     for (line, message) in parsed.failed {
-        fail(report, line, message);
+        report.fail(line, message);
     }
     for chunk in parsed.individual.chunks(BATCH) {
         let events: Vec<Event> = chunk
@@ -228,87 +174,32 @@ async fn apply(
     Ok(())
 }
 
-fn fail(report: &mut ImportReport, line: u64, message: String) {
-    report.failed += 1;
-    if report.errors.len() < MAX_REPORTED_ERRORS {
-        report.errors.push(RowError { line, message });
-    }
-}
-
 /// The CSV header of an export; `import_csv` reads it back.
 pub const EXPORT_HEADER: &str = "number,country,source,updated,reason,campaign\n";
-
-/// A free-text cell (reason, campaign) as an export writes it, safe to open
-/// in a spreadsheet (OWASP "CSV injection"):
-/// - every control character (NUL, ESC, tab, line breaks, DEL, C1) is
-///   replaced by a space: never written, and words stay apart;
-/// - a cell a spreadsheet would read as a formula gets a leading `'`: one
-///   starting with `=`, `+`, `-`, `@`, tab or CR, or with one of the first
-///   four after leading spaces (some spreadsheets trim them first).
-///
-/// Only free text: the number column is E.164 (`+33...`) and must stay
-/// re-importable, so it is never touched. Re-importing an export keeps the
-/// `'` in the reason (it is then not added twice).
-pub fn export_text_cell(text: &str) -> std::borrow::Cow<'_, str> {
-    const FORMULA: [char; 4] = ['=', '+', '-', '@'];
-    // Leading control characters count as the spaces they become.
-    let formula = text.starts_with(['\t', '\r'])
-        || text
-            .trim_start_matches(|c: char| c == ' ' || c.is_control())
-            .starts_with(FORMULA);
-    if !formula && !text.contains(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 1);
-    if formula {
-        out.push('\'');
-    }
-    out.extend(text.chars().map(|c| if c.is_control() { ' ' } else { c }));
-    std::borrow::Cow::Owned(out)
-}
 
 /// Streams every suppressed number of a tenant as CSV, page by page.
 pub fn export_csv(
     store: Arc<dyn Store>,
     tenant: TenantId,
 ) -> impl Stream<Item = Result<Bytes, StoreError>> + Send {
-    const PAGE: usize = 5_000;
-    let pages = futures::stream::unfold(Some(None::<PhoneNumber>), move |cursor| {
-        let store = store.clone();
-        let tenant = tenant.clone();
-        async move {
-            let after = cursor?;
-            let page = match store.suppressed_page(&tenant, after.as_ref(), PAGE).await {
-                Ok(p) => p,
-                Err(e) => return Some((Err(e), None)),
-            };
-            let next = (page.len() == PAGE)
-                .then(|| page.last().map(|(n, _)| n.clone()))
-                .flatten();
-            let mut w = csv::WriterBuilder::new()
-                .has_headers(false)
-                .from_writer(Vec::new());
-            for (number, s) in &page {
-                let country = number.country();
-                let row = [
-                    number.as_str(),
-                    country.as_str(),
-                    s.source.as_str(),
-                    &crate::domain::rfc3339(s.updated),
-                    &export_text_cell(s.reason.as_deref().unwrap_or("")),
-                    &export_text_cell(s.campaign.as_ref().map_or("", |c| c.as_str())),
-                ];
-                if let Err(e) = w.write_record(row) {
-                    return Some((Err(StoreError::Unavailable(e.to_string())), None));
-                }
-            }
-            let bytes = w
-                .into_inner()
-                .map_err(|e| StoreError::Unavailable(e.to_string()));
-            Some((bytes.map(Bytes::from), next.map(Some)))
-        }
-    });
-    futures::stream::once(async { Ok(Bytes::from_static(EXPORT_HEADER.as_bytes())) }).chain(pages)
+    paged_export(
+        EXPORT_HEADER,
+        PAGE,
+        move |after| {
+            let (store, tenant) = (store.clone(), tenant.clone());
+            async move { store.suppressed_page(&tenant, after.as_ref(), PAGE).await }
+        },
+        |w, number, s| {
+            w.write_record([
+                number.as_str(),
+                number.country().as_str(),
+                s.source.as_str(),
+                &crate::domain::rfc3339(s.updated),
+                &export_text_cell(s.reason.as_deref().unwrap_or("")),
+                &export_text_cell(s.campaign.as_ref().map_or("", |c| c.as_str())),
+            ])
+        },
+    )
 }
 
 #[cfg(test)]
@@ -346,32 +237,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(state.reason.as_deref(), Some("asked"));
-    }
-
-    #[test]
-    fn free_text_cells_are_neither_formulas_nor_control_characters() {
-        for (raw, written) in [
-            (
-                r#"=HYPERLINK("http://evil")"#,
-                r#"'=HYPERLINK("http://evil")"#,
-            ),
-            ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
-            ("@SUM(1)", "'@SUM(1)"),
-            ("+1+1", "'+1+1"),
-            ("-2", "'-2"),
-            ("\t=1+1", "' =1+1"),
-            ("\rx", "' x"),
-            ("  =1", "'  =1"),
-            ("\0=1", "' =1"),
-            ("a\0b\u{1b}[31mc", "a b [31mc"),
-            ("line\nbreak\u{7f}\u{85}", "line break  "),
-            ("asked by phone", "asked by phone"),
-            ("don't send - ever", "don't send - ever"),
-            ("'=already quoted", "'=already quoted"),
-            ("", ""),
-        ] {
-            assert_eq!(export_text_cell(raw), written, "{raw:?}");
-        }
     }
 
     #[tokio::test]

@@ -11,10 +11,9 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::csv_upload::{csv_body, import_error, ImportJson};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{
-    parse_json, read_body, require_content_type, AuthTenant, PathNumber, QueryParams,
-};
+use super::extract::{page_limit, parse_json, read_body, AuthTenant, PathNumber, QueryParams};
 use crate::app::AppState;
 use crate::consent::{
     clean_text, export_csv, import_csv, record_durably, ImportError, RequestError, RequestSpec,
@@ -27,7 +26,6 @@ use crate::domain::{
 use crate::store::{Store, StoreError};
 
 const MAX_PAGE: usize = 1000;
-const DEFAULT_PAGE: usize = 100;
 /// Insights count the consents lapsing within this many days.
 pub const EXPIRING_DAYS: i64 = 30;
 
@@ -65,15 +63,10 @@ impl From<ConsentError> for ApiError {
             ConsentError::Request(RequestError::SenderRequired) => {
                 ApiError::unprocessable("sender_required", msg)
             }
-            ConsentError::Request(RequestError::Store(e))
-            | ConsentError::Import(ImportError::Store(e))
-            | ConsentError::Store(e) => ApiError::internal(e),
-            ConsentError::Import(ImportError::NoNumberColumn) => {
-                ApiError::unprocessable("invalid_csv", msg)
+            ConsentError::Request(RequestError::Store(e)) | ConsentError::Store(e) => {
+                ApiError::internal(e)
             }
-            ConsentError::Import(ImportError::Unreadable(_)) => {
-                ApiError::bad_request("invalid_csv", msg)
-            }
+            ConsentError::Import(e) => import_error(e, msg),
         }
     }
 }
@@ -537,10 +530,7 @@ pub async fn list_consents(
     AuthTenant(tenant): AuthTenant,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<ListJson>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(invalid(format!("limit: must be 1 to {MAX_PAGE}")).into());
-    }
+    let limit = page_limit(params.limit, MAX_PAGE)?;
     let list = list_param(params.list.as_deref())?;
     let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         Some(a) => Some(PhoneNumber::parse(a).map_err(ConsentError::InvalidCursor)?),
@@ -572,24 +562,6 @@ pub struct ListOnly {
     list: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct RowErrorJson {
-    line: u64,
-    message: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ImportJson {
-    rows: u64,
-    /// Consents given or renewed, or withdrawn.
-    imported: u64,
-    /// Withdrawals of nothing.
-    unchanged: u64,
-    failed: u64,
-    /// The first 100 bad rows, by line number (the header is line 1).
-    errors: Vec<RowErrorJson>,
-}
-
 /// Imports consents from a CSV: a header row, a `number` column, `proof`
 /// (required for a consent), optional `list`, `status` (`given` or
 /// `withdrawn`), `given_at` (RFC 3339, when it was collected) and
@@ -604,34 +576,13 @@ pub async fn import(
     QueryParams(params): QueryParams<ListOnly>,
     req: Request,
 ) -> Result<Json<ImportJson>, ApiError> {
-    require_content_type(req.headers(), "text/csv")?;
+    let reader = csv_body(req)?;
     let list = list_param(params.list.as_deref())?;
-    if let Some(pace) = req.extensions().get::<crate::http::serve::BodyPace>() {
-        pace.streaming();
-    }
-    let stream = req
-        .into_body()
-        .into_data_stream()
-        .map_err(std::io::Error::other);
-    let reader = tokio_util::io::StreamReader::new(stream);
     let report = import_csv(state.store.as_ref(), &tenant.id, &list, reader)
         .await
         .map_err(ConsentError::Import)?;
     tracing::info!(tenant = %tenant.id, rows = report.rows, imported = report.imported, failed = report.failed, "consent import");
-    Ok(Json(ImportJson {
-        rows: report.rows,
-        imported: report.imported,
-        unchanged: report.unchanged,
-        failed: report.failed,
-        errors: report
-            .errors
-            .into_iter()
-            .map(|e| RowErrorJson {
-                line: e.line,
-                message: e.message,
-            })
-            .collect(),
-    }))
+    Ok(Json(report.into()))
 }
 
 /// Streams one list's records as CSV

@@ -84,6 +84,20 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// The page size of a list endpoint's `limit`: 100 when absent, else 1 to
+/// `max`, or `422 invalid_field`.
+pub fn page_limit(limit: Option<usize>, max: usize) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("limit: must be 1 to {max}"),
+        ))
+    }
+}
+
 /// `415` unless the request's media type (parameters aside) is `mime`.
 pub fn require_content_type(headers: &axum::http::HeaderMap, mime: &str) -> Result<(), ApiError> {
     let matches = headers

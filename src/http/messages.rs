@@ -8,13 +8,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AuthTenant, PathParam, QueryParams};
+use super::extract::{page_limit, AuthTenant, PathParam, QueryParams};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Campaign, MessageId, MessageStatus};
 use crate::store::{Cancel, MessageFilter, MessageRecord, StoreError};
 
 const MAX_PAGE: usize = 500;
-const DEFAULT_PAGE: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 enum MessagesError {
@@ -28,8 +27,6 @@ enum MessagesError {
     BadCampaign(&'static str),
     #[error("after: must be the id of a message from a previous page")]
     BadCursor,
-    #[error("limit: must be 1 to {MAX_PAGE}")]
-    BadLimit,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -44,8 +41,7 @@ impl From<MessagesError> for ApiError {
             }
             MessagesError::BadStatus(_)
             | MessagesError::BadCampaign(_)
-            | MessagesError::BadCursor
-            | MessagesError::BadLimit => ApiError::unprocessable("invalid_field", msg),
+            | MessagesError::BadCursor => ApiError::unprocessable("invalid_field", msg),
             MessagesError::Store(e) => ApiError::internal(e),
         }
     }
@@ -221,10 +217,7 @@ pub async fn list_messages(
     AuthTenant(tenant): AuthTenant,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<MessageListJson>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(MessagesError::BadLimit.into());
-    }
+    let limit = page_limit(params.limit, MAX_PAGE)?;
     let filter = MessageFilter {
         status: match params.status.as_deref().filter(|s| !s.is_empty()) {
             Some(s) => {

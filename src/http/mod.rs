@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod consents;
+pub mod csv_upload;
 pub mod dlr;
 pub mod error;
 pub mod extract;

@@ -10,17 +10,15 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::csv_upload::{csv_body, import_error, ImportJson};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{
-    parse_json, read_body, require_content_type, AuthTenant, PathNumber, QueryParams,
-};
+use super::extract::{page_limit, parse_json, read_body, AuthTenant, PathNumber, QueryParams};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Action, Campaign, Event, PhoneNumber, Source, TenantId};
 use crate::store::{Store, StoreError, Suppression};
 use crate::suppressions::{export_csv, import_csv, ImportError};
 
 const MAX_PAGE: usize = 1000;
-const DEFAULT_PAGE: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 enum SuppressionError {
@@ -30,8 +28,6 @@ enum SuppressionError {
     ProofRequired,
     #[error("{0}")]
     InvalidField(&'static str),
-    #[error("limit: must be 1 to {MAX_PAGE}")]
-    BadLimit,
     #[error(transparent)]
     Import(ImportError),
     #[error(transparent)]
@@ -44,18 +40,9 @@ impl From<SuppressionError> for ApiError {
         match e {
             SuppressionError::InvalidCursor(_) => ApiError::unprocessable("invalid_number", msg),
             SuppressionError::ProofRequired => ApiError::unprocessable("proof_required", msg),
-            SuppressionError::InvalidField(_) | SuppressionError::BadLimit => {
-                ApiError::unprocessable("invalid_field", msg)
-            }
-            SuppressionError::Import(ImportError::Store(e)) | SuppressionError::Store(e) => {
-                ApiError::internal(e)
-            }
-            SuppressionError::Import(ImportError::NoNumberColumn) => {
-                ApiError::unprocessable("invalid_csv", msg)
-            }
-            SuppressionError::Import(ImportError::Unreadable(_)) => {
-                ApiError::bad_request("invalid_csv", msg)
-            }
+            SuppressionError::InvalidField(_) => ApiError::unprocessable("invalid_field", msg),
+            SuppressionError::Store(e) => ApiError::internal(e),
+            SuppressionError::Import(e) => import_error(e, msg),
         }
     }
 }
@@ -325,10 +312,7 @@ pub async fn list_suppressions(
     AuthTenant(tenant): AuthTenant,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<ListJson>, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(SuppressionError::BadLimit.into());
-    }
+    let limit = page_limit(params.limit, MAX_PAGE)?;
     let after = match params.after.as_deref().filter(|a| !a.is_empty()) {
         Some(a) => Some(PhoneNumber::parse(a).map_err(SuppressionError::InvalidCursor)?),
         None => None,
@@ -353,22 +337,6 @@ pub async fn list_suppressions(
     Ok(Json(ListJson { items, next }))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct RowErrorJson {
-    line: u64,
-    message: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ImportJson {
-    rows: u64,
-    imported: u64,
-    unchanged: u64,
-    failed: u64,
-    /// The first 100 bad rows, by line number (the header is line 1).
-    errors: Vec<RowErrorJson>,
-}
-
 /// Imports a CSV (header row; a `number` column in any spelling, optional
 /// `reason`). Streams: the file is never held in memory. Bad rows are
 /// reported by line; good rows are kept.
@@ -381,35 +349,12 @@ pub async fn import(
     AuthTenant(tenant): AuthTenant,
     req: Request,
 ) -> Result<Json<ImportJson>, ApiError> {
-    require_content_type(req.headers(), "text/csv")?;
-    // A list of millions of rows may take longer than the body deadline to
-    // upload: the deadline applies between chunks instead.
-    if let Some(pace) = req.extensions().get::<crate::http::serve::BodyPace>() {
-        pace.streaming();
-    }
-    let stream = req
-        .into_body()
-        .into_data_stream()
-        .map_err(std::io::Error::other);
-    let reader = tokio_util::io::StreamReader::new(stream);
+    let reader = csv_body(req)?;
     let report = import_csv(state.store.as_ref(), &tenant.id, reader)
         .await
         .map_err(SuppressionError::Import)?;
     tracing::info!(tenant = %tenant.id, rows = report.rows, imported = report.imported, failed = report.failed, "suppression import");
-    Ok(Json(ImportJson {
-        rows: report.rows,
-        imported: report.imported,
-        unchanged: report.unchanged,
-        failed: report.failed,
-        errors: report
-            .errors
-            .into_iter()
-            .map(|e| RowErrorJson {
-                line: e.line,
-                message: e.message,
-            })
-            .collect(),
-    }))
+    Ok(Json(report.into()))
 }
 
 /// Streams every suppressed number as CSV (`number,country,source,updated,reason,campaign`),

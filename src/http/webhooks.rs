@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ErrorBody};
-use super::extract::{AuthTenant, QueryParams};
+use super::extract::{page_limit, AuthTenant, QueryParams};
 use crate::app::AppState;
 use crate::domain::{rfc3339, Action, Notification};
 
@@ -61,13 +61,7 @@ pub async fn failed(
     AuthTenant(tenant): AuthTenant,
     QueryParams(params): QueryParams<FailedParams>,
 ) -> Result<Json<FailedListJson>, ApiError> {
-    let limit = params.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::unprocessable(
-            "invalid_field",
-            format!("limit: must be 1 to {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(params.limit, MAX_PAGE)?;
     let page = state
         .store
         .failed_items(&tenant.id, params.after, limit)

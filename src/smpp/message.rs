@@ -64,69 +64,44 @@ pub struct Message {
     pub tlvs: MessageTlvs,
 }
 
-impl Message {
-    pub fn from_submit(s: &SubmitSm) -> Message {
+/// A [`Message`] from any PDU that carries one: rusmpp's `SubmitSm`,
+/// `DeliverSm` and `DataSm` have the same fields by name but no common trait.
+macro_rules! message_from {
+    ($s:expr, $short_message:expr) => {
         Message {
-            service_type: s.service_type.value().as_str().to_string(),
+            service_type: $s.service_type.value().as_str().to_string(),
             source: Address {
-                ton: s.source_addr_ton.into(),
-                npi: s.source_addr_npi.into(),
-                addr: s.source_addr.as_str().to_string(),
+                ton: $s.source_addr_ton.into(),
+                npi: $s.source_addr_npi.into(),
+                addr: $s.source_addr.as_str().to_string(),
             },
             dest: Address {
-                ton: s.dest_addr_ton.into(),
-                npi: s.dest_addr_npi.into(),
-                addr: s.destination_addr.as_str().to_string(),
+                ton: $s.dest_addr_ton.into(),
+                npi: $s.dest_addr_npi.into(),
+                addr: $s.destination_addr.as_str().to_string(),
             },
-            esm_class: s.esm_class.into(),
-            registered_delivery: s.registered_delivery.into(),
-            data_coding: s.data_coding.into(),
-            short_message: s.short_message().as_ref().to_vec(),
-            tlvs: MessageTlvs::read(s.tlvs()),
+            esm_class: $s.esm_class.into(),
+            registered_delivery: $s.registered_delivery.into(),
+            data_coding: $s.data_coding.into(),
+            short_message: $short_message,
+            tlvs: MessageTlvs::read($s.tlvs()),
         }
+    };
+}
+
+impl Message {
+    pub fn from_submit(s: &SubmitSm) -> Message {
+        message_from!(s, s.short_message().as_ref().to_vec())
     }
 
     /// A `deliver_sm` from an SMSC (the upstream): a reply or a receipt.
     pub fn from_deliver(s: &DeliverSm) -> Message {
-        Message {
-            service_type: s.service_type.value().as_str().to_string(),
-            source: Address {
-                ton: s.source_addr_ton.into(),
-                npi: s.source_addr_npi.into(),
-                addr: s.source_addr.as_str().to_string(),
-            },
-            dest: Address {
-                ton: s.dest_addr_ton.into(),
-                npi: s.dest_addr_npi.into(),
-                addr: s.destination_addr.as_str().to_string(),
-            },
-            esm_class: s.esm_class.into(),
-            registered_delivery: s.registered_delivery.into(),
-            data_coding: s.data_coding.into(),
-            short_message: s.short_message().as_ref().to_vec(),
-            tlvs: MessageTlvs::read(s.tlvs()),
-        }
+        message_from!(s, s.short_message().as_ref().to_vec())
     }
 
+    /// A `data_sm`: its text is only ever in `message_payload`.
     pub fn from_data_sm(s: &DataSm) -> Message {
-        Message {
-            service_type: s.service_type.value().as_str().to_string(),
-            source: Address {
-                ton: s.source_addr_ton.into(),
-                npi: s.source_addr_npi.into(),
-                addr: s.source_addr.as_str().to_string(),
-            },
-            dest: Address {
-                ton: s.dest_addr_ton.into(),
-                npi: s.dest_addr_npi.into(),
-                addr: s.destination_addr.as_str().to_string(),
-            },
-            esm_class: s.esm_class.into(),
-            registered_delivery: s.registered_delivery.into(),
-            data_coding: s.data_coding.into(),
-            short_message: Vec::new(),
-            tlvs: MessageTlvs::read(s.tlvs()),
-        }
+        message_from!(s, Vec::new())
     }
 
     /// Whether the ESME asked for an SMSC delivery receipt (bits 0-1 of
