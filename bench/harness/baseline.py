@@ -62,7 +62,11 @@ def build(root: Path, target: Path, rev: str, log: Callable[[str], None],
     try:
         archive = subprocess.Popen(["git", "archive", "--format=tar", full], cwd=root,
                                    stdout=subprocess.PIPE)
-        untar = subprocess.run(["tar", "-x", "-C", str(src)], stdin=archive.stdout)
+        # -m: the files get the time of extraction, not of their commit. The
+        # target directory is shared between revisions, and cargo judges a
+        # crate fresh by mtime: a revision committed before the last build
+        # would otherwise get the previous revision's binary.
+        untar = subprocess.run(["tar", "-x", "-m", "-C", str(src)], stdin=archive.stdout)
         archive.stdout.close()
         if archive.wait() != 0 or untar.returncode != 0:
             raise BaselineError(f"git archive {short} failed")
