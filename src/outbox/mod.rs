@@ -15,6 +15,7 @@
 pub mod backoff;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -179,6 +180,9 @@ pub struct Dispatcher {
     /// claim then hands the same item back: it must not go out twice from
     /// here (that claim renewed the lease, which is all it should do).
     mine: Mutex<HashSet<u64>>,
+    /// A claim passed over due items because their endpoint was at its
+    /// bound: the next delivery to end wakes the loop to claim them.
+    starved: AtomicBool,
 }
 
 impl Dispatcher {
@@ -200,6 +204,7 @@ impl Dispatcher {
             lease_ms: i64::try_from(lease.as_millis()).unwrap_or(LEASE_MS),
             busy: Mutex::new(HashMap::new()),
             mine: Mutex::new(HashSet::new()),
+            starved: AtomicBool::new(false),
         }
     }
 
@@ -224,9 +229,31 @@ impl Dispatcher {
             let claimed = if room == 0 {
                 Vec::new()
             } else {
+                // Only what can start now is leased: an item whose endpoint is
+                // at its bound stays in the outbox (leasing and handing it
+                // back spun this loop on the store through a burst of
+                // confirmations).
+                let planned: Mutex<HashMap<String, usize>> = Mutex::new(HashMap::new());
+                let admit = |n: &Notification| {
+                    let endpoint = self.endpoint(n);
+                    let running = self
+                        .busy
+                        .lock()
+                        .expect("not poisoned")
+                        .get(&endpoint)
+                        .copied();
+                    let mut planned = planned.lock().expect("not poisoned");
+                    let more = planned.entry(endpoint).or_insert(0);
+                    if running.unwrap_or(0) + *more >= PER_ENDPOINT {
+                        self.starved.store(true, Ordering::Relaxed);
+                        return false;
+                    }
+                    *more += 1;
+                    true
+                };
                 match self
                     .store
-                    .claim(now_millis(), room.min(64), self.lease_ms)
+                    .claim_admitted(now_millis(), room.min(64), self.lease_ms, &admit)
                     .await
                 {
                     Ok(items) => items,
@@ -260,6 +287,9 @@ impl Dispatcher {
                     this.mine.lock().expect("not poisoned").remove(&id);
                     this.done(&endpoint);
                     drop(permit);
+                    if this.starved.swap(false, Ordering::Relaxed) {
+                        this.signal.wake();
+                    }
                 });
             }
             if full {

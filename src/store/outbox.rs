@@ -68,6 +68,22 @@ pub trait OutboxStore: Send + Sync {
     /// in order.
     async fn claim(&self, now: UnixMillis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>>;
 
+    /// Like [`claim`](Self::claim), but leases only the items `admit`
+    /// takes (the dispatcher's endpoints with room); the others are left as
+    /// they are, and still hold back the later items of their order key.
+    /// The default, for a backend that cannot filter as it claims, leases
+    /// them all: the dispatcher then hands back what it cannot start, and
+    /// by the time it gets to an item, a delivery may have made room for it.
+    async fn claim_admitted(
+        &self,
+        now: UnixMillis,
+        limit: usize,
+        lease_ms: i64,
+        _admit: &(dyn for<'n> Fn(&'n Notification) -> bool + Send + Sync),
+    ) -> Result<Vec<OutboxItem>> {
+        self.claim(now, limit, lease_ms).await
+    }
+
     /// Delivered: the item leaves the outbox.
     async fn complete(&self, id: u64) -> Result<()>;
 

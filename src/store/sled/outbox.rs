@@ -15,6 +15,12 @@ use crate::store::{OutboxItem, OutboxStats, OutboxStore, Result};
 
 /// Items looked at per claim: a claim never walks an outbox of millions.
 const CLAIM_SCAN: usize = 10_000;
+/// Due items a claim may pass over because the dispatcher cannot take them
+/// now (their endpoint is busy). Past these it stops: a claim looks as far
+/// as one of 64 items that were leased and handed back used to, so an idle
+/// endpoint's item behind a busy one's backlog is reached as it was then
+/// (`webhooks::a_hanging_receiver_slows_no_send_and_no_inbound_answer`).
+const CLAIM_REFUSED: usize = 64;
 
 impl Live {
     /// A new item's key and value. Ids come from a counter started past the
@@ -75,6 +81,53 @@ impl Live {
             }
         }
     }
+
+    /// Leases up to `limit` due items that `admit` takes, oldest first; an
+    /// item of an order key whose older item is still undelivered waits.
+    fn claim_where(
+        &self,
+        now: UnixMillis,
+        limit: usize,
+        lease_ms: i64,
+        admit: &dyn for<'n> Fn(&'n Notification) -> bool,
+    ) -> Result<Vec<OutboxItem>> {
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut out = Vec::new();
+        let mut refused = 0;
+        for kv in self.outbox.iter().take(CLAIM_SCAN) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let mut item: OutboxItem = decode(&v)?;
+            let key = item.notification.order_key();
+            let waiting = item.lease_until > now || item.due > now;
+            let behind = key.as_ref().is_some_and(|k| blocked.contains(k));
+            // The oldest undelivered item of a key holds the later ones back.
+            if let Some(k) = key {
+                blocked.insert(k);
+            }
+            if waiting || behind {
+                continue;
+            }
+            if !admit(&item.notification) {
+                refused += 1;
+                if refused >= CLAIM_REFUSED {
+                    break;
+                }
+                continue;
+            }
+            item.lease_until = now + lease_ms;
+            if self
+                .outbox
+                .compare_and_swap(&k, Some(v), Some(encode(&item)))?
+                .is_ok()
+            {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
 }
 
 fn tenant_key(n: &Notification) -> Vec<u8> {
@@ -99,35 +152,17 @@ impl OutboxStore for SledStore {
     }
 
     async fn claim(&self, now: UnixMillis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>> {
-        self.with(|s| {
-            let mut blocked: HashSet<String> = HashSet::new();
-            let mut out = Vec::new();
-            for kv in s.outbox.iter().take(CLAIM_SCAN) {
-                if out.len() >= limit {
-                    break;
-                }
-                let (k, v) = kv?;
-                let mut item: OutboxItem = decode(&v)?;
-                let key = item.notification.order_key();
-                let waiting = item.lease_until > now || item.due > now;
-                let behind = key.as_ref().is_some_and(|k| blocked.contains(k));
-                // The oldest undelivered item of a key holds the later ones back.
-                if let Some(k) = key {
-                    blocked.insert(k);
-                }
-                if waiting || behind {
-                    continue;
-                }
-                item.lease_until = now + lease_ms;
-                if s.outbox
-                    .compare_and_swap(&k, Some(v), Some(encode(&item)))?
-                    .is_ok()
-                {
-                    out.push(item);
-                }
-            }
-            Ok(out)
-        })
+        self.with(|s| s.claim_where(now, limit, lease_ms, &|_: &Notification| true))
+    }
+
+    async fn claim_admitted(
+        &self,
+        now: UnixMillis,
+        limit: usize,
+        lease_ms: i64,
+        admit: &(dyn for<'n> Fn(&'n Notification) -> bool + Send + Sync),
+    ) -> Result<Vec<OutboxItem>> {
+        self.with(|s| s.claim_where(now, limit, lease_ms, admit))
     }
 
     async fn complete(&self, id: u64) -> Result<()> {
