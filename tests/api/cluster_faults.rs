@@ -738,3 +738,61 @@ async fn cluster_faults_sigkill_of_one_node_mid_storm_loses_nothing_and_the_othe
         unconfirmed()
     );
 }
+
+/// Two nodes on one database, node A SIGKILLed while it releases 300 held
+/// messages alone. Node B, started after the kill, releases what A had not
+/// begun once A's leases end; what A had begun is never sent again. Every
+/// message is accounted for, none reaches the provider twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_faults_a_node_killed_mid_release_loses_nothing_and_the_other_releases_the_rest() {
+    // Not one of the HEAVY tests: 300 messages at 4 at a time, then a wait
+    // for the lease. Its deadlines are loose enough to share the machine.
+    let url = Cluster::shared().database().await;
+    let mock = MockProvider::start().await;
+    mock.set(Behaviour::Delay(Duration::from_millis(20)));
+    let dir = tempfile::tempdir().unwrap();
+    // A release lease is 2 × (upstream timeout + pacing) + 30 s: with a
+    // 500 ms timeout, B takes A's over about 31 s after A took them.
+    let config = |name: &str| {
+        node_config(
+            dir.path(),
+            name,
+            &mock,
+            NodeSpec {
+                top: "[schedule]\nrelease_concurrency = 4\npoll_ms = 20\n",
+                upstream_timeout_ms: 500,
+                ..Default::default()
+            },
+        )
+    };
+    let (config_a, config_b) = (config("a"), config("b"));
+    let mut a = Node::start(&config_a, &url).await;
+    let client = reqwest::Client::new();
+    let ids = crate::schedule::hold_for_two_seconds(&client, &a.api, "+3361235").await;
+    // Killed once its release is well under way, not done.
+    let started = Instant::now();
+    while mock.received().len() < 60 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    a.sigkill().await;
+    let at_kill = mock.received().len();
+    assert!(
+        (60..300).contains(&at_kill),
+        "killed mid-release: {at_kill}"
+    );
+    let b = Node::start(&config_b, &url).await;
+    let records =
+        crate::schedule::released_records(&client, &b.api, ids.len(), Duration::from_secs(120))
+            .await;
+    let interrupted = crate::schedule::sent_once_or_interrupted(&ids, &records, &mock);
+    // At most what A's rounds had marked begun (two workers, four each).
+    assert!(interrupted <= 8, "{interrupted} interrupted");
+    let after_kill = mock.received().len() - at_kill;
+    assert!(
+        after_kill + interrupted >= 300 - at_kill,
+        "B released the rest: {after_kill} after the kill, {interrupted} interrupted, {at_kill} before"
+    );
+    // Nothing more arrives later (a lease running out twice, say).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mock.received().len(), at_kill + after_kill);
+}
