@@ -332,14 +332,29 @@ pub async fn put_consent(
     );
     e.proof = Some(proof);
     e.recorded_by = text(body.recorded_by.as_deref(), "recorded_by", 200)?;
+    record_and_answer(store, &tenant, e).await
+}
+
+/// Records one API consent change durably; answers with the number's
+/// consents and whether it changed anything.
+async fn record_and_answer(
+    store: &dyn Store,
+    tenant: &Tenant,
+    e: ConsentEvent,
+) -> Result<Json<ConsentsJson>, ApiError> {
+    let (number, action) = (e.number.clone(), e.action);
     let changed = record_durably(store, vec![e])
         .await
         .map_err(ConsentError::from)?
         .into_iter()
         .any(|o| o == Ok(true));
-    tracing::info!(tenant = %tenant.id, number = %number, changed, "consent recorded through the API");
+    if action == ConsentAction::Withdrawn {
+        tracing::info!(tenant = %tenant.id, number = %number, changed, "consent withdrawn through the API");
+    } else {
+        tracing::info!(tenant = %tenant.id, number = %number, changed, "consent recorded through the API");
+    }
     Ok(Json(
-        consents_json(store, &tenant, &number, Some(changed))
+        consents_json(store, tenant, &number, Some(changed))
             .await
             .map_err(ConsentError::from)?,
     ))
@@ -386,18 +401,7 @@ pub async fn delete_consent(
     );
     e.proof = text(body.proof.as_deref(), "proof", MAX_PROOF)?;
     e.recorded_by = text(body.recorded_by.as_deref(), "recorded_by", 200)?;
-    let store = state.store.as_ref();
-    let changed = record_durably(store, vec![e])
-        .await
-        .map_err(ConsentError::from)?
-        .into_iter()
-        .any(|o| o == Ok(true));
-    tracing::info!(tenant = %tenant.id, number = %number, changed, "consent withdrawn through the API");
-    Ok(Json(
-        consents_json(store, &tenant, &number, Some(changed))
-            .await
-            .map_err(ConsentError::from)?,
-    ))
+    record_and_answer(state.store.as_ref(), &tenant, e).await
 }
 
 #[derive(Deserialize, ToSchema, Default)]
