@@ -8,7 +8,7 @@
 //! attribution), and the tenant from its possible opt-outs (the reply text is
 //! removed once no tenant is left on it). If the number was opted out, what
 //! remains is an *erased opt-out*: a keyed hash of the tenant and number
-//! ([`subject_hash`]), the opt-out's time and source, and the erasure's time;
+//! ([`SubjectKey::hash`]), the opt-out's time and source, and the erasure's time;
 //! the suppression check hashes the numbers it is asked about, so the number
 //! stays blocked. An audit record of the erasure (when, what was removed,
 //! whether an opt-out was kept, the caller's reference) is kept under the
@@ -28,16 +28,45 @@ use sha2::Sha256;
 use super::{PossibleOptOut, Result};
 use crate::domain::{Campaign, LinkCode, PhoneNumber, ShortCode, Source, TenantId, UnixMillis};
 
-/// The hash an erased opt-out is kept under: HMAC-SHA256 of the tenant and
-/// the E.164 number under the store's key. Per tenant, so that one
-/// person's erasures with two tenants cannot be linked.
-pub fn subject_hash(key: &[u8; 32], tenant: &TenantId, number: &PhoneNumber) -> [u8; 32] {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(b"stopgate-subject-v1\0");
-    mac.update(tenant.as_str().as_bytes());
-    mac.update(b"\0");
-    mac.update(number.as_str().as_bytes());
-    mac.finalize().into_bytes().into()
+/// The key erased opt-outs are hashed under, keyed once: HMAC's key
+/// schedule (two SHA-256 blocks) is done here, not on every suppression
+/// check, which clones the prepared state instead.
+#[derive(Clone)]
+pub struct SubjectKey {
+    raw: [u8; 32],
+    mac: Hmac<Sha256>,
+}
+
+impl SubjectKey {
+    pub fn new(raw: [u8; 32]) -> SubjectKey {
+        SubjectKey {
+            raw,
+            mac: Hmac::<Sha256>::new_from_slice(&raw).expect("HMAC takes any key length"),
+        }
+    }
+
+    /// The key itself, for a copy of the store to take along.
+    pub fn raw(&self) -> [u8; 32] {
+        self.raw
+    }
+
+    /// The hash an erased opt-out is kept under: HMAC-SHA256 of the tenant
+    /// and the E.164 number. Per tenant, so that one person's erasures with
+    /// two tenants cannot be linked.
+    pub fn hash(&self, tenant: &TenantId, number: &PhoneNumber) -> [u8; 32] {
+        let mut mac = self.mac.clone();
+        mac.update(b"stopgate-subject-v1\0");
+        mac.update(tenant.as_str().as_bytes());
+        mac.update(b"\0");
+        mac.update(number.as_str().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectKey(..)")
+    }
 }
 
 /// A fresh store key, from the CSPRNG.
@@ -132,12 +161,34 @@ mod tests {
     fn the_hash_depends_on_key_tenant_and_number() {
         let n = |s: &str| PhoneNumber::parse(s).unwrap();
         let t = |s: &str| TenantId::parse(s).unwrap();
-        let k = [7u8; 32];
-        let h = subject_hash(&k, &t("acme"), &n("+33612345678"));
-        assert_eq!(h, subject_hash(&k, &t("acme"), &n("0033 6 12 34 56 78")));
-        assert_ne!(h, subject_hash(&k, &t("beta"), &n("+33612345678")));
-        assert_ne!(h, subject_hash(&k, &t("acme"), &n("+33612345679")));
-        assert_ne!(h, subject_hash(&[8u8; 32], &t("acme"), &n("+33612345678")));
+        let k = SubjectKey::new([7u8; 32]);
+        let h = k.hash(&t("acme"), &n("+33612345678"));
+        assert_eq!(h, k.hash(&t("acme"), &n("0033 6 12 34 56 78")));
+        assert_ne!(h, k.hash(&t("beta"), &n("+33612345678")));
+        assert_ne!(h, k.hash(&t("acme"), &n("+33612345679")));
+        let other = SubjectKey::new([8u8; 32]);
+        assert_ne!(h, other.hash(&t("acme"), &n("+33612345678")));
+    }
+
+    #[test]
+    fn the_prepared_key_hashes_as_hmac_keyed_from_scratch() {
+        // The stored hashes of erased opt-outs were made keyed from scratch:
+        // the prepared state must give the very same bytes.
+        let raw = [9u8; 32];
+        let tenant = TenantId::parse("acme").unwrap();
+        let number = PhoneNumber::parse("+33612345678").unwrap();
+        let mut mac = Hmac::<Sha256>::new_from_slice(&raw).unwrap();
+        mac.update(b"stopgate-subject-v1\0acme\0+33612345678");
+        let expected: [u8; 32] = mac.finalize().into_bytes().into();
+        let key = SubjectKey::new(raw);
+        assert_eq!(key.hash(&tenant, &number), expected);
+        // Cloning the prepared state leaves it unchanged for the next use.
+        assert_eq!(key.hash(&tenant, &number), expected);
+        assert_eq!(key.raw(), raw);
+    }
+
+    #[test]
+    fn fresh_keys_differ() {
         assert_ne!(new_subject_key(), new_subject_key());
     }
 }

@@ -630,6 +630,58 @@ pub async fn durable_data_survives_reopen(b: Backend) {
     assert_eq!(b.store.link(&code).await.unwrap().unwrap().number, num);
 }
 
+/// An erased opt-out keeps its number blocked, from the first check on and
+/// after a restart, and only that number; a START lifts it.
+pub async fn an_erased_opt_out_blocks_across_a_reopen_until_a_start(b: Backend) {
+    let (kept, other) = (n("+447400123457"), n("+447400123458"));
+    let before = b
+        .store
+        .suppressed(&t("acme"), std::slice::from_ref(&kept))
+        .await
+        .unwrap();
+    assert_eq!(before, [false]);
+    b.store
+        .record(&Event::new(t("acme"), &kept, Action::OptOut, Source::Sms))
+        .await
+        .unwrap();
+    let erasure = b
+        .store
+        .erase_subject(&t("acme"), &kept, Some("DSAR-7"), 5_000)
+        .await
+        .unwrap();
+    assert!(
+        erasure.kept_optout.is_some(),
+        "the opt-out is kept, as a hash"
+    );
+    let check = |b: &Backend| {
+        let s = b.store.clone();
+        let (kept, other) = (kept.clone(), other.clone());
+        async move {
+            s.suppressed(&t("acme"), &[kept.clone(), other.clone()])
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(check(&b).await, [true, false]);
+    assert_eq!(
+        b.store
+            .suppressed(&t("beta"), std::slice::from_ref(&kept))
+            .await
+            .unwrap(),
+        [false],
+        "per tenant"
+    );
+    b.store.durable().await.unwrap();
+    let b = b.reopen().await;
+    assert_eq!(check(&b).await, [true, false]);
+    // A second STOP changes nothing; a START lifts the erased opt-out.
+    let again = Event::new(t("acme"), &kept, Action::OptOut, Source::Sms);
+    assert!(!b.store.record(&again).await.unwrap());
+    let start = Event::new(t("acme"), &kept, Action::OptIn, Source::Sms);
+    assert!(b.store.record(&start).await.unwrap());
+    assert_eq!(check(&b).await, [false, false]);
+}
+
 /// The store against a model: see `model.rs`.
 pub async fn bulk_and_individual_states_match_the_model(b: Backend) {
     crate::model::check(&b).await;

@@ -54,6 +54,7 @@ contract!(
     purged_requests_are_gone,
     bulk_imports_show_in_state_history_and_pages,
     durable_data_survives_reopen,
+    an_erased_opt_out_blocks_across_a_reopen_until_a_start,
     bulk_and_individual_states_match_the_model,
     messages_are_found_listed_and_reported,
     concurrent_reports_keep_the_most_final,

@@ -59,6 +59,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+use super::subjects::SubjectKey;
 use super::{Result, Store, StoreError};
 use crate::config::{describe_pg, StorageConfig};
 use crate::domain::now_millis;
@@ -82,7 +83,7 @@ pub struct PgStore {
     /// This process's row in `heartbeat`.
     node: String,
     /// Keys the hashes of erased opt-outs (`subjects.rs`).
-    subject_key: [u8; 32],
+    subject_key: SubjectKey,
     import_round: usize,
 }
 
@@ -218,11 +219,11 @@ impl PgStore {
         let pool = connect(cfg).await?;
         check_synchronous_commit(&pool).await?;
         migrate::run(&pool).await?;
-        let subject_key = subjects::subject_key(&pool).await?;
+        let subject_key = SubjectKey::new(subjects::subject_key(&pool).await?);
         Ok(PgStore {
             events: batch::Batcher::start(suppressions::RecordWork {
                 pool: pool.clone(),
-                key: subject_key,
+                key: subject_key.clone(),
             }),
             subject_key,
             links: batch::Batcher::start(links::MintWork { pool: pool.clone() }),

@@ -10,9 +10,7 @@ use deadpool_postgres::Pool;
 use super::suppressions::{parse_campaign, parse_source};
 use super::{corrupt, retrying, PgResult, PgStore};
 use crate::domain::{LinkCode, PhoneNumber, ShortCode, Source, TenantId, UnixMillis};
-use crate::store::subjects::{
-    new_subject_key, subject_hash, KeptOptOut, Removed, SubjectLink, SubjectSend,
-};
+use crate::store::subjects::{new_subject_key, KeptOptOut, Removed, SubjectLink, SubjectSend};
 use crate::store::{Erasure, Result, StoreError, SubjectData, SubjectStore, Suppression};
 
 /// The store's hash key: read, or drawn and written once (the first node
@@ -72,7 +70,7 @@ async fn erase(
     reference: Option<&str>,
     at: UnixMillis,
 ) -> PgResult<Erasure> {
-    let hash = subject_hash(&store.subject_key, tenant, number);
+    let hash = store.subject_key.hash(tenant, number);
     let hash = &hash[..];
     let (t, n) = (tenant.as_str(), number.as_str());
     let mut client = store.pool().get().await?;
@@ -266,7 +264,7 @@ impl SubjectStore for PgStore {
 
     async fn erasures(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<Erasure>> {
         let pool = self.pool();
-        let hash = subject_hash(&self.subject_key, tenant, number);
+        let hash = self.subject_key.hash(tenant, number);
         let hash = &hash;
         retrying(|| async move {
             let client = pool.get().await?;

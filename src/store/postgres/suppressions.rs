@@ -18,7 +18,7 @@ use tokio_postgres::Row;
 use super::batch::BatchWork;
 use super::{corrupt, optout_counters, retrying, Failure, PgResult, PgStore};
 use crate::domain::{Action, Campaign, Event, Notification, PhoneNumber, Source, TenantId};
-use crate::store::subjects::subject_hash;
+use crate::store::subjects::SubjectKey;
 use crate::store::{BulkImport, Result, Suppression, SuppressionStore};
 
 /// An opt-out: a new row, or a subscribed row that becomes suppressed. An
@@ -113,7 +113,7 @@ fn state(row: &Row, from: usize) -> PgResult<Suppression> {
 pub(crate) struct RecordWork {
     pub pool: deadpool_postgres::Pool,
     /// Hashes numbers for their erased opt-outs.
-    pub key: [u8; 32],
+    pub key: SubjectKey,
 }
 
 #[async_trait]
@@ -142,7 +142,7 @@ impl BatchWork for RecordWork {
         });
         let hashes: Vec<[u8; 32]> = events
             .iter()
-            .map(|e| subject_hash(&self.key, &e.tenant, &e.number))
+            .map(|e| self.key.hash(&e.tenant, &e.number))
             .collect();
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -282,7 +282,7 @@ impl SuppressionStore for PgStore {
         number: &PhoneNumber,
     ) -> Result<Option<Suppression>> {
         let pool = self.pool();
-        let hash = subject_hash(&self.subject_key, tenant, number);
+        let hash = self.subject_key.hash(tenant, number);
         let hash = &hash;
         retrying(|| async move {
             let client = pool.get().await?;
@@ -311,7 +311,7 @@ impl SuppressionStore for PgStore {
         let wanted: Vec<&str> = numbers.iter().map(PhoneNumber::as_str).collect();
         let hashed: Vec<[u8; 32]> = numbers
             .iter()
-            .map(|n| subject_hash(&self.subject_key, tenant, n))
+            .map(|n| self.subject_key.hash(tenant, n))
             .collect();
         let hashes: Vec<&[u8]> = hashed.iter().map(|h| &h[..]).collect();
         let hashes = &hashes;

@@ -246,7 +246,7 @@ impl Live {
 
     /// The key erased opt-outs are hashed with: the copy takes it along.
     pub(crate) fn export_subject_key(&self) -> [u8; 32] {
-        self.subject_key
+        self.subject_key.raw()
     }
 
     /// Entries per tree, for progress and verification.

@@ -77,6 +77,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::commit::GroupCommit;
+use super::subjects::SubjectKey;
 use super::{Result, Store, StoreError};
 use bulk::Bulk;
 
@@ -139,7 +140,9 @@ pub(crate) struct Live {
     erased: sled::Tree,
     erasures: sled::Tree,
     /// Keys erased opt-outs (see `subjects.rs`).
-    subject_key: [u8; 32],
+    subject_key: SubjectKey,
+    /// Whether `erased` holds anything (see `subjects.rs`).
+    any_erased: AtomicBool,
     next_outbox_id: std::sync::atomic::AtomicU64,
     bulk: Bulk,
     import_round: usize,
@@ -349,9 +352,10 @@ impl Live {
             consents: db.open_tree("consents")?,
             consent_events: db.open_tree("consent_events")?,
             consent_codes: db.open_tree("consent_codes")?,
+            any_erased: AtomicBool::new(!db.open_tree("erased")?.is_empty()),
             erased: db.open_tree("erased")?,
             erasures: db.open_tree("erasures")?,
-            subject_key: subjects::subject_key(&db)?,
+            subject_key: SubjectKey::new(subjects::subject_key(&db)?),
             bulk: Bulk::open(&db, chunk)?,
             import_round: round,
             commit,

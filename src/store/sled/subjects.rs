@@ -9,6 +9,8 @@
 //! lost. A bulk-imported entry is removed from its chunk afterwards, once the
 //! hash that keeps blocking the number is written.
 
+use std::sync::atomic::Ordering;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError as Conflict, TransactionError};
@@ -18,9 +20,7 @@ use super::attribution::decode_send;
 use super::consent::{record_key, Records};
 use super::{decode, encode, key, prefix, utf8, Live, SledStore};
 use crate::domain::{LinkCode, PhoneNumber, ShortCode, Source, TenantId, UnixMillis};
-use crate::store::subjects::{
-    new_subject_key, subject_hash, KeptOptOut, Removed, SubjectLink, SubjectSend,
-};
+use crate::store::subjects::{new_subject_key, KeptOptOut, Removed, SubjectLink, SubjectSend};
 use crate::store::{
     Erasure, LinkRecord, MessageRecord, PossibleOptOut, Result, StoreError, SubjectData,
     SubjectStore, Suppression,
@@ -63,8 +63,22 @@ pub(super) fn subject_key(db: &sled::Db) -> Result<[u8; 32]> {
 
 impl Live {
     pub(super) fn erased_key(&self, tenant: &TenantId, number: &PhoneNumber) -> Vec<u8> {
-        let hash = subject_hash(&self.subject_key, tenant, number);
+        let hash = self.subject_key.hash(tenant, number);
         key(&[tenant.as_str().as_bytes(), &hash])
+    }
+
+    /// [`Live::erased_key`] once the store holds any erased opt-out; until
+    /// then `None`, and a check skips the hash and the look-up. Exact: an
+    /// erasure raises the flag before its transaction, and a reader looks
+    /// at it only after the suppression row that the erasure removes.
+    pub(super) fn erased_key_if_any(
+        &self,
+        tenant: &TenantId,
+        number: &PhoneNumber,
+    ) -> Option<Vec<u8>> {
+        self.any_erased
+            .load(Ordering::SeqCst)
+            .then(|| self.erased_key(tenant, number))
     }
 
     pub(super) fn erased_state(
@@ -72,9 +86,12 @@ impl Live {
         tenant: &TenantId,
         number: &PhoneNumber,
     ) -> Result<Option<Suppression>> {
+        let Some(k) = self.erased_key_if_any(tenant, number) else {
+            return Ok(None);
+        };
         Ok(self
             .erased
-            .get(self.erased_key(tenant, number))?
+            .get(k)?
             .map(|v| decode::<ErasedOptOut>(&v))
             .transpose()?
             .map(|e| e.state()))
@@ -160,6 +177,7 @@ impl Live {
         let t = tenant.as_str().as_bytes();
         let e164 = number.as_str().as_bytes();
         let row_key = record_key(tenant, number);
+        self.any_erased.store(true, Ordering::SeqCst);
         let erased_key = self.erased_key(tenant, number);
         let bulk = self.bulk.lookup(tenant, number.as_str())?;
         let events: Vec<sled::IVec> = self

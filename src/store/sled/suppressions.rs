@@ -68,8 +68,9 @@ impl Live {
             /// Held by a bulk import (only asked when there is no row of its
             /// own, which then stays so: rows are never removed).
             imported: bool,
-            /// Where an erased opt-out of the number would be.
-            erased_key: Vec<u8>,
+            /// Where an erased opt-out of the number would be (`None`:
+            /// the store had none when this was prepared).
+            erased_key: Option<Vec<u8>>,
             event_key: Vec<u8>,
             suppressed: bool,
             state: Vec<u8>,
@@ -91,7 +92,7 @@ impl Live {
                     .is_some();
             let suppressed = event.action == Action::OptOut;
             prepared.push(Prepared {
-                erased_key: self.erased_key(&event.tenant, &event.number),
+                erased_key: self.erased_key_if_any(&event.tenant, &event.number),
                 event_key: key(&[&state_key, &seq.to_be_bytes()]),
                 state_key,
                 imported,
@@ -130,6 +131,15 @@ impl Live {
                 };
                 let mut changed = vec![false; prepared.len()];
                 for (i, p) in prepared.iter().enumerate() {
+                    let event = &changes[i].0;
+                    // An erasure since the preparation: transactions run
+                    // one at a time, so the flag read here is exact.
+                    let erased_key = match &p.erased_key {
+                        Some(k) => Some(std::borrow::Cow::Borrowed(k)),
+                        None => self
+                            .erased_key_if_any(&event.tenant, &event.number)
+                            .map(std::borrow::Cow::Owned),
+                    };
                     let was_suppressed = match sup.get(&p.state_key)? {
                         Some(v) => {
                             serde_json::from_slice::<Suppression>(&v)
@@ -140,12 +150,17 @@ impl Live {
                                 })?
                                 .suppressed
                         }
-                        None => erased.get(&p.erased_key)?.is_some() || p.imported,
+                        None => {
+                            p.imported
+                                || match &erased_key {
+                                    Some(k) => erased.get(k.as_slice())?.is_some(),
+                                    None => false,
+                                }
+                        }
                     };
                     if was_suppressed == p.suppressed {
                         continue;
                     }
-                    let event = &changes[i].0;
                     if p.suppressed {
                         consents.withdraw_all(
                             &event.tenant,
@@ -156,7 +171,9 @@ impl Live {
                         )?;
                     } else {
                         // Re-subscribed: an erased opt-out is lifted with it.
-                        erased.remove(p.erased_key.as_slice())?;
+                        if let Some(k) = &erased_key {
+                            erased.remove(k.as_slice())?;
+                        }
                     }
                     sup.insert(p.state_key.as_slice(), p.state.as_slice())?;
                     ev.insert(p.event_key.as_slice(), p.body.as_slice())?;
