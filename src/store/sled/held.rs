@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{decode, encode, key, Live, SledStore};
+use super::{decode, encode, Live, SledStore};
 use crate::domain::{MessageId, MessageStatus, Notification, TenantId, UnixMillis};
 use crate::store::messages::Notify;
 use crate::store::{
@@ -86,27 +86,14 @@ impl Live {
     /// Writes a record with its indexes and notifications (as
     /// `put_messages` does for one).
     fn write_record(&self, r: &MessageRecord, notes: &[Notification]) -> Result<()> {
-        let id = r.id.to_bytes();
-        self.messages.insert(id, encode(r))?;
-        self.messages_by_tenant
-            .insert(key(&[r.tenant.as_str().as_bytes(), &id]), &[])?;
-        for k in super::messages::provider_keys(r) {
-            self.messages_by_provider.insert(k, &id)?;
-        }
-        let now = crate::domain::now_millis();
-        for n in notes {
-            let (k, v) = self.outbox_entry(n, now)?;
-            self.outbox.insert(k, v)?;
-        }
-        Ok(())
+        self.write_records(std::slice::from_ref(r), notes)
     }
 
     /// The stored record of a held message, or the copy it carries.
     fn record_of(&self, held: &HeldMessage) -> Result<MessageRecord> {
-        Ok(match self.messages.get(held.record.id.to_bytes())? {
-            Some(v) => decode(&v)?,
-            None => held.record.clone(),
-        })
+        Ok(self
+            .record(&held.record.tenant, &held.record.id)?
+            .unwrap_or_else(|| held.record.clone()))
     }
 
     fn claim_is(&self, state: &HeldState, c: &Claimed) -> bool {
@@ -291,15 +278,8 @@ impl HeldStore for SledStore {
             let mut state = s.lock_held();
             let bytes = id.to_bytes();
             let Some((k, held)) = s.held_row(&bytes)? else {
-                return Ok(match s.messages.get(bytes)? {
-                    Some(v) => {
-                        let r: MessageRecord = decode(&v)?;
-                        if &r.tenant == tenant {
-                            Cancel::NotScheduled(r)
-                        } else {
-                            Cancel::NotFound
-                        }
-                    }
+                return Ok(match s.record(tenant, id)? {
+                    Some(r) => Cancel::NotScheduled(r),
                     None => Cancel::NotFound,
                 });
             };

@@ -13,9 +13,8 @@
 //! | possible_optouts | id (u64 big-endian)               | JSON [`PossibleOptOut`]    | `review.rs` |
 //! | requests         | tenant·reference                  | state, time, fingerprint, response | `idempotency.rs` |
 //! | insights         | tenant·campaign·counter           | u64 big-endian             | `insights.rs` |
-//! | messages         | id (16 bytes: sorted by creation) | JSON [`MessageRecord`]     | `messages.rs` |
-//! | messages_by_tenant | tenant·id                       | (empty)                    | `messages.rs` |
-//! | messages_by_provider | provider·provider id          | id                         | `messages.rs` |
+//! | message_records  | tenant·id (16 bytes: sorted by creation) | JSON [`MessageRecord`] | `messages.rs` |
+//! | message_records_by_provider | provider·provider id   | tenant·id                  | `messages.rs` |
 //! | outbox           | id (u64 big-endian, increasing)   | JSON [`OutboxItem`]        | `outbox.rs` |
 //! | outbox_failed    | tenant·id                         | JSON [`OutboxItem`]        | `outbox.rs` |
 //! | held             | due (i64 big-endian) · id         | JSON [`HeldMessage`]       | `held.rs` |
@@ -125,7 +124,6 @@ pub(crate) struct Live {
     possible_optouts: sled::Tree,
     insights: sled::Tree,
     messages: sled::Tree,
-    messages_by_tenant: sled::Tree,
     messages_by_provider: sled::Tree,
     outbox: sled::Tree,
     outbox_failed: sled::Tree,
@@ -326,6 +324,9 @@ impl Live {
         let outbox = db.open_tree("outbox")?;
         release_leases(&outbox)?;
         let held = db.open_tree("held")?;
+        let messages = db.open_tree("message_records")?;
+        let messages_by_provider = db.open_tree("message_records_by_provider")?;
+        messages::migrate(&db, &messages, &messages_by_provider)?;
         Ok(Live {
             held_state: std::sync::Mutex::new(Live::count_held(&held)),
             held,
@@ -340,9 +341,8 @@ impl Live {
             requests: db.open_tree("requests")?,
             possible_optouts: db.open_tree("possible_optouts")?,
             insights: db.open_tree("insights")?,
-            messages: db.open_tree("messages")?,
-            messages_by_tenant: db.open_tree("messages_by_tenant")?,
-            messages_by_provider: db.open_tree("messages_by_provider")?,
+            messages,
+            messages_by_provider,
             next_outbox_id: std::sync::atomic::AtomicU64::new(Live::first_outbox_id(
                 &outbox,
                 &db.open_tree("outbox_failed")?,

@@ -99,16 +99,11 @@ impl Live {
 
     /// The tenant's message records to `number`.
     fn messages_to(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<MessageRecord>> {
-        let t = tenant.as_str().as_bytes();
         let mut out = Vec::new();
-        for kv in self.messages_by_tenant.scan_prefix(prefix(&[t])) {
-            let (k, _) = kv?;
-            let id = &k[t.len() + 1..];
-            if let Some(v) = self.messages.get(id)? {
-                let r: MessageRecord = decode(&v)?;
-                if r.to == number.as_str() {
-                    out.push(r);
-                }
+        for r in self.tenant_records(tenant) {
+            let r = r?;
+            if r.to == number.as_str() {
+                out.push(r);
             }
         }
         Ok(out)
@@ -207,7 +202,6 @@ impl Live {
             &self.link_index,
             &self.sends,
             &self.messages,
-            &self.messages_by_tenant,
             &self.messages_by_provider,
             &self.possible_optouts,
         ];
@@ -218,8 +212,7 @@ impl Live {
                 let (sup, ev, cons, cev, codes, erased, erasures) =
                     (&tx[0], &tx[1], &tx[2], &tx[3], &tx[4], &tx[5], &tx[6]);
                 let (links_t, index_t, sends_t) = (&tx[7], &tx[8], &tx[9]);
-                let (msgs, by_tenant, by_provider, reviews_t) =
-                    (&tx[10], &tx[11], &tx[12], &tx[13]);
+                let (msgs, by_provider, reviews_t) = (&tx[10], &tx[11], &tx[12]);
                 let mut removed = Removed::default();
                 // What keeps blocking, decided on what this transaction reads.
                 let row: Option<Suppression> = sup
@@ -289,11 +282,12 @@ impl Live {
                     }
                 }
                 for r in &messages {
-                    let id = r.id.to_bytes();
-                    if msgs.remove(&id[..])?.is_some() {
+                    if msgs
+                        .remove(super::messages::message_key(tenant, &r.id))?
+                        .is_some()
+                    {
                         removed.messages += 1;
                     }
-                    by_tenant.remove(key(&[t, &id]))?;
                     for k in super::messages::provider_keys(r) {
                         by_provider.remove(k)?;
                     }
