@@ -15,7 +15,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::insights::counter_key;
-use super::{decode, encode, key, prefix, read_u64, Live, SledStore};
+use super::record_codec::{decode, encode};
+use super::{key, prefix, read_u64, Live, SledStore};
 use crate::domain::{MessageId, MessageStatus, Notification, TenantId, UnixMillis};
 use crate::store::messages::Notify;
 use crate::store::{
@@ -87,7 +88,7 @@ pub(super) fn migrate(
     let mut moved = 0;
     for kv in old.iter() {
         let (k, v) = kv?;
-        let r: MessageRecord = decode(&v)?;
+        let r = decode(&v)?;
         let new_key = message_key(&r.tenant, &r.id);
         for pk in provider_keys(&r) {
             by_provider.insert(pk, new_key.as_slice())?;
@@ -208,7 +209,7 @@ impl MessageStore for SledStore {
                 if out.len() >= limit {
                     break;
                 }
-                let r: MessageRecord = decode(&kv?.1)?;
+                let r = decode(&kv?.1)?;
                 if filter.matches(&r) {
                     out.push(r);
                 }
@@ -238,9 +239,7 @@ impl MessageStore for SledStore {
                 let Some(old) = m.get(&record_key)? else {
                     return Ok(None);
                 };
-                let mut record: MessageRecord = serde_json::from_slice(&old).map_err(|e| {
-                    ConflictableTransactionError::Abort(StoreError::Corrupt(e.to_string()))
-                })?;
+                let mut record = decode(&old).map_err(ConflictableTransactionError::Abort)?;
                 let before = record.status();
                 let applied = record.apply(change.clone());
                 if applied != Applied::Duplicate {
@@ -298,7 +297,7 @@ impl MessageStore for SledStore {
                     if id_of_key(&k)?.created() >= before {
                         break;
                     }
-                    let r: MessageRecord = decode(&v)?;
+                    let r = decode(&v)?;
                     s.remove_record(&r)?;
                     purged += 1;
                 }
@@ -361,7 +360,7 @@ mod tests {
             );
             for r in [&a1, &a2, &b1] {
                 let id = r.id.to_bytes();
-                old.insert(id, encode(r)).unwrap();
+                old.insert(id, serde_json::to_vec(r).unwrap()).unwrap();
                 by_tenant
                     .insert(key(&[r.tenant.as_str().as_bytes(), &id]), &[])
                     .unwrap();

@@ -13,7 +13,7 @@
 //! | possible_optouts | id (u64 big-endian)               | JSON [`PossibleOptOut`]    | `review.rs` |
 //! | requests         | tenant·reference                  | state, time, fingerprint, response | `idempotency.rs` |
 //! | insights         | tenant·campaign·counter           | u64 big-endian             | `insights.rs` |
-//! | message_records  | tenant·id (16 bytes: sorted by creation) | JSON [`MessageRecord`] | `messages.rs` |
+//! | message_records  | tenant·id (16 bytes: sorted by creation) | [`MessageRecord`], binary (`record_codec.rs`) | `messages.rs` |
 //! | message_records_by_provider | provider·provider id   | tenant·id                  | `messages.rs` |
 //! | outbox           | id (u64 big-endian, increasing)   | JSON [`OutboxItem`]        | `outbox.rs` |
 //! | outbox_failed    | tenant·id                         | JSON [`OutboxItem`]        | `outbox.rs` |
@@ -63,6 +63,7 @@ pub(crate) mod insights;
 mod links;
 mod messages;
 mod outbox;
+mod record_codec;
 mod review;
 mod subjects;
 mod suppressions;
