@@ -71,10 +71,11 @@ struct Pending {
     answer: oneshot::Sender<Verdict>,
 }
 
-/// A batch taken out of the state, counted in flight.
+/// A batch taken out of the state, counted in flight until `done` drops.
 struct Taken {
     pending: Vec<Pending>,
     runtime: Option<tokio::runtime::Handle>,
+    done: Done,
 }
 
 impl Coalescer {
@@ -83,7 +84,7 @@ impl Coalescer {
         wait: Duration,
         max: usize,
         concurrency: usize,
-    ) -> Coalescer {
+    ) -> std::io::Result<Coalescer> {
         let shared = Arc::new(Shared {
             inner,
             wait,
@@ -95,9 +96,8 @@ impl Coalescer {
         let timer = shared.clone();
         std::thread::Builder::new()
             .name("stopgate-batch".into())
-            .spawn(move || timer.keep_deadlines())
-            .expect("spawn the upstream batch deadline thread");
-        Coalescer { shared }
+            .spawn(move || timer.keep_deadlines())?;
+        Ok(Coalescer { shared })
     }
 }
 
@@ -114,13 +114,22 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts a request of `messages` in flight, until the guard drops.
+    fn start(self: &Arc<Self>, state: &mut State, messages: usize) -> Done {
+        state.requests += 1;
+        state.messages += messages;
+        Done {
+            shared: self.clone(),
+            messages,
+        }
+    }
+
     /// Takes the gathering batch and counts it in flight.
-    fn take(state: &mut State) -> Taken {
+    fn take(self: &Arc<Self>, state: &mut State) -> Taken {
         let pending = std::mem::take(&mut state.gathering);
         state.deadline = None;
-        state.requests += 1;
-        state.messages += pending.len();
         Taken {
+            done: self.start(state, pending.len()),
             pending,
             runtime: state.runtime.take(),
         }
@@ -145,14 +154,14 @@ impl Shared {
                             .0;
                         continue;
                     }
-                    let taken = Shared::take(&mut state);
+                    let taken = self.take(&mut state);
                     drop(state);
+                    // Always set by whoever began the batch; without one the
+                    // batch is dropped (before locking again: its `done`
+                    // takes the lock) and its callers get an error.
                     match taken.runtime.clone() {
-                        Some(rt) => {
-                            rt.spawn(self.clone().send(taken.pending));
-                        }
-                        // Unreachable: whoever starts a batch sets its runtime.
-                        None => self.finish(taken.pending.len()),
+                        Some(rt) => drop(rt.spawn(send(self.clone(), taken))),
+                        None => drop(taken),
                     }
                     state = self.lock();
                 }
@@ -165,42 +174,43 @@ impl Shared {
         s.requests -= 1;
         s.messages -= messages;
     }
+}
 
-    /// Sends one gathered batch and answers each waiting caller.
-    async fn send(self: Arc<Self>, pending: Vec<Pending>) {
-        let counted = pending.len();
-        // Also when this task is dropped (runtime shutdown) mid-request.
-        let _done = Done {
-            shared: &self,
-            messages: counted,
-        };
-        // A caller that went away before its batch left is not sent for:
-        // the same as a cancelled single send that never reached the wire.
-        let (sms, answers): (Vec<OutboundSms>, Vec<oneshot::Sender<Verdict>>) = pending
-            .into_iter()
-            .filter(|p| !p.answer.is_closed())
-            .map(|p| (p.sms, p.answer))
-            .unzip();
-        if sms.is_empty() {
-            return;
-        }
-        metrics::histogram!("stopgate_upstream_batch_size", "provider" => self.inner.name())
-            .record(sms.len() as f64);
-        let verdicts = self.inner.send_batch(&sms).await;
-        for (answer, verdict) in answers.into_iter().zip(complete(verdicts, sms.len())) {
-            // A caller that went away since is simply not answered.
-            let _ = answer.send(verdict);
-        }
+/// Sends one gathered batch and answers each waiting caller. It stays
+/// counted in flight until `taken.done` drops, also if this task is dropped
+/// (runtime shutdown) before or while it runs.
+async fn send(shared: Arc<Shared>, taken: Taken) {
+    let Taken {
+        pending,
+        done: _done,
+        ..
+    } = taken;
+    // A caller that went away before its batch left is not sent for:
+    // the same as a cancelled single send that never reached the wire.
+    let (sms, answers): (Vec<OutboundSms>, Vec<oneshot::Sender<Verdict>>) = pending
+        .into_iter()
+        .filter(|p| !p.answer.is_closed())
+        .map(|p| (p.sms, p.answer))
+        .unzip();
+    if sms.is_empty() {
+        return;
+    }
+    metrics::histogram!("stopgate_upstream_batch_size", "provider" => shared.inner.name())
+        .record(sms.len() as f64);
+    let verdicts = shared.inner.send_batch(&sms).await;
+    for (answer, verdict) in answers.into_iter().zip(complete(verdicts, sms.len())) {
+        // A caller that went away since is simply not answered.
+        let _ = answer.send(verdict);
     }
 }
 
 /// Counts a request out of flight when it ends or is dropped.
-struct Done<'a> {
-    shared: &'a Shared,
+struct Done {
+    shared: Arc<Shared>,
     messages: usize,
 }
 
-impl Drop for Done<'_> {
+impl Drop for Done {
     fn drop(&mut self) {
         self.shared.finish(self.messages);
     }
@@ -219,16 +229,14 @@ fn complete(mut verdicts: Vec<Verdict>, n: usize) -> Vec<Verdict> {
 }
 
 impl Coalescer {
-    /// Where `sms` goes: `None` at once (the pipe is idle; counted in flight
-    /// already), else the answer of the batch it joined. Synchronous, so no
-    /// lock is ever held across an await.
-    fn enter(&self, sms: &OutboundSms) -> Option<oneshot::Receiver<Verdict>> {
+    /// Where `sms` goes: the answer of the batch it joined, or (`Err`) at
+    /// once, the pipe being idle, counted in flight until the guard drops.
+    /// Synchronous, so no lock is ever held across an await.
+    fn enter(&self, sms: &OutboundSms) -> Result<oneshot::Receiver<Verdict>, Done> {
         let shared = &self.shared;
         let mut state = shared.lock();
         if state.requests == 0 && state.gathering.is_empty() {
-            state.requests += 1;
-            state.messages += 1;
-            return None;
+            return Err(shared.start(&mut state, 1));
         }
         let (tx, rx) = oneshot::channel();
         state.gathering.push(Pending {
@@ -238,17 +246,17 @@ impl Coalescer {
         let full = state.gathering.len() >= shared.max
             || state.gathering.len() + state.messages >= shared.concurrency;
         if full {
-            let taken = Shared::take(&mut state);
+            let taken = shared.take(&mut state);
             drop(state);
             // Its own task: the batch must not depend on this caller staying.
-            tokio::spawn(shared.clone().send(taken.pending));
+            tokio::spawn(send(shared.clone(), taken));
         } else if state.gathering.len() == 1 {
             state.deadline = Some(Instant::now() + shared.wait);
             state.runtime = Some(tokio::runtime::Handle::current());
             drop(state);
             shared.wake.notify_one();
         }
-        Some(rx)
+        Ok(rx)
     }
 }
 
@@ -259,23 +267,31 @@ impl Provider for Coalescer {
     }
 
     async fn send(&self, sms: &OutboundSms) -> Verdict {
-        let Some(answer) = self.enter(sms) else {
-            // Idle: at once, in this task, like a single send.
-            let shared = &self.shared;
-            let _done = Done {
-                shared,
-                messages: 1,
-            };
-            metrics::histogram!("stopgate_upstream_batch_size", "provider" => shared.inner.name())
-                .record(1.0);
-            let verdicts = shared.inner.send_batch(std::slice::from_ref(sms)).await;
-            return complete(verdicts, 1).pop().expect("one verdict");
+        let answer = match self.enter(sms) {
+            Ok(answer) => answer,
+            Err(done) => {
+                let verdict = self.at_once(sms).await;
+                // Counted in flight until here, also if this caller is dropped.
+                drop(done);
+                return verdict;
+            }
         };
         answer.await.unwrap_or_else(|_| {
             Err(ProviderError::Unavailable(
                 "the upstream batch ended without an answer".into(),
             ))
         })
+    }
+}
+
+impl Coalescer {
+    /// Idle: at once, in the caller's task, like a single send.
+    async fn at_once(&self, sms: &OutboundSms) -> Verdict {
+        let shared = &self.shared;
+        metrics::histogram!("stopgate_upstream_batch_size", "provider" => shared.inner.name())
+            .record(1.0);
+        let verdicts = shared.inner.send_batch(std::slice::from_ref(sms)).await;
+        complete(verdicts, 1).pop().expect("one verdict")
     }
 }
 
@@ -356,7 +372,7 @@ mod tests {
     async fn an_idle_send_goes_at_once_without_waiting() {
         let p = Recording::new(Duration::ZERO, Duration::ZERO);
         // A wait far longer than the test: any wait at all would show.
-        let c = Coalescer::new(p.clone(), Duration::from_secs(30), 100, 64);
+        let c = Coalescer::new(p.clone(), Duration::from_secs(30), 100, 64).unwrap();
         let started = Instant::now();
         for i in 0..3 {
             let r = c.send(&sms(i)).await.unwrap();
@@ -369,7 +385,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_sends_gather_and_each_gets_its_own_result() {
         let p = Recording::new(Duration::from_millis(50), Duration::from_millis(50));
-        let c = Coalescer::new(p.clone(), Duration::from_millis(1), 100, 64);
+        let c = Coalescer::new(p.clone(), Duration::from_millis(1), 100, 64).unwrap();
         let all: Vec<OutboundSms> = (0..20).map(sms).collect();
         let results = futures::future::join_all(all.iter().map(|m| c.send(m))).await;
         // The first alone (idle), the other 19 together.
@@ -387,7 +403,7 @@ mod tests {
     async fn a_batch_leaves_when_full() {
         let p = Recording::new(Duration::from_millis(20), Duration::from_millis(20));
         // The wait would never end: only being full sends these.
-        let c = Coalescer::new(p.clone(), Duration::from_secs(3600), 5, 64);
+        let c = Coalescer::new(p.clone(), Duration::from_secs(3600), 5, 64).unwrap();
         let all: Vec<OutboundSms> = (0..11).map(sms).collect();
         let results = futures::future::join_all(all.iter().map(|m| c.send(m))).await;
         // All but +12125550009, which this provider refuses.
@@ -400,7 +416,7 @@ mod tests {
         let p = Recording::new(Duration::from_millis(20), Duration::from_millis(20));
         // The guard lets 4 messages in at once: once 1 is in flight and 3
         // gather, no fifth can come, so waiting longer would only cost time.
-        let c = Coalescer::new(p.clone(), Duration::from_secs(3600), 100, 4);
+        let c = Coalescer::new(p.clone(), Duration::from_secs(3600), 100, 4).unwrap();
         let all: Vec<OutboundSms> = (0..4).map(sms).collect();
         let results = futures::future::join_all(all.iter().map(|m| c.send(m))).await;
         assert!(results.iter().all(Result::is_ok));
@@ -410,12 +426,7 @@ mod tests {
     #[tokio::test]
     async fn a_gathering_batch_leaves_after_the_wait() {
         let p = Recording::new(Duration::from_millis(300), Duration::ZERO);
-        let c = Arc::new(Coalescer::new(
-            p.clone(),
-            Duration::from_millis(20),
-            100,
-            64,
-        ));
+        let c = Arc::new(Coalescer::new(p.clone(), Duration::from_millis(20), 100, 64).unwrap());
         let first = tokio::spawn({
             let c = c.clone();
             async move { c.send(&sms(0)).await }
@@ -437,12 +448,7 @@ mod tests {
     #[tokio::test]
     async fn a_caller_that_went_away_is_not_sent_and_the_others_are_sent_once() {
         let p = Recording::new(Duration::from_millis(50), Duration::ZERO);
-        let c = Arc::new(Coalescer::new(
-            p.clone(),
-            Duration::from_millis(30),
-            100,
-            64,
-        ));
+        let c = Arc::new(Coalescer::new(p.clone(), Duration::from_millis(30), 100, 64).unwrap());
         let first = tokio::spawn({
             let c = c.clone();
             async move { c.send(&sms(0)).await }
@@ -468,6 +474,35 @@ mod tests {
         // Nothing left counted in flight: the next send is idle again.
         assert_eq!(c.shared.lock().requests, 0);
         assert_eq!(c.shared.lock().messages, 0);
+    }
+
+    #[test]
+    fn a_batch_whose_runtime_is_gone_is_counted_out_of_flight() {
+        let p = Recording::new(Duration::from_millis(300), Duration::ZERO);
+        let c = Arc::new(Coalescer::new(p.clone(), Duration::from_millis(50), 100, 64).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let first = c.clone();
+            tokio::spawn(async move { first.send(&sms(0)).await });
+            while p.calls.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+            let second = c.clone();
+            tokio::spawn(async move { second.send(&sms(1)).await });
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(c.shared.lock().gathering.len(), 1);
+        });
+        // Gone mid-request and mid-gathering; the deadline then finds no
+        // runtime to send on.
+        drop(rt);
+        std::thread::sleep(Duration::from_millis(200));
+        let state = c.shared.lock();
+        assert_eq!((state.requests, state.messages), (0, 0));
+        assert!(state.gathering.is_empty());
+        assert_eq!(p.calls.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -85,13 +85,13 @@ pub fn from_config(
     public_base_url: &str,
 ) -> anyhow::Result<(Arc<dyn Provider>, Option<smpp::Sessions>)> {
     let mut sessions = None;
-    let coalesce = |p: Arc<dyn batch::BatchProvider>| -> Arc<dyn Provider> {
-        Arc::new(batch::Coalescer::new(
+    let coalesce = |p: Arc<dyn batch::BatchProvider>| -> anyhow::Result<Arc<dyn Provider>> {
+        Ok(Arc::new(batch::Coalescer::new(
             p,
             Duration::from_micros(cfg.batch_wait_us),
             cfg.batch_max,
             cfg.concurrency,
-        ))
+        )?))
     };
     let coalescing = cfg.batch_wait_us > 0;
     let adapter: Arc<dyn Provider> = match cfg.kind {
@@ -99,7 +99,7 @@ pub fn from_config(
         UpstreamKind::Http => {
             let p = Arc::new(http::HttpProvider::new(cfg)?);
             if coalescing && !cfg.batch_url.is_empty() {
-                coalesce(p)
+                coalesce(p)?
             } else {
                 p
             }
@@ -111,7 +111,7 @@ pub fn from_config(
         UpstreamKind::Cm => {
             let p = Arc::new(cm::CmProvider::new(cfg)?);
             if coalescing {
-                coalesce(p)
+                coalesce(p)?
             } else {
                 p
             }
