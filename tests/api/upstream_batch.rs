@@ -293,7 +293,8 @@ async fn an_idle_send_goes_alone_and_does_not_wait() {
     let mock = BatchMock::start().await;
     let app = cm_app(&mock, |_| {}).await;
     let mut fastest = Duration::MAX;
-    for i in 0..20 {
+    // The fastest of many, so that a busy machine does not decide it.
+    for i in 0..50 {
         let started = Instant::now();
         let r = send_many_one(&app, i).await;
         assert_eq!(r["status"], "sent", "{r}");
@@ -302,7 +303,7 @@ async fn an_idle_send_goes_alone_and_does_not_wait() {
         assert_eq!(last.messages().len(), 1);
         fastest = fastest.min(last.at - started);
     }
-    assert_eq!(mock.seen().len(), 20, "one request per idle message");
+    assert_eq!(mock.seen().len(), 50, "one request per idle message");
     // A gathered message waits its full batch_wait_us (1 ms) before leaving.
     assert!(
         fastest < Duration::from_micros(1000),
