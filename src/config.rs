@@ -358,6 +358,15 @@ pub struct UpstreamConfig {
     pub breaker: BreakerConfig,
     /// The SMSC, for `kind = "smpp"`.
     pub smpp: UpstreamSmppConfig,
+    /// Providers with a batch call (CM; `http` with `batch_url`): while a
+    /// request is in flight, concurrent messages gather at most this long
+    /// and go as one request. 0: one request per message.
+    pub batch_wait_us: u64,
+    /// The most messages in one batch request.
+    pub batch_max: usize,
+    /// `kind = "http"`: the provider's batch endpoint (docs/http-batch.md).
+    /// Unset: no batch form, one request per message to `url`.
+    pub batch_url: String,
 }
 
 impl Default for UpstreamConfig {
@@ -378,6 +387,9 @@ impl Default for UpstreamConfig {
             connect_retries: 1,
             breaker: BreakerConfig::default(),
             smpp: UpstreamSmppConfig::default(),
+            batch_wait_us: 500,
+            batch_max: 100,
+            batch_url: String::new(),
         }
     }
 }

@@ -3,12 +3,16 @@
 //! It speaks stopgate's generic `http` upstream format (DESIGN.md §4):
 //! `POST /messages` (any path but `/stats`) with `Authorization: Bearer
 //! {token}` and `{"to", "from", "body", "reference"}`, answered `200
-//! {"id": "mock-<n>"}`. It stores nothing and logs nothing, so that what the
-//! benchmark measures is the thing in front of it, not the mock.
+//! {"id": "mock-<n>"}`; and its batch form (docs/http-batch.md) on the same
+//! paths: `{"messages": [{"to", "from", "body", "reference"}, ...]}`,
+//! answered `200 {"results": [{"reference", "id": "mock-<n>"}, ...]}`. It
+//! stores nothing and logs nothing, so that what the benchmark measures is
+//! the thing in front of it, not the mock.
 //!
 //! `GET /stats` returns `{"accepted", "unauthorized", "malformed", "hooks",
-//! "hook_events"}` so the harness can check that every message it counted
-//! really arrived.
+//! "hook_events", "requests"}` so the harness can check that every message
+//! it counted really arrived (`accepted` counts messages, `requests` the
+//! requests that carried them).
 //!
 //! It is also the application's webhook receiver for the outbox benchmark:
 //! `POST /hook` counts deliveries (`hooks`) and distinct
@@ -39,6 +43,8 @@ struct Mock {
     /// `Bearer {token}`, or `None` to accept any Authorization.
     expected_auth: Option<Vec<u8>>,
     accepted: AtomicU64,
+    /// Send requests answered 2xx (a batch is one).
+    requests: AtomicU64,
     unauthorized: AtomicU64,
     malformed: AtomicU64,
     /// Webhook deliveries answered, and their distinct event ids.
@@ -62,6 +68,13 @@ struct Sms<'a> {
     reference: std::borrow::Cow<'a, str>,
 }
 
+/// The batch form.
+#[derive(Deserialize)]
+struct Batch<'a> {
+    #[serde(borrow)]
+    messages: Vec<Sms<'a>>,
+}
+
 async fn send(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(expected) = &mock.expected_auth {
         let ok = headers
@@ -72,18 +85,36 @@ async fn send(State(mock): State<Arc<Mock>>, headers: HeaderMap, body: Bytes) ->
             return (StatusCode::UNAUTHORIZED, "bad token").into_response();
         }
     }
-    if serde_json::from_slice::<Sms>(&body).is_err() {
-        mock.malformed.fetch_add(1, Ordering::Relaxed);
+    if serde_json::from_slice::<Sms>(&body).is_ok() {
+        let n = mock.accepted.fetch_add(1, Ordering::Relaxed);
+        mock.requests.fetch_add(1, Ordering::Relaxed);
         return (
-            StatusCode::BAD_REQUEST,
-            "expected {to, from, body, reference}",
+            [(header::CONTENT_TYPE, "application/json")],
+            format!("{{\"id\":\"mock-{n}\"}}"),
         )
             .into_response();
     }
-    let n = mock.accepted.fetch_add(1, Ordering::Relaxed);
+    let Ok(batch) = serde_json::from_slice::<Batch>(&body) else {
+        mock.malformed.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::BAD_REQUEST,
+            "expected {to, from, body, reference} or {messages: [...]}",
+        )
+            .into_response();
+    };
+    let first = mock
+        .accepted
+        .fetch_add(batch.messages.len() as u64, Ordering::Relaxed);
+    mock.requests.fetch_add(1, Ordering::Relaxed);
+    let results: Vec<serde_json::Value> = batch
+        .messages
+        .iter()
+        .zip(first..)
+        .map(|(m, n)| serde_json::json!({"reference": m.reference, "id": format!("mock-{n}")}))
+        .collect();
     (
         [(header::CONTENT_TYPE, "application/json")],
-        format!("{{\"id\":\"mock-{n}\"}}"),
+        serde_json::json!({ "results": results }).to_string(),
     )
         .into_response()
 }
@@ -120,12 +151,13 @@ async fn stats(State(mock): State<Arc<Mock>>) -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
         format!(
-            "{{\"accepted\":{},\"unauthorized\":{},\"malformed\":{},\"hooks\":{},\"hook_events\":{}}}",
+            "{{\"accepted\":{},\"unauthorized\":{},\"malformed\":{},\"hooks\":{},\"hook_events\":{},\"requests\":{}}}",
             mock.accepted.load(Ordering::Relaxed),
             mock.unauthorized.load(Ordering::Relaxed),
             mock.malformed.load(Ordering::Relaxed),
             mock.hooks.load(Ordering::Relaxed),
             hook_events,
+            mock.requests.load(Ordering::Relaxed),
         ),
     )
         .into_response()
@@ -183,6 +215,7 @@ fn main() {
     let mock = Arc::new(Mock {
         expected_auth: args.token.map(|t| format!("Bearer {t}").into_bytes()),
         accepted: AtomicU64::new(0),
+        requests: AtomicU64::new(0),
         unauthorized: AtomicU64::new(0),
         malformed: AtomicU64::new(0),
         hooks: AtomicU64::new(0),

@@ -303,6 +303,46 @@ pub(super) fn validate_upstream(u: &UpstreamConfig) -> Result<(), ConfigError> {
             "timeouts must be at least 1 ms",
         ));
     }
+    validate_batching(u)
+}
+
+/// Most messages in one batch request; CM takes many `msg` entries, and a
+/// bigger request only makes one failure cost more messages.
+pub const MAX_BATCH: usize = 1000;
+
+fn validate_batching(u: &UpstreamConfig) -> Result<(), ConfigError> {
+    if u.batch_wait_us > 1000 {
+        return Err(ConfigError::new(
+            "upstream.batch_wait_us",
+            format!(
+                "{} is too long: a message waits at most 1000 µs for others to share its request (0: no coalescing)",
+                u.batch_wait_us
+            ),
+        ));
+    }
+    if !(1..=MAX_BATCH).contains(&u.batch_max) {
+        return Err(ConfigError::new(
+            "upstream.batch_max",
+            format!("must be 1 to {MAX_BATCH} messages per request"),
+        ));
+    }
+    if u.batch_url.is_empty() {
+        return Ok(());
+    }
+    if u.kind != UpstreamKind::Http {
+        return Err(ConfigError::new(
+            "upstream.batch_url",
+            "only for kind = \"http\" (CM batches on its own endpoint; Twilio and Vonage have no batch call)",
+        ));
+    }
+    let url = reqwest::Url::parse(&u.batch_url)
+        .map_err(|e| ConfigError::new("upstream.batch_url", format!("{:?}: {e}", u.batch_url)))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            "upstream.batch_url",
+            "must be an http(s) URL with a host",
+        ));
+    }
     Ok(())
 }
 
@@ -431,6 +471,32 @@ mod tests {
         .is_ok());
         let e = settings("[upstream.breaker]\nfailure_ratio = 0").unwrap_err();
         assert_eq!(e.key, "upstream.breaker.failure_ratio");
+    }
+
+    #[test]
+    fn batching_keys_are_bounded() {
+        let http = "[upstream]\nkind = \"http\"\nurl = \"http://127.0.0.1:9000/messages\"\n";
+        assert!(settings(&format!("{http}batch_wait_us = 1000\nbatch_max = 1000")).is_ok());
+        assert!(settings(&format!("{http}batch_wait_us = 0\nbatch_max = 1")).is_ok());
+        let e = settings(&format!("{http}batch_wait_us = 1001")).unwrap_err();
+        assert_eq!(e.key, "upstream.batch_wait_us");
+        assert!(e.message.contains("1000 µs"), "{e}");
+        for max in [0, 1001] {
+            let e = settings(&format!("{http}batch_max = {max}")).unwrap_err();
+            assert_eq!(e.key, "upstream.batch_max", "{max}");
+        }
+        assert!(settings(&format!(
+            "{http}batch_url = \"http://127.0.0.1:9000/batch\""
+        ))
+        .is_ok());
+        let e = settings(&format!("{http}batch_url = \"ftp://x/batch\"")).unwrap_err();
+        assert_eq!(e.key, "upstream.batch_url");
+        let e = settings(
+            "[upstream]\nkind = \"cm\"\nproduct_token = \"t\"\nbatch_url = \"http://127.0.0.1:9000/b\"",
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "upstream.batch_url");
+        assert!(e.message.contains("only for kind"), "{e}");
     }
 
     #[test]

@@ -7,10 +7,18 @@
 //! The answer carries `errorCode` for the request and `messageErrorCode` /
 //! `status` ("Accepted" | "Rejected") per message. CM returns no message id
 //! of its own: status reports carry our `reference`, so that is the provider id.
+//!
+//! Batch form (coalesced messages, `upstream.batch_wait_us` > 0): the same
+//! request with many `msg` entries. The answer's `messages[]` are matched
+//! back by `reference`, never by position while references are present; a
+//! message without a verdict in the answer is a protocol error of its own.
+
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::batch::BatchProvider;
 use super::{
     base_url, clip, common_status_error, http_client, send_once, Accepted, OutboundSms, Provider,
     ProviderError,
@@ -36,7 +44,7 @@ struct Envelope<'a> {
 
 #[derive(Serialize)]
 struct Messages<'a> {
-    msg: [Msg<'a>; 1],
+    msg: Vec<Msg<'a>>,
 }
 
 #[derive(Serialize)]
@@ -113,36 +121,61 @@ fn request_error(code: i64, details: &str) -> ProviderError {
     }
 }
 
-#[async_trait]
-impl Provider for CmProvider {
-    fn name(&self) -> &'static str {
-        "cm"
+type Verdict = Result<Accepted, ProviderError>;
+
+impl CmProvider {
+    /// One request for all of `batch`; one verdict per message, in order.
+    async fn send_many(&self, batch: &[OutboundSms]) -> Vec<Verdict> {
+        let mut verdicts: Vec<Option<Verdict>> = vec![None; batch.len()];
+        let mut msgs = Vec::with_capacity(batch.len());
+        let mut sent = Vec::with_capacity(batch.len());
+        for (i, sms) in batch.iter().enumerate() {
+            let parts = analyze(&sms.body).segments;
+            if parts > MAX_PARTS {
+                verdicts[i] = Some(Err(ProviderError::Rejected {
+                    code: "too_many_parts".into(),
+                    message: format!("{parts} SMS parts; CM sends at most {MAX_PARTS}"),
+                }));
+                continue;
+            }
+            msgs.push(Msg {
+                allowed_channels: ["SMS"],
+                from: &sms.from,
+                // CM's documented number format: 00, country code, number.
+                to: [Number {
+                    number: format!("00{}", &sms.to.as_str()[1..]),
+                }],
+                body: Body { content: &sms.body },
+                reference: sms.id.as_str(),
+                dcs: (sms.encoding == Encoding::Ucs2).then_some(8),
+                maximum_number_of_message_parts: parts.max(1),
+            });
+            sent.push(i);
+        }
+        if !msgs.is_empty() {
+            let references: Vec<&str> = msgs.iter().map(|m| m.reference).collect();
+            let answers = self.request(Envelope {
+                messages: Messages { msg: msgs },
+            });
+            let answers = match answers.await {
+                Ok((answer, details)) => match_verdicts(&references, answer, &details),
+                Err(e) => vec![Err(e); references.len()],
+            };
+            for (i, verdict) in sent.into_iter().zip(answers) {
+                verdicts[i] = Some(verdict);
+            }
+        }
+        verdicts
+            .into_iter()
+            .map(|v| v.unwrap_or_else(|| Err(ProviderError::Protocol("no verdict".into()))))
+            .collect()
     }
 
-    async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
-        let parts = analyze(&sms.body).segments;
-        if parts > MAX_PARTS {
-            return Err(ProviderError::Rejected {
-                code: "too_many_parts".into(),
-                message: format!("{parts} SMS parts; CM sends at most {MAX_PARTS}"),
-            });
-        }
-        let envelope = Envelope {
-            messages: Messages {
-                msg: [Msg {
-                    allowed_channels: ["SMS"],
-                    from: &sms.from,
-                    // CM's documented number format: 00, country code, number.
-                    to: [Number {
-                        number: format!("00{}", &sms.to.as_str()[1..]),
-                    }],
-                    body: Body { content: &sms.body },
-                    reference: sms.id.as_str(),
-                    dcs: (sms.encoding == Encoding::Ucs2).then_some(8),
-                    maximum_number_of_message_parts: parts.max(1),
-                }],
-            },
-        };
+    /// The request; its per-message answers, or the error of the whole request.
+    async fn request(
+        &self,
+        envelope: Envelope<'_>,
+    ) -> Result<(Vec<MessageAnswer>, String), ProviderError> {
         let request = self
             .client
             .post(&self.url)
@@ -158,18 +191,155 @@ impl Provider for CmProvider {
             ProviderError::Protocol(format!("HTTP {status} without CM's JSON: {}", clip(&text)))
         })?;
         let details = answer.details.unwrap_or_default();
-        let Some(msg) = answer.messages.into_iter().next() else {
+        if answer.messages.is_empty() {
             // No per-message verdict: the whole request was refused.
             return Err(request_error(answer.error_code, &details));
-        };
-        if msg.status.eq_ignore_ascii_case("accepted") && msg.message_error_code == 0 {
-            return Ok(Accepted {
-                provider_id: msg.reference.unwrap_or_else(|| sms.id.to_string()),
-            });
         }
-        Err(ProviderError::Rejected {
-            code: msg.message_error_code.to_string(),
-            message: clip(&msg.message_details.unwrap_or(details)),
-        })
+        Ok((answer.messages, details))
+    }
+}
+
+/// CM's per-message answers matched back to our messages (their
+/// references, in request order). One message and one answer: that answer,
+/// as ever. Otherwise by `reference`; by position only when no answer
+/// carries a reference and the counts agree.
+fn match_verdicts(references: &[&str], answers: Vec<MessageAnswer>, details: &str) -> Vec<Verdict> {
+    let missing = || {
+        Err(ProviderError::Protocol(
+            "CM's answer has no verdict for this message".into(),
+        ))
+    };
+    if references.len() == 1 && answers.len() == 1 {
+        let answer = answers.into_iter().next().expect("one answer");
+        return vec![verdict(answer, references[0], details)];
+    }
+    if answers.iter().any(|a| a.reference.is_some()) {
+        let mut by_reference: HashMap<String, MessageAnswer> = HashMap::new();
+        for a in answers {
+            if let Some(r) = a.reference.clone() {
+                by_reference.entry(r).or_insert(a);
+            }
+        }
+        return references
+            .iter()
+            .map(|r| match by_reference.remove(*r) {
+                Some(a) => verdict(a, r, details),
+                None => missing(),
+            })
+            .collect();
+    }
+    if answers.len() == references.len() {
+        return answers
+            .into_iter()
+            .zip(references)
+            .map(|(a, r)| verdict(a, r, details))
+            .collect();
+    }
+    references.iter().map(|_| missing()).collect()
+}
+
+fn verdict(msg: MessageAnswer, reference: &str, details: &str) -> Verdict {
+    if msg.status.eq_ignore_ascii_case("accepted") && msg.message_error_code == 0 {
+        return Ok(Accepted {
+            provider_id: msg.reference.unwrap_or_else(|| reference.to_string()),
+        });
+    }
+    Err(ProviderError::Rejected {
+        code: msg.message_error_code.to_string(),
+        message: clip(&msg.message_details.unwrap_or_else(|| details.to_string())),
+    })
+}
+
+#[async_trait]
+impl Provider for CmProvider {
+    fn name(&self) -> &'static str {
+        "cm"
+    }
+
+    /// The single-message request (no coalescing): a batch of one.
+    async fn send(&self, sms: &OutboundSms) -> Result<Accepted, ProviderError> {
+        self.send_many(std::slice::from_ref(sms))
+            .await
+            .pop()
+            .expect("one verdict per message")
+    }
+}
+
+#[async_trait]
+impl BatchProvider for CmProvider {
+    fn name(&self) -> &'static str {
+        "cm"
+    }
+
+    async fn send_batch(&self, batch: &[OutboundSms]) -> Vec<Verdict> {
+        self.send_many(batch).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(v: serde_json::Value) -> Vec<MessageAnswer> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn accepted(r: &str) -> serde_json::Value {
+        serde_json::json!({"status": "Accepted", "reference": r, "messageErrorCode": 0})
+    }
+
+    #[test]
+    fn verdicts_follow_references_not_positions() {
+        let refused = serde_json::json!({"status": "Rejected", "reference": "b",
+            "messageErrorCode": 303, "messageDetails": "not a number"});
+        let v = match_verdicts(
+            &["a", "b", "c"],
+            answers(serde_json::json!([accepted("c"), refused, accepted("a")])),
+            "",
+        );
+        assert_eq!(v[0].as_ref().unwrap().provider_id, "a");
+        assert!(
+            matches!(&v[1], Err(ProviderError::Rejected { code, .. }) if code == "303"),
+            "{:?}",
+            v[1]
+        );
+        assert_eq!(v[2].as_ref().unwrap().provider_id, "c");
+    }
+
+    #[test]
+    fn a_message_without_a_verdict_is_a_protocol_error_of_its_own() {
+        let v = match_verdicts(
+            &["a", "b"],
+            answers(serde_json::json!([accepted("a"), accepted("zz")])),
+            "",
+        );
+        assert!(v[0].is_ok());
+        assert!(
+            matches!(v[1], Err(ProviderError::Protocol(_))),
+            "{:?}",
+            v[1]
+        );
+    }
+
+    #[test]
+    fn without_references_only_matching_counts_go_by_position() {
+        let plain = || serde_json::json!({"status": "Accepted", "messageErrorCode": 0});
+        let v = match_verdicts(
+            &["a", "b"],
+            answers(serde_json::json!([plain(), plain()])),
+            "",
+        );
+        assert_eq!(v[0].as_ref().unwrap().provider_id, "a");
+        assert_eq!(v[1].as_ref().unwrap().provider_id, "b");
+        let v = match_verdicts(&["a", "b"], answers(serde_json::json!([plain()])), "");
+        assert!(v
+            .iter()
+            .all(|r| matches!(r, Err(ProviderError::Protocol(_)))));
+    }
+
+    #[test]
+    fn one_message_takes_its_one_answer_as_before() {
+        let v = match_verdicts(&["a"], answers(serde_json::json!([accepted("echo")])), "");
+        assert_eq!(v[0].as_ref().unwrap().provider_id, "echo");
     }
 }

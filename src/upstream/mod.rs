@@ -1,6 +1,7 @@
 //! Providers that actually deliver SMS. Only this module knows a provider's
 //! wire format; the rest of stopgate sees [`Provider`].
 
+pub mod batch;
 pub mod breaker;
 pub mod cm;
 pub mod guard;
@@ -76,20 +77,45 @@ pub trait Provider: Send + Sync + 'static {
 /// take a delivery-report URL per message get theirs under
 /// `public_base_url` (Twilio's `StatusCallback`: `/dlr/twilio`). The SMPP
 /// upstream comes with its sessions, for the app to start
-/// ([`smpp::Sessions::start`]).
+/// ([`smpp::Sessions::start`]). Adapters with a batch call (CM; `http`
+/// with `batch_url`) get the [`batch::Coalescer`] between the guard and
+/// them, unless `batch_wait_us` is 0.
 pub fn from_config(
     cfg: &UpstreamConfig,
     public_base_url: &str,
 ) -> anyhow::Result<(Arc<dyn Provider>, Option<smpp::Sessions>)> {
     let mut sessions = None;
+    let coalesce = |p: Arc<dyn batch::BatchProvider>| -> anyhow::Result<Arc<dyn Provider>> {
+        Ok(Arc::new(batch::Coalescer::new(
+            p,
+            Duration::from_micros(cfg.batch_wait_us),
+            cfg.batch_max,
+            cfg.concurrency,
+        )?))
+    };
+    let coalescing = cfg.batch_wait_us > 0;
     let adapter: Arc<dyn Provider> = match cfg.kind {
         UpstreamKind::Log => Arc::new(log::LogProvider),
-        UpstreamKind::Http => Arc::new(http::HttpProvider::new(cfg)?),
+        UpstreamKind::Http => {
+            let p = Arc::new(http::HttpProvider::new(cfg)?);
+            if coalescing && !cfg.batch_url.is_empty() {
+                coalesce(p)?
+            } else {
+                p
+            }
+        }
         UpstreamKind::Twilio => Arc::new(twilio::TwilioProvider::new(
             cfg,
             format!("{}/dlr/twilio", public_base_url.trim_end_matches('/')),
         )?),
-        UpstreamKind::Cm => Arc::new(cm::CmProvider::new(cfg)?),
+        UpstreamKind::Cm => {
+            let p = Arc::new(cm::CmProvider::new(cfg)?);
+            if coalescing {
+                coalesce(p)?
+            } else {
+                p
+            }
+        }
         UpstreamKind::Vonage => Arc::new(vonage::VonageProvider::new(cfg)?),
         UpstreamKind::Smpp => {
             let (provider, s) = smpp::SmppProvider::new(cfg)?;

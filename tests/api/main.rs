@@ -30,4 +30,5 @@ mod store_faults;
 mod suppressions;
 mod timeouts;
 mod twilio_front;
+mod upstream_batch;
 mod webhooks;
