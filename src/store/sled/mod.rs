@@ -67,6 +67,7 @@ mod record_codec;
 mod review;
 mod subjects;
 mod suppressions;
+mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,8 @@ struct Shared {
     /// `None` while the database is being reopened.
     live: RwLock<Option<Arc<Live>>>,
     recovering: AtomicBool,
+    /// Shares transactions between concurrent suppression changes.
+    events: writer::EventWriter,
 }
 
 /// One open database and its trees.
@@ -219,13 +222,14 @@ impl SledStore {
         let live = Live::open(path, cache_mb, chunk, round)?;
         metrics::gauge!("stopgate_store_up").set(1.0);
         Ok(SledStore {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|shared| Shared {
                 path: path.to_path_buf(),
                 cache_mb,
                 chunk,
                 round,
                 live: RwLock::new(Some(Arc::new(live))),
                 recovering: AtomicBool::new(false),
+                events: writer::EventWriter::start(shared.clone()),
             }),
         })
     }
@@ -243,7 +247,11 @@ impl SledStore {
 
     /// Runs `f` on the open database; a storage error starts a reopen.
     fn with<T>(&self, f: impl FnOnce(&Live) -> Result<T>) -> Result<T> {
-        let outcome = f(&*self.live()?);
+        self.noticed(f(&*self.live()?))
+    }
+
+    /// `outcome`, after starting a reopen if it is a storage error.
+    fn noticed<T>(&self, outcome: Result<T>) -> Result<T> {
         if let Err(StoreError::Unavailable(e)) = &outcome {
             self.failed(e);
         }

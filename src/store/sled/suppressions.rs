@@ -57,12 +57,12 @@ fn optout_counters(event: &Event) -> Vec<Vec<u8>> {
 }
 
 /// Event batches above this size (imports) run off the async worker.
-const BIG_BATCH: usize = 64;
+pub(super) const BIG_BATCH: usize = 64;
 
 impl Live {
     /// Applies events in one transaction, with the outbox entries of those
     /// that change a state (see `SuppressionStore::record_notifying`).
-    fn record_batch(&self, changes: &[(Event, Vec<Notification>)]) -> Result<Vec<bool>> {
+    pub(super) fn record_batch(&self, changes: &[(Event, Vec<Notification>)]) -> Result<Vec<bool>> {
         struct Prepared {
             state_key: Vec<u8>,
             /// Held by a bulk import (only asked when there is no row of its
@@ -236,12 +236,11 @@ impl SuppressionStore for SledStore {
     }
 
     async fn record_notifying(&self, changes: &[(Event, Vec<Notification>)]) -> Result<Vec<bool>> {
-        self.with(|s| {
-            if changes.len() > BIG_BATCH {
-                return super::off_the_worker(|| s.record_batch(changes));
-            }
-            s.record_batch(changes)
-        })
+        if changes.len() > BIG_BATCH {
+            return self.with(|s| super::off_the_worker(|| s.record_batch(changes)));
+        }
+        let outcome = self.shared.events.submit(changes.to_vec()).await;
+        self.noticed(outcome)
     }
 
     async fn events(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<Event>> {
