@@ -141,6 +141,14 @@ impl OutboxStore for SledStore {
     async fn enqueue(&self, notifications: &[Notification]) -> Result<()> {
         self.with(|s| {
             let now = now_millis();
+            // One item (a STOP's confirmation) is a plain insert: a batch
+            // takes sled's process-wide write lock and writes out the log's
+            // I/O buffer, which one per STOP made the STOP storm pay for.
+            if let [n] = notifications {
+                let (k, v) = s.outbox_entry(n, now)?;
+                s.outbox.insert(k, v)?;
+                return Ok(());
+            }
             let mut batch = sled::Batch::default();
             for n in notifications {
                 let (k, v) = s.outbox_entry(n, now)?;
