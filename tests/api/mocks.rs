@@ -154,6 +154,24 @@ impl ProviderMock {
     }
 }
 
+/// A request being answered, counted in `count` (and its peak in `max`)
+/// until dropped: even when the client gives up and the handler is dropped.
+pub struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    pub fn enter(count: &'a AtomicUsize, max: &AtomicUsize) -> InFlight<'a> {
+        let now = count.fetch_add(1, Ordering::SeqCst) + 1;
+        max.fetch_max(now, Ordering::SeqCst);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let app = Router::new().fallback(handle).with_state(shared);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -166,16 +184,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    // Decrements even when the client gives up and the handler is dropped.
-    struct Leave<'a>(&'a AtomicUsize);
-    impl Drop for Leave<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    let _leave = Leave(&shared.in_flight);
+    let _in_flight = InFlight::enter(&shared.in_flight, &shared.max_in_flight);
     shared.recorded.lock().unwrap().push(Recorded {
         method,
         path: uri.path().to_string(),

@@ -115,15 +115,7 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    struct Leave<'a>(&'a AtomicUsize);
-    impl Drop for Leave<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    let _leave = Leave(&shared.in_flight);
+    let _in_flight = crate::mocks::InFlight::enter(&shared.in_flight, &shared.max_in_flight);
     let seen = Seen {
         path: uri.path().to_string(),
         auth: headers
