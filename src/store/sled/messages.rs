@@ -1,5 +1,5 @@
 //! Message records in sled: `message_records`, tenant·id (16 bytes,
-//! big-endian: sorted by creation) → JSON record; and
+//! big-endian: sorted by creation) → the record (`record_codec.rs`); and
 //! `message_records_by_provider`, provider·provider id → tenant·id.
 //!
 //! Keyed by tenant first, a tenant's listing reads the records themselves,
@@ -74,7 +74,8 @@ pub(super) fn provider_keys(r: &MessageRecord) -> Vec<Vec<u8>> {
 /// `messages_by_tenant` and `messages_by_provider` beside it) into
 /// `message_records`, then drops the old trees. Each record is written
 /// under its new key before its old key is removed, so a crash midway
-/// loses none and the next open carries on. Returns how many it moved.
+/// loses none and the next open carries on. The values move as they are
+/// (JSON, which `record_codec` still reads). Returns how many it moved.
 pub(super) fn migrate(
     db: &sled::Db,
     records: &sled::Tree,

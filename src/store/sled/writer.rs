@@ -79,54 +79,54 @@ fn run(store: Weak<Shared>, jobs: mpsc::Receiver<Job>, transactions: Arc<AtomicU
                 Err(_) => break,
             }
         }
-        // Callers that gave up (a cancelled request) are left out.
-        batch.retain(|(_, reply)| !reply.is_closed());
+        // A caller that gave up (its request cancelled) is still written:
+        // a STOP that reached us is honoured, whether or not its sender
+        // heard the answer.
         let Some(shared) = store.upgrade() else {
             return;
         };
-        // Not `SledStore::with`: a storage error starts the reopen from the
-        // caller's side (`SledStore::noticed`), on its runtime.
-        let store = SledStore { shared };
-        let live = match store.live() {
-            Ok(live) => live,
-            Err(e) => {
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(copy(&e)));
-                }
-                continue;
-            }
-        };
-        let all: Changes = batch.iter().flat_map(|(c, _)| c.iter().cloned()).collect();
-        let started = std::time::Instant::now();
-        let outcome = live.record_batch(&all);
-        metrics::histogram!("stopgate_store_batch_seconds", "writer" => "events")
-            .record(started.elapsed().as_secs_f64());
-        metrics::histogram!("stopgate_store_batch_size", "writer" => "events")
-            .record(all.len() as f64);
-        match outcome {
-            Ok(changed) => {
-                transactions.fetch_add(1, Ordering::SeqCst);
-                let mut changed = changed.into_iter();
-                for (changes, reply) in batch {
-                    let mine = changed.by_ref().take(changes.len()).collect();
-                    let _ = reply.send(Ok(mine));
-                }
-            }
-            // Nothing of a failed transaction was written. Alone, each call
-            // gets its own outcome: one corrupt row fails only its caller.
-            Err(_) if batch.len() > 1 => {
-                for (changes, reply) in batch {
-                    let outcome = live.record_batch(&changes);
-                    transactions.fetch_add(1, Ordering::SeqCst);
-                    let _ = reply.send(outcome);
-                }
-            }
-            Err(e) => {
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(copy(&e)));
-                }
-            }
+        let outcomes = write(&SledStore { shared }, &batch, &transactions);
+        // The store is let go before anyone is answered, so a caller that
+        // drops it next finds it closed.
+        for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+            let _ = reply.send(outcome);
         }
+    }
+}
+
+/// One outcome per job of `batch`, in one transaction if it can be.
+fn write(store: &SledStore, batch: &[Job], transactions: &AtomicU64) -> Vec<Result<Vec<bool>>> {
+    // Not `SledStore::with`: a storage error starts the reopen from the
+    // caller's side (`SledStore::noticed`), on its runtime.
+    let live = match store.live() {
+        Ok(live) => live,
+        Err(e) => return batch.iter().map(|_| Err(copy(&e))).collect(),
+    };
+    let all: Changes = batch.iter().flat_map(|(c, _)| c.iter().cloned()).collect();
+    let started = std::time::Instant::now();
+    let outcome = live.record_batch(&all);
+    metrics::histogram!("stopgate_store_batch_seconds", "writer" => "events")
+        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("stopgate_store_batch_size", "writer" => "events").record(all.len() as f64);
+    match outcome {
+        Ok(changed) => {
+            transactions.fetch_add(1, Ordering::SeqCst);
+            let mut changed = changed.into_iter();
+            batch
+                .iter()
+                .map(|(changes, _)| Ok(changed.by_ref().take(changes.len()).collect()))
+                .collect()
+        }
+        // Nothing of a failed transaction was written. Alone, each call
+        // gets its own outcome: one corrupt row fails only its caller.
+        Err(_) if batch.len() > 1 => batch
+            .iter()
+            .map(|(changes, _)| {
+                transactions.fetch_add(1, Ordering::SeqCst);
+                live.record_batch(changes)
+            })
+            .collect(),
+        Err(e) => vec![Err(e)],
     }
 }
 
