@@ -82,11 +82,10 @@ impl<W: BatchWork> Batcher<W> {
                         Err(_) => break,
                     }
                 }
-                // Callers that gave up (a cancelled request) are left out.
-                jobs.retain(|(_, reply)| !reply.is_closed());
-                if jobs.is_empty() {
-                    continue;
-                }
+                // A caller that gave up (its request cancelled) is still
+                // written: a STOP that reached us is honoured, whether or not
+                // its sender heard the answer, and a link or record more is
+                // harmless.
                 let reqs: Vec<&W::Req> = jobs.iter().map(|(r, _)| r).collect();
                 let started = Instant::now();
                 let outcome = retrying(|| work.run(&reqs)).await;
