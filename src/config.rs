@@ -1458,6 +1458,7 @@ api_key = "sk_acme_123"
                 .merge(Toml::string(&format!("[server]\nruntime = {v:?}\n")))
                 .extract::<Config>()
                 .map(|c| c.server.runtime)
+                .map_err(Box::new)
         };
         assert_eq!(Config::default().server.runtime, RuntimeMode::MultiThread);
         assert_eq!(runtime("multi_thread").unwrap(), RuntimeMode::MultiThread);
