@@ -4,6 +4,14 @@
 //! Shutdown: on the signal every listener stops accepting, in-flight requests
 //! get `server.shutdown_grace_secs` to finish (SMPP binds are answered, then
 //! unbound; an SMPP upstream unbinds last), then the store is flushed.
+//!
+//! `server.runtime = "per_core"`: the caller's runtime is core 0 and runs
+//! everything as usual; each other core gets an OS thread with its own
+//! current-thread runtime serving its own API and public listeners (one
+//! `SO_REUSEPORT` group per address, so the kernel spreads connections) on the
+//! same [`AppState`]. Background work (outbox, scheduler, purges, SMPP) stays
+//! on core 0. The upstream has one adapter per core (see
+//! [`upstream::percore`]) behind the one guard.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,11 +21,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::config::Settings;
+use crate::config::{RuntimeMode, Settings};
 use crate::domain::{PhoneNumber, Tenant, TenantId};
 use crate::http::{self, error::ApiError, serve};
 use crate::inbound::Inbound;
@@ -64,6 +72,9 @@ pub struct App {
     smpp: Option<(TcpListener, Option<tokio_rustls::TlsAcceptor>, Arc<Front>)>,
     /// The SMSC sessions of an SMPP upstream.
     smpp_upstream: Option<upstream::smpp::Sessions>,
+    /// Per core: the API and public listeners of cores 1.., deregistered
+    /// from this runtime so that each core registers its own.
+    cores: Vec<(std::net::TcpListener, std::net::TcpListener)>,
 }
 
 impl App {
@@ -83,8 +94,16 @@ impl App {
         let store = store::open(&cfg.storage)
             .await
             .with_context(|| format!("opening the store ({})", cfg.storage.describe()))?;
+        let cores = match cfg.server.runtime {
+            RuntimeMode::MultiThread => None,
+            RuntimeMode::PerCore => Some(
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+            ),
+        };
         let (provider, smpp_upstream) =
-            upstream::from_config(&cfg.upstream, &settings.public_base_url)?;
+            upstream::from_config(&cfg.upstream, &settings.public_base_url, cores.unwrap_or(1))?;
         let tenants: Arc<[Arc<Tenant>]> = settings.tenants.clone().into();
         let rules = Arc::new(settings.rules.clone());
         let signal = Signal::default();
@@ -145,12 +164,11 @@ impl App {
             },
             Duration::from_millis(cfg.webhooks.lease_ms),
         );
-        let api = TcpListener::bind(settings.api_listen)
+        let (api, api_cores) = bind(settings.api_listen, cores)
             .await
             .with_context(|| format!("binding the API listener on {}", settings.api_listen))?;
-        let public = TcpListener::bind(settings.public_listen)
-            .await
-            .with_context(|| {
+        let (public, public_cores) =
+            bind(settings.public_listen, cores).await.with_context(|| {
                 format!("binding the public listener on {}", settings.public_listen)
             })?;
         let smpp = match &settings.smpp_listen {
@@ -210,6 +228,7 @@ impl App {
             dispatcher,
             smpp,
             smpp_upstream,
+            cores: api_cores.into_iter().zip(public_cores).collect(),
         })
     }
 
@@ -249,6 +268,7 @@ impl App {
             dispatcher,
             smpp,
             smpp_upstream,
+            cores,
         } = self;
         let upkeep = tokio::spawn(crate::telemetry::metrics_upkeep());
         let grace = Duration::from_secs(state.settings.config.server.shutdown_grace_secs);
@@ -267,20 +287,68 @@ impl App {
             idle: Duration::from_millis(server.idle_timeout_ms),
             max_connections,
         };
-        let api_server = tokio::spawn(serve::serve(
-            api,
-            "api",
-            api_router,
-            limits(server.api_max_connections),
-            stopped(stop_rx.clone()),
-        ));
-        let public_server = tokio::spawn(serve::serve(
-            public,
-            "public",
-            public_router,
-            limits(server.public_max_connections),
-            stopped(stop_rx.clone()),
-        ));
+        // Serves one core's pair of listeners.
+        let serve_both = {
+            // One cap per address, shared by its listeners on every core.
+            let api_permits = Arc::new(Semaphore::new(server.api_max_connections));
+            let public_permits = Arc::new(Semaphore::new(server.public_max_connections));
+            let (api_limits, public_limits) = (
+                limits(server.api_max_connections),
+                limits(server.public_max_connections),
+            );
+            let stop_rx = stop_rx.clone();
+            move |api: TcpListener, public: TcpListener| {
+                let api = serve::serve_sharing(
+                    api,
+                    "api",
+                    api_router.clone(),
+                    api_limits,
+                    api_permits.clone(),
+                    stopped(stop_rx.clone()),
+                );
+                let public = serve::serve_sharing(
+                    public,
+                    "public",
+                    public_router.clone(),
+                    public_limits,
+                    public_permits.clone(),
+                    stopped(stop_rx.clone()),
+                );
+                (api, public)
+            }
+        };
+        let mut other_cores = Vec::with_capacity(cores.len());
+        for (i, (api, public)) in cores.into_iter().enumerate() {
+            let core = i + 1;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a core's runtime")?;
+            let serve_both = serve_both.clone();
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name(format!("stopgate-core-{core}"))
+                .spawn(move || {
+                    upstream::percore::set_core(core);
+                    runtime.block_on(async move {
+                        // Registered with this core's reactor, not core 0's.
+                        match (TcpListener::from_std(api), TcpListener::from_std(public)) {
+                            (Ok(api), Ok(public)) => {
+                                let (api, public) = serve_both(api, public);
+                                tokio::join!(api, public);
+                            }
+                            (Err(e), _) | (_, Err(e)) => {
+                                tracing::error!(core, error = %e, "a core could not take its listeners");
+                            }
+                        }
+                    });
+                    let _ = done_tx.send(());
+                })
+                .context("starting a core's thread")?;
+            other_cores.push(done_rx);
+        }
+        let (api_server, public_server) = serve_both(api, public);
+        let (api_server, public_server) = (tokio::spawn(api_server), tokio::spawn(public_server));
         let deliveries = TaskTracker::new();
         let outbox = tokio::spawn(dispatcher.run(stop_rx.clone(), deliveries.clone()));
         let releaser = tokio::spawn(state.scheduler.clone().run(stop_rx));
@@ -317,6 +385,9 @@ impl App {
         let drained = tokio::time::timeout(grace, async {
             let _ = api_server.await;
             let _ = public_server.await;
+            for done in other_cores {
+                let _ = done.await;
+            }
             // Deliveries under way finish; what is left stays in the outbox.
             let _ = outbox.await;
             // A release round under way finishes; the rest stays held.
@@ -348,6 +419,45 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Binds `addr`. Per core (`cores` is `Some`), one listener per core, all
+/// in one `SO_REUSEPORT` group on the port the first got (port 0 works):
+/// the first for this runtime, the others deregistered, for their cores.
+async fn bind(
+    addr: SocketAddr,
+    cores: Option<usize>,
+) -> std::io::Result<(TcpListener, Vec<std::net::TcpListener>)> {
+    let Some(n) = cores else {
+        return Ok((TcpListener::bind(addr).await?, Vec::new()));
+    };
+    let first = reuseport_listener(addr)?;
+    let addr = first.local_addr()?;
+    let others = (1..n)
+        .map(|_| reuseport_listener(addr)?.into_std())
+        .collect::<std::io::Result<_>>()?;
+    Ok((first, others))
+}
+
+#[cfg(unix)]
+fn reuseport_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As `TcpListener::bind` does, plus the port shared by every core.
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+#[cfg(not(unix))]
+fn reuseport_listener(_: SocketAddr) -> std::io::Result<TcpListener> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "server.runtime = \"per_core\" needs SO_REUSEPORT (unix)",
+    ))
 }
 
 /// How long a `reference` makes a retry idempotent.

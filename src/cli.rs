@@ -11,7 +11,9 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::app::{shutdown_signal, App};
-use crate::config::{demo_tenant, Config, LogConfig, Settings, StorageConfig, StorageKind};
+use crate::config::{
+    demo_tenant, Config, LogConfig, RuntimeMode, Settings, StorageConfig, StorageKind,
+};
 use crate::progress;
 use crate::store::{self, PgStore, SledStore, Store, StoreError};
 use crate::suppressions::{export_csv, import_csv};
@@ -159,7 +161,14 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
         }
     };
     crate::telemetry::init(&settings.config.log);
-    let runtime = tokio::runtime::Runtime::new().expect("start the tokio runtime");
+    // Per core, this thread is core 0 and the app starts the others.
+    let runtime = match settings.config.server.runtime {
+        RuntimeMode::MultiThread => tokio::runtime::Runtime::new(),
+        RuntimeMode::PerCore => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .expect("start the tokio runtime");
     let result = runtime.block_on(async move {
         for w in &settings.warnings {
             tracing::warn!("{w}");

@@ -129,6 +129,20 @@ pub struct ServerConfig {
     /// backlog. Each listener has its own, so one cannot starve the other.
     pub api_max_connections: usize,
     pub public_max_connections: usize,
+    /// How requests are scheduled onto threads (an experiment: issue 16).
+    pub runtime: RuntimeMode,
+}
+
+/// `server.runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeMode {
+    /// One tokio multi-thread runtime, a worker per core (work stealing).
+    #[default]
+    MultiThread,
+    /// One current-thread runtime per core, each with its own `SO_REUSEPORT`
+    /// listeners and upstream connections; background work stays on core 0.
+    PerCore,
 }
 
 impl Default for ServerConfig {
@@ -147,6 +161,7 @@ impl Default for ServerConfig {
             idle_timeout_ms: 75_000,
             api_max_connections: 4096,
             public_max_connections: 1024,
+            runtime: RuntimeMode::MultiThread,
         }
     }
 }
@@ -1434,6 +1449,23 @@ api_key = "sk_acme_123"
         }
         let e = with_tenant("frequency_cap = { max = 3 }").unwrap_err();
         assert!(e.key.contains("frequency_cap"), "{e}");
+    }
+
+    #[test]
+    fn the_runtime_is_one_of_two_names() {
+        let runtime = |v: &str| {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(&format!("[server]\nruntime = {v:?}\n")))
+                .extract::<Config>()
+                .map(|c| c.server.runtime)
+                .map_err(Box::new)
+        };
+        assert_eq!(Config::default().server.runtime, RuntimeMode::MultiThread);
+        assert_eq!(runtime("multi_thread").unwrap(), RuntimeMode::MultiThread);
+        assert_eq!(runtime("per_core").unwrap(), RuntimeMode::PerCore);
+        let e = runtime("per-core").unwrap_err();
+        assert_eq!(e.path.join("."), "server.runtime", "{e}");
+        assert!(e.to_string().contains("per_core"), "{e}");
     }
 
     #[test]

@@ -68,6 +68,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    serve_sharing(listener, name, router, limits, permits, shutdown).await
+}
+
+/// [`serve`] with the connection cap in `permits`, shared with the other
+/// listeners of the same name (`server.runtime = "per_core"`: one listener
+/// per core, one cap for them all).
+pub async fn serve_sharing(
+    listener: TcpListener,
+    name: &'static str,
+    router: Router,
+    limits: Limits,
+    permits: Arc<Semaphore>,
+    shutdown: impl Future<Output = ()>,
+) {
     let connections = TaskTracker::new();
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut last_cap_warning: Option<Instant> = None;

@@ -7,6 +7,7 @@ pub mod cm;
 pub mod guard;
 pub mod http;
 pub mod log;
+pub mod percore;
 pub mod smpp;
 pub mod twilio;
 pub mod vonage;
@@ -83,40 +84,69 @@ pub trait Provider: Send + Sync + 'static {
 pub fn from_config(
     cfg: &UpstreamConfig,
     public_base_url: &str,
+    cores: usize,
 ) -> anyhow::Result<(Arc<dyn Provider>, Option<smpp::Sessions>)> {
     let mut sessions = None;
-    let coalesce = |p: Arc<dyn batch::BatchProvider>| -> anyhow::Result<Arc<dyn Provider>> {
-        Ok(Arc::new(batch::Coalescer::new(
-            p,
-            Duration::from_micros(cfg.batch_wait_us),
-            cfg.batch_max,
-            cfg.concurrency,
-        )?))
-    };
+    // HTTP adapters: one per core (each with its own pool), see [`percore`].
+    fn each<T>(cores: usize, make: impl Fn() -> anyhow::Result<T>) -> anyhow::Result<Vec<Arc<T>>> {
+        (0..cores.max(1)).map(|_| make().map(Arc::new)).collect()
+    }
+    fn single(mut v: Vec<Arc<dyn Provider>>) -> Arc<dyn Provider> {
+        match v.len() {
+            1 => v.pop().expect("one"),
+            _ => Arc::new(percore::PerCore::new(v)),
+        }
+    }
+    let coalesce =
+        |mut v: Vec<Arc<dyn batch::BatchProvider>>| -> anyhow::Result<Arc<dyn Provider>> {
+            let p: Arc<dyn batch::BatchProvider> = match v.len() {
+                1 => v.pop().expect("one"),
+                _ => Arc::new(percore::PerCore::new(v)),
+            };
+            Ok(Arc::new(batch::Coalescer::new(
+                p,
+                Duration::from_micros(cfg.batch_wait_us),
+                cfg.batch_max,
+                cfg.concurrency,
+            )?))
+        };
     let coalescing = cfg.batch_wait_us > 0;
     let adapter: Arc<dyn Provider> = match cfg.kind {
         UpstreamKind::Log => Arc::new(log::LogProvider),
         UpstreamKind::Http => {
-            let p = Arc::new(http::HttpProvider::new(cfg)?);
+            let p = each(cores, || http::HttpProvider::new(cfg))?;
             if coalescing && !cfg.batch_url.is_empty() {
-                coalesce(p)?
+                coalesce(p.into_iter().map(|p| p as _).collect())?
             } else {
-                p
+                single(p.into_iter().map(|p| p as _).collect())
             }
         }
-        UpstreamKind::Twilio => Arc::new(twilio::TwilioProvider::new(
-            cfg,
-            format!("{}/dlr/twilio", public_base_url.trim_end_matches('/')),
-        )?),
+        UpstreamKind::Twilio => single(
+            each(cores, || {
+                twilio::TwilioProvider::new(
+                    cfg,
+                    format!("{}/dlr/twilio", public_base_url.trim_end_matches('/')),
+                )
+            })?
+            .into_iter()
+            .map(|p| p as _)
+            .collect(),
+        ),
         UpstreamKind::Cm => {
-            let p = Arc::new(cm::CmProvider::new(cfg)?);
+            let p = each(cores, || cm::CmProvider::new(cfg))?;
             if coalescing {
-                coalesce(p)?
+                coalesce(p.into_iter().map(|p| p as _).collect())?
             } else {
-                p
+                single(p.into_iter().map(|p| p as _).collect())
             }
         }
-        UpstreamKind::Vonage => Arc::new(vonage::VonageProvider::new(cfg)?),
+        UpstreamKind::Vonage => single(
+            each(cores, || vonage::VonageProvider::new(cfg))?
+                .into_iter()
+                .map(|p| p as _)
+                .collect(),
+        ),
+        // Its sessions run on core 0, shared by every core.
         UpstreamKind::Smpp => {
             let (provider, s) = smpp::SmppProvider::new(cfg)?;
             sessions = Some(s);

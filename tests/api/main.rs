@@ -21,6 +21,7 @@ mod operations;
 mod pg;
 mod providers;
 mod replay;
+mod runtime;
 mod schedule;
 mod send;
 mod smpp_front;
