@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAY_BE_UNAVAILABLE = {"8", "8pg", "9"}
 # Every row of a smoke run: the scenarios of both backends run on both.
 EXPECTED = ["1", "2", "3", "3pg", "4", "4pg", "5", "5pg", "6", "7", "7pg", "8", "8pg", "9",
-            "11", "12", "12pg", "13", "13pg", "14", "14pg", "15", "16", "17", "18"]
+            "11", "12", "12pg", "13", "13pg", "14", "14pg", "15", "16", "17", "18", "19"]
 # Rows measured by the harness itself (no wrk run, so no latency figures).
 NO_LATENCY = {"13", "13pg", "14", "14pg", "18"}
 
@@ -68,13 +68,15 @@ class SmokeTest(unittest.TestCase):
             # What stopgate says it forwarded, the mock received. The mock may
             # have a few more: requests cut off when wrk stops are forwarded
             # but never counted (at most one request per connection).
-            for sid in ("3", "3pg", "4", "4pg", "5", "5pg", "6", "7", "7pg", "11", "15"):
+            for sid in ("3", "3pg", "4", "4pg", "5", "5pg", "6", "7", "7pg", "11", "15", "19"):
                 c = rows[sid]["checks"]
                 sent, got = c["recipients"]["sent"], c["mock_accepted"]
-                batch = 1000 if sid == "6" else 1
+                batch = 1000 if sid in ("6", "19") else 1
                 self.assertGreater(sent, 0)
                 self.assertGreaterEqual(got, sent, sid)
                 self.assertLessEqual(got - sent, rows[sid]["load"]["connections"] * batch, sid)
+            # The batch form coalesced: fewer upstream requests than messages.
+            self.assertGreater(rows["19"]["checks"]["messages_per_request"], 1)
             # The SMPP upstream: every message stopgate sent reached the SMSC.
             c = rows["16"]["checks"]
             self.assertGreater(c["recipients"]["sent"], 0)
@@ -132,8 +134,9 @@ class SmokeTest(unittest.TestCase):
                 by_issue[t["issue"]] = by_issue.get(t["issue"], 0) + 1
             # Issue 11: seven with a threshold, and "needs a baseline" (no
             # --baseline-rev in the smoke); issue 12 the same, then DLR,
-            # outbox and footprint rows for both backends.
-            self.assertEqual(by_issue, {6: 8, 11: 8, 12: 7, 13: 2, 15: 2})
+            # outbox and footprint rows for both backends; issue 16 the
+            # batch-upstream row (scenario 19).
+            self.assertEqual(by_issue, {6: 8, 11: 8, 12: 7, 13: 2, 15: 2, 16: 1})
             self.assertEqual(data["meta"]["cores"] > 0, True)
 
             md = (out / "latest.md").read_text()
