@@ -131,25 +131,24 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
     let bytes = signed.body;
     let mo: MoBody = parse_json(&bytes)?;
     let store = state.store.as_ref();
-    // The same signature twice is a replay; the same MO id twice is the
-    // provider's retry (possibly signed anew).
-    let answer = replay::once(store, &signed.replay_key, &bytes, || async {
-        match mo.id.as_deref().filter(|id| !id.is_empty()) {
-            Some(id) => {
-                let body = [
-                    mo.from.as_bytes(),
-                    b"\0",
-                    mo.to.as_bytes(),
-                    b"\0",
-                    mo.text.as_bytes(),
-                ]
-                .concat();
-                replay::once(store, &replay::id_key("mo", id), &body, || act(&state, &mo)).await
-            }
-            None => act(&state, &mo).await,
+    // The same MO id twice is the provider's retry (possibly signed anew),
+    // and the same signature twice a replay. With an id, its record alone
+    // decides: a replayed request carries the same id, so a second record
+    // under its signature would only cost another store write per STOP.
+    let answer = match mo.id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => {
+            let body = [
+                mo.from.as_bytes(),
+                b"\0",
+                mo.to.as_bytes(),
+                b"\0",
+                mo.text.as_bytes(),
+            ]
+            .concat();
+            replay::once(store, &replay::id_key("mo", id), &body, || act(&state, &mo)).await
         }
-    })
-    .await?;
+        None => replay::once(store, &signed.replay_key, &bytes, || act(&state, &mo)).await,
+    }?;
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 

@@ -97,10 +97,24 @@ async fn an_mo_id_is_acted_on_once_even_when_signed_anew() {
             "application/json",
         )
         .await;
-    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK));
+    // A captured request replayed byte for byte (same signature): its id's
+    // record answers it, as it answers the retry.
+    let (s3, a3) = app
+        .post_inbound(
+            body.clone(),
+            Some(&sign_at(INBOUND_SECRET, now - 5, &body)),
+            "application/json",
+        )
+        .await;
+    assert_eq!(
+        (s1, s2, s3),
+        (StatusCode::OK, StatusCode::OK, StatusCode::OK)
+    );
     assert_eq!(a1, a2);
+    assert_eq!(a1, a3);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(app.mock.received_for(n).len(), 1, "one confirmation");
+    assert_eq!(app.events("acme", n).await.len(), 1, "one opt-out event");
     // The same id for another message is refused, not answered wrongly.
     let other =
         serde_json::to_vec(&json!({"from": n, "to": "36111", "text": "START", "id": "mo-8812"}))

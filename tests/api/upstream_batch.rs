@@ -167,7 +167,8 @@ async fn answer(
                     json!({"reference": reference,
                            "error": {"code": "invalid_number", "message": "no such number"}})
                 } else {
-                    json!({"reference": reference, "id": format!("prov-{to}")})
+                    // Derived from the reference, not the number: ids are logged as they are.
+                    json!({"reference": reference, "id": format!("prov-{reference}")})
                 }
             })
             .collect();
@@ -420,7 +421,7 @@ async fn the_http_batch_form_coalesces_and_maps_results_by_reference() {
             // The provider's own id for this recipient's message.
             assert_eq!(
                 r["provider_id"],
-                format!("prov-{}", r["to"].as_str().unwrap()),
+                format!("prov-{}", r["id"].as_str().unwrap()),
                 "{r}"
             );
         }
