@@ -15,7 +15,7 @@
 //! | insights         | tenant·campaign·counter           | u64 big-endian             | `insights.rs` |
 //! | message_records  | tenant·id (16 bytes: sorted by creation) | [`MessageRecord`], binary (`record_codec.rs`) | `messages.rs` |
 //! | message_records_by_provider | provider·provider id   | tenant·id                  | `messages.rs` |
-//! | outbox           | id (u64 big-endian, increasing)   | JSON [`OutboxItem`]        | `outbox.rs` |
+//! | outbox           | id (u64 big-endian, increasing)   | header, JSON [`OutboxItem`] | `outbox.rs` |
 //! | outbox_failed    | tenant·id                         | JSON [`OutboxItem`]        | `outbox.rs` |
 //! | held             | due (i64 big-endian) · id         | JSON [`HeldMessage`]       | `held.rs` |
 //! | held_ids         | id                                | its `held` key             | `held.rs` |
@@ -440,10 +440,10 @@ impl StoreFiles {
 fn release_leases(outbox: &sled::Tree) -> Result<()> {
     for kv in outbox.iter() {
         let (k, v) = kv?;
-        let mut item: super::OutboxItem = decode(&v)?;
+        let mut item = outbox::decode_item(&v)?;
         if item.lease_until != 0 {
             item.lease_until = 0;
-            outbox.insert(k, encode(&item))?;
+            outbox.insert(k, outbox::encode_item(&item))?;
         }
     }
     Ok(())

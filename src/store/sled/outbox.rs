@@ -1,17 +1,19 @@
-//! The outbox in sled: `outbox`, id (u64 big-endian, increasing) → JSON
-//! [`OutboxItem`]; `outbox_failed`, tenant·id → JSON item (replies, which
-//! have no tenant, under the empty tenant).
+//! The outbox in sled: `outbox`, id (u64 big-endian, increasing) → a
+//! header and the JSON [`OutboxItem`] (see [`encode_item`]);
+//! `outbox_failed`, tenant·id → JSON item (replies, which have no tenant,
+//! under the empty tenant).
 //!
 //! One node owns a sled store, so claims only guard against this node's own
 //! dispatcher tasks; the lease is kept all the same, as on PostgreSQL.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use async_trait::async_trait;
 
 use super::{decode, encode, key, prefix, Live, SledStore};
 use crate::domain::{now_millis, Notification, TenantId, UnixMillis};
-use crate::store::{OutboxItem, OutboxStats, OutboxStore, Result};
+use crate::store::{OutboxItem, OutboxStats, OutboxStore, Result, StoreError};
 
 /// Items looked at per claim: a claim never walks an outbox of millions.
 const CLAIM_SCAN: usize = 10_000;
@@ -21,6 +23,84 @@ const CLAIM_SCAN: usize = 10_000;
 /// endpoint's item behind a busy one's backlog is reached as it was then
 /// (`webhooks::a_hanging_receiver_slows_no_send_and_no_inbound_answer`).
 const CLAIM_REFUSED: usize = 64;
+
+/// The first byte of an `outbox` value with a header. Values written before
+/// the header are plain JSON and start with `{`.
+const HEADER_TAG: u8 = 1;
+/// Tag, due, lease_until, order key length.
+const HEADER_LEN: usize = 1 + 8 + 8 + 4;
+
+/// What a claim needs to know of an item to pass over it.
+struct Peek<'v> {
+    due: UnixMillis,
+    lease_until: UnixMillis,
+    order_key: Option<Cow<'v, str>>,
+}
+
+/// An `outbox` value: a header (tag, due and lease_until as i64
+/// big-endian, the order key's length as u32 big-endian and its UTF-8
+/// bytes, empty for none) and the JSON item. A claim passes over leased
+/// and waiting items by their header alone: decoding each one's JSON, phone
+/// numbers re-validated, was an eighth of a STOP's instructions (issue 16).
+/// The header is derived from the item it is written with, so the two
+/// cannot disagree.
+pub(super) fn encode_item(item: &OutboxItem) -> Vec<u8> {
+    let order_key = item.notification.order_key().unwrap_or_default();
+    let mut v = Vec::with_capacity(HEADER_LEN + order_key.len() + 256);
+    v.push(HEADER_TAG);
+    v.extend_from_slice(&item.due.to_be_bytes());
+    v.extend_from_slice(&item.lease_until.to_be_bytes());
+    let len = u32::try_from(order_key.len()).expect("order keys are short");
+    v.extend_from_slice(&len.to_be_bytes());
+    v.extend_from_slice(order_key.as_bytes());
+    v.extend_from_slice(&encode(item));
+    v
+}
+
+/// The header and the JSON of a value with a header; `None` for a plain
+/// JSON value from before the header.
+fn split(v: &[u8]) -> Result<Option<(Peek<'_>, &[u8])>> {
+    if v.first() != Some(&HEADER_TAG) {
+        return Ok(None);
+    }
+    let corrupt = || StoreError::Corrupt("outbox item header cut short".into());
+    let i64_at = |at: usize| i64::from_be_bytes(v[at..at + 8].try_into().expect("8 bytes"));
+    if v.len() < HEADER_LEN {
+        return Err(corrupt());
+    }
+    let len = u32::from_be_bytes(v[17..21].try_into().expect("4 bytes")) as usize;
+    let json_at = HEADER_LEN
+        .checked_add(len)
+        .filter(|&e| e <= v.len())
+        .ok_or_else(corrupt)?;
+    let order_key = std::str::from_utf8(&v[HEADER_LEN..json_at])
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let peek = Peek {
+        due: i64_at(1),
+        lease_until: i64_at(9),
+        order_key: (!order_key.is_empty()).then_some(Cow::Borrowed(order_key)),
+    };
+    Ok(Some((peek, &v[json_at..])))
+}
+
+pub(super) fn decode_item(v: &[u8]) -> Result<OutboxItem> {
+    match split(v)? {
+        Some((_, json)) => decode(json),
+        None => decode(v),
+    }
+}
+
+fn peek(v: &[u8]) -> Result<Peek<'_>> {
+    if let Some((peek, _)) = split(v)? {
+        return Ok(peek);
+    }
+    let item = decode_item(v)?;
+    Ok(Peek {
+        due: item.due,
+        lease_until: item.lease_until,
+        order_key: item.notification.order_key().map(Cow::Owned),
+    })
+}
 
 impl Live {
     /// A new item's key and value. Ids come from a counter started past the
@@ -35,7 +115,7 @@ impl Live {
             .next_outbox_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let item = OutboxItem::new(id, n.clone(), now);
-        Ok((id.to_be_bytes().to_vec(), encode(&item)))
+        Ok((id.to_be_bytes().to_vec(), encode_item(&item)))
     }
 
     /// The first id the counter hands out after an open: past every id in
@@ -57,7 +137,7 @@ impl Live {
     fn outbox_item(&self, id: u64) -> Result<Option<(sled::IVec, OutboxItem)>> {
         match self.outbox.get(id.to_be_bytes())? {
             Some(v) => {
-                let item = decode(&v)?;
+                let item = decode_item(&v)?;
                 Ok(Some((v, item)))
             }
             None => Ok(None),
@@ -74,7 +154,7 @@ impl Live {
             f(&mut item);
             if self
                 .outbox
-                .compare_and_swap(id.to_be_bytes(), Some(old), Some(encode(&item)))?
+                .compare_and_swap(id.to_be_bytes(), Some(old), Some(encode_item(&item)))?
                 .is_ok()
             {
                 return Ok(());
@@ -99,17 +179,20 @@ impl Live {
                 break;
             }
             let (k, v) = kv?;
-            let mut item: OutboxItem = decode(&v)?;
-            let key = item.notification.order_key();
-            let waiting = item.lease_until > now || item.due > now;
-            let behind = key.as_ref().is_some_and(|k| blocked.contains(k));
+            let peek = peek(&v)?;
+            let waiting = peek.lease_until > now || peek.due > now;
+            let behind = peek
+                .order_key
+                .as_deref()
+                .is_some_and(|k| blocked.contains(k));
             // The oldest undelivered item of a key holds the later ones back.
-            if let Some(k) = key {
-                blocked.insert(k);
+            if let (Some(k), false) = (peek.order_key, behind) {
+                blocked.insert(k.into_owned());
             }
             if waiting || behind {
                 continue;
             }
+            let mut item = decode_item(&v)?;
             if !admit(&item.notification) {
                 refused += 1;
                 if refused >= CLAIM_REFUSED {
@@ -120,7 +203,7 @@ impl Live {
             item.lease_until = now + lease_ms;
             if self
                 .outbox
-                .compare_and_swap(&k, Some(v), Some(encode(&item)))?
+                .compare_and_swap(&k, Some(v), Some(encode_item(&item)))?
                 .is_ok()
             {
                 out.push(item);
@@ -245,12 +328,89 @@ impl OutboxStore for SledStore {
             };
             for kv in s.outbox.iter() {
                 let (_, v) = kv?;
-                let item: OutboxItem = decode(&v)?;
+                let item = decode_item(&v)?;
                 stats.queued += 1;
                 stats.retrying += u64::from(item.attempts > 0);
                 stats.oldest = Some(stats.oldest.map_or(item.created, |o| o.min(item.created)));
             }
             Ok(stats)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Action, Event, PhoneNumber, ShortCode, Source};
+    use crate::store::sled::tests::open;
+
+    fn num(s: &str) -> PhoneNumber {
+        PhoneNumber::parse(s).unwrap()
+    }
+
+    fn subscription(number: &str, action: Action) -> Notification {
+        let tenant = TenantId::parse("acme").unwrap();
+        Notification::Subscription(Event::new(tenant, &num(number), action, Source::Sms))
+    }
+
+    fn reply(to: &str) -> Notification {
+        Notification::Reply {
+            to: num(to),
+            from: ShortCode::parse("36111").unwrap(),
+            body: "STOP received".into(),
+        }
+    }
+
+    #[test]
+    fn the_header_is_what_the_item_says() {
+        for n in [
+            subscription("+33612345601", Action::OptOut),
+            reply("+33612345602"),
+        ] {
+            let mut item = OutboxItem::new(7, n, 1_000);
+            item.due = 5_000;
+            item.lease_until = -3;
+            let v = encode_item(&item);
+            let p = peek(&v).unwrap();
+            assert_eq!((p.due, p.lease_until), (5_000, -3));
+            assert_eq!(
+                p.order_key.map(Cow::into_owned),
+                item.notification.order_key()
+            );
+            assert_eq!(decode_item(&v).unwrap(), item);
+            // A value cut anywhere is an error, never a panic or a wrong item.
+            for cut in 0..v.len() {
+                assert!(decode_item(&v[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn items_written_before_the_header_are_claimed_in_order() {
+        let (_dir, s) = open();
+        let items = [
+            subscription("+33612345601", Action::OptOut),
+            subscription("+33612345601", Action::OptIn),
+            reply("+33612345603"),
+        ];
+        let live = s.live().unwrap();
+        for (id, n) in (1u64..).zip(items) {
+            let plain = encode(&OutboxItem::new(id, n, 0));
+            assert_eq!(plain[0], b'{');
+            live.outbox.insert(id.to_be_bytes(), plain).unwrap();
+        }
+        let first = s.claim(1, 10, 60_000).await.unwrap();
+        assert_eq!(
+            first.iter().map(|i| i.id).collect::<Vec<_>>(),
+            [1, 3],
+            "the opt-in waits behind its number's opt-out"
+        );
+        // Leased, they are written with a header and passed over by it.
+        let leased = live.outbox.get(1u64.to_be_bytes()).unwrap().unwrap();
+        assert_eq!(leased[0], HEADER_TAG);
+        assert!(s.claim(1, 10, 60_000).await.unwrap().is_empty());
+        s.complete(1).await.unwrap();
+        let next = s.claim(1, 10, 60_000).await.unwrap();
+        assert_eq!(next.iter().map(|i| i.id).collect::<Vec<_>>(), [2]);
     }
 }
