@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::domain::{now_millis, MessageStatus, Tenant, UnixMillis};
 use crate::outbox::{for_message, Signal};
+use crate::store::messages::SharedNotify;
 use crate::store::{Applied, MessageRecord, StatusChange, Store, StoreError};
 
 /// One delivery report, in our terms.
@@ -82,18 +83,18 @@ impl Reports {
             at,
             error: r.error,
         };
-        let tenants = &self.tenants;
-        let notify = |record: &MessageRecord| {
+        let tenants = self.tenants.clone();
+        let notify: SharedNotify = Arc::new(move |record: &MessageRecord| {
             let tenant = tenants.iter().find(|t| t.id == record.tenant);
             for_message(tenant.map(|t| t.as_ref()), record)
-        };
+        });
         let mut reported = None;
         let mut waits = patience.iter();
         'found: loop {
             for id in std::iter::once(&r.provider_id).chain(other_ids) {
                 reported = self
                     .store
-                    .report(r.provider, id, change.clone(), &notify)
+                    .report(r.provider, id, change.clone(), notify.clone())
                     .await?;
                 if reported.is_some() {
                     break 'found;

@@ -150,6 +150,10 @@ impl MessageFilter {
 /// The notifications of a record's new status.
 pub type Notify<'a> = &'a (dyn Fn(&MessageRecord) -> Vec<Notification> + Send + Sync);
 
+/// The same, owned: a delivery report may be written by another task (the
+/// PostgreSQL store gathers concurrent reports into one transaction).
+pub type SharedNotify = std::sync::Arc<dyn Fn(&MessageRecord) -> Vec<Notification> + Send + Sync>;
+
 /// A delivery report that found its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reported {
@@ -191,7 +195,7 @@ pub trait MessageStore: Send + Sync {
         provider: &str,
         provider_id: &str,
         change: StatusChange,
-        notify: Notify<'_>,
+        notify: SharedNotify,
     ) -> Result<Option<Reported>>;
 
     /// Removes records created before `before`; returns how many. Works in

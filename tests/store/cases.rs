@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use stopgate::domain::segments::Encoding;
 use stopgate::domain::{
@@ -15,6 +15,7 @@ use stopgate::store::{
 };
 
 use crate::backends::Backend;
+use stopgate::store::messages::SharedNotify;
 
 mod consent;
 pub use consent::*;
@@ -687,7 +688,7 @@ pub async fn bulk_and_individual_states_match_the_model(b: Backend) {
     crate::model::check(&b).await;
 }
 
-fn record(
+pub(crate) fn record(
     tenant: &str,
     id: MessageId,
     to: &str,
@@ -722,7 +723,7 @@ fn no_notes(_: &MessageRecord) -> Vec<Notification> {
     Vec::new()
 }
 
-fn change(status: MessageStatus, at: i64, error: Option<&str>) -> StatusChange {
+pub(crate) fn change(status: MessageStatus, at: i64, error: Option<&str>) -> StatusChange {
     StatusChange {
         status,
         at,
@@ -809,7 +810,7 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "http",
             "p-1",
             change(MessageStatus::Delivered, 2_000, None),
-            &no_notes,
+            Arc::new(no_notes),
         )
         .await
         .unwrap()
@@ -823,7 +824,7 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "http",
             "p-1",
             change(MessageStatus::Delivered, 2_500, None),
-            &no_notes,
+            Arc::new(no_notes),
         )
         .await
         .unwrap()
@@ -834,7 +835,7 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "http",
             "p-1",
             change(MessageStatus::Sent, 1_500, None),
-            &no_notes,
+            Arc::new(no_notes),
         )
         .await
         .unwrap()
@@ -845,7 +846,7 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "http",
             "p-1",
             change(MessageStatus::Undelivered, 1_600, Some("30005")),
-            &no_notes,
+            Arc::new(no_notes),
         )
         .await
         .unwrap()
@@ -862,7 +863,7 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "http",
             "p-2",
             change(MessageStatus::Undelivered, 2_000, Some("30003")),
-            &no_notes,
+            Arc::new(no_notes),
         )
         .await
         .unwrap()
@@ -873,7 +874,7 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "http",
             "nope",
             change(MessageStatus::Delivered, 1, None),
-            &no_notes
+            Arc::new(no_notes)
         )
         .await
         .unwrap()
@@ -883,7 +884,7 @@ pub async fn messages_are_found_listed_and_reported(b: Backend) {
             "twilio",
             "p-1",
             change(MessageStatus::Delivered, 1, None),
-            &no_notes
+            Arc::new(no_notes)
         )
         .await
         .unwrap()
@@ -933,7 +934,7 @@ pub async fn concurrent_reports_keep_the_most_final(b: Backend) {
                     "http",
                     "p-x",
                     change(statuses[i % 3], 2_000 + i as i64, None),
-                    &no_notes,
+                    Arc::new(no_notes),
                 )
                 .await
                 .unwrap()
@@ -990,7 +991,7 @@ pub async fn purging_removes_old_records_only(b: Backend) {
             "http",
             "old-1",
             change(MessageStatus::Delivered, 1, None),
-            &no_notes
+            Arc::new(no_notes)
         )
         .await
         .unwrap()
@@ -1145,12 +1146,13 @@ pub async fn notifications_are_written_with_the_change_only(b: Backend) {
     )
     .await
     .unwrap();
-    let notify = |r: &MessageRecord| vec![Notification::MessageStatus(r.event())];
+    let notify: SharedNotify =
+        Arc::new(|r: &MessageRecord| vec![Notification::MessageStatus(r.event())]);
     s.report(
         "http",
         "p-n",
         change(MessageStatus::Delivered, 2_000, None),
-        &notify,
+        notify.clone(),
     )
     .await
     .unwrap();
@@ -1158,7 +1160,7 @@ pub async fn notifications_are_written_with_the_change_only(b: Backend) {
         "http",
         "p-n",
         change(MessageStatus::Delivered, 2_100, None),
-        &notify,
+        notify.clone(),
     )
     .await
     .unwrap();
@@ -1166,7 +1168,7 @@ pub async fn notifications_are_written_with_the_change_only(b: Backend) {
         "http",
         "p-n",
         change(MessageStatus::Sent, 2_200, None),
-        &notify,
+        notify.clone(),
     )
     .await
     .unwrap();
@@ -1205,7 +1207,7 @@ pub async fn smpp_receipt_requests_live_on_the_record(b: Backend) {
         Some("1A2B"),
     );
     r.callback = Some(Callback::Smpp(esme.clone()));
-    let notify = |r: &MessageRecord| stopgate::outbox::for_message(None, r);
+    let notify: SharedNotify = Arc::new(|r: &MessageRecord| stopgate::outbox::for_message(None, r));
     // "sent" is no outcome: nothing to deliver yet.
     s.put_messages(&[r.clone()], &notify(&r)).await.unwrap();
     assert_eq!(s.message(&t("acme"), &id).await.unwrap(), Some(r.clone()));
@@ -1215,7 +1217,7 @@ pub async fn smpp_receipt_requests_live_on_the_record(b: Backend) {
             "http",
             "1A2B",
             change(MessageStatus::Undelivered, 2_000, Some("034")),
-            &notify,
+            notify.clone(),
         )
         .await
         .unwrap()
@@ -1327,14 +1329,15 @@ pub async fn held_messages_are_claimed_by_due_under_leases_and_finished(b: Backe
     );
     let claims: Vec<Claimed> = got.iter().map(Claimed::from).collect();
     assert_eq!(s.begin_held(&claims).await.unwrap(), [true, true]);
-    let notify = |r: &MessageRecord| vec![Notification::MessageStatus(r.event())];
+    let notify: SharedNotify =
+        Arc::new(|r: &MessageRecord| vec![Notification::MessageStatus(r.event())]);
     let out = s
         .finish_held(
             &[
                 released(&got[0], MessageStatus::Sent, 6_100),
                 released(&got[1], MessageStatus::Blocked, 6_200),
             ],
-            &notify,
+            &*notify,
         )
         .await
         .unwrap();
@@ -1354,7 +1357,7 @@ pub async fn held_messages_are_claimed_by_due_under_leases_and_finished(b: Backe
             "http",
             &format!("p-{}", c.id()),
             change(MessageStatus::Delivered, 7_000, None),
-            &no_notes,
+            Arc::new(no_notes),
         )
         .await
         .unwrap();
@@ -1382,7 +1385,7 @@ pub async fn held_messages_are_claimed_by_due_under_leases_and_finished(b: Backe
     // Gone from the queue; a second finish of the same claim does nothing.
     assert_eq!(s.held_stats().await.unwrap().held, 1);
     let again = s
-        .finish_held(&[released(&got[0], MessageStatus::Failed, 8_000)], &notify)
+        .finish_held(&[released(&got[0], MessageStatus::Failed, 8_000)], &*notify)
         .await
         .unwrap();
     assert_eq!(again, [None]);
@@ -1484,16 +1487,17 @@ pub async fn cancel_wins_before_the_send_begins_and_not_after(b: Backend) {
         .unwrap();
     let got = s.claim_held(1_000, 10, 60_000).await.unwrap();
     assert_eq!(got.len(), 2);
-    let notify = |r: &MessageRecord| vec![Notification::MessageStatus(r.event())];
+    let notify: SharedNotify =
+        Arc::new(|r: &MessageRecord| vec![Notification::MessageStatus(r.event())]);
     // Begun: too late to cancel.
     s.begin_held(&[Claimed::from(&got[1])]).await.unwrap();
     assert!(matches!(
-        s.cancel_held(&t("acme"), y.id(), 1_500, &notify).await.unwrap(),
+        s.cancel_held(&t("acme"), y.id(), 1_500, &*notify).await.unwrap(),
         Cancel::NotScheduled(r) if r.status() == MessageStatus::Scheduled
     ));
     // Claimed but not begun: the cancel wins and the releaser finds nothing.
     match s
-        .cancel_held(&t("acme"), x.id(), 1_500, &notify)
+        .cancel_held(&t("acme"), x.id(), 1_500, &*notify)
         .await
         .unwrap()
     {
@@ -1509,26 +1513,26 @@ pub async fn cancel_wins_before_the_send_begins_and_not_after(b: Backend) {
     );
     // Not claimed at all.
     assert!(matches!(
-        s.cancel_held(&t("acme"), z.id(), 1_500, &notify)
+        s.cancel_held(&t("acme"), z.id(), 1_500, &*notify)
             .await
             .unwrap(),
         Cancel::Canceled { .. }
     ));
     // Another tenant's, or no such message: not found; canceled: not scheduled.
     assert_eq!(
-        s.cancel_held(&t("beta"), y.id(), 1_500, &notify)
+        s.cancel_held(&t("beta"), y.id(), 1_500, &*notify)
             .await
             .unwrap(),
         Cancel::NotFound
     );
     assert_eq!(
-        s.cancel_held(&t("acme"), &MessageId::generate(), 1_500, &notify)
+        s.cancel_held(&t("acme"), &MessageId::generate(), 1_500, &*notify)
             .await
             .unwrap(),
         Cancel::NotFound
     );
     assert!(matches!(
-        s.cancel_held(&t("acme"), x.id(), 1_600, &notify).await.unwrap(),
+        s.cancel_held(&t("acme"), x.id(), 1_600, &*notify).await.unwrap(),
         Cancel::NotScheduled(r) if r.status() == MessageStatus::Canceled
     ));
     let stored = s.message(&t("acme"), z.id()).await.unwrap().unwrap();

@@ -557,3 +557,77 @@ async fn two_nodes_claim_a_held_queue_without_sharing_a_message() {
     assert_eq!(all.len(), 500, "every message claimed once");
     assert_eq!(from_a.len() + from_b.len(), 500, "none claimed twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_delivery_reports_share_transactions_and_each_gets_its_own_answer() {
+    use stopgate::domain::{MessageId, MessageStatus, Notification};
+    use stopgate::store::messages::SharedNotify;
+    use stopgate::store::{Applied, MessageRecord, MessageStore, OutboxStore};
+
+    use crate::cases::{change, record};
+
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let records: Vec<MessageRecord> = (0..100)
+        .map(|i| {
+            record(
+                "acme",
+                MessageId::generate_at(10_000 + i),
+                &format!("+1212555{i:04}"),
+                MessageStatus::Sent,
+                Some(&format!("p-{i}")),
+            )
+        })
+        .collect();
+    store.put_messages(&records, &[]).await.unwrap();
+    let notify: SharedNotify =
+        Arc::new(|r: &MessageRecord| vec![Notification::MessageStatus(r.event())]);
+    // Every message reported delivered twice, and 100 reports of ids no
+    // message has: 300 reports at once.
+    let tasks: Vec<_> = (0..300)
+        .map(|i| {
+            let s = store.clone();
+            let notify = notify.clone();
+            tokio::spawn(async move {
+                let id = match i {
+                    0..=199 => format!("p-{}", i % 100),
+                    _ => format!("nobody-{i}"),
+                };
+                let got = s
+                    .report(
+                        "http",
+                        &id,
+                        change(MessageStatus::Delivered, 5_000, None),
+                        notify,
+                    )
+                    .await
+                    .unwrap();
+                (id, got.map(|r| (r.record.id, r.applied)))
+            })
+        })
+        .collect();
+    let mut answers: BTreeMap<String, Vec<Applied>> = BTreeMap::new();
+    for task in tasks {
+        let (id, got) = task.await.unwrap();
+        match got {
+            Some((msg, applied)) => {
+                let want = &records[id[2..].parse::<usize>().unwrap()].id;
+                assert_eq!(&msg, want, "{id} answered with another message");
+                answers.entry(id).or_default().push(applied);
+            }
+            None => assert!(id.starts_with("nobody-"), "{id} not found"),
+        }
+    }
+    assert_eq!(answers.len(), 100);
+    for (id, mut applied) in answers {
+        applied.sort_by_key(|a| format!("{a:?}"));
+        assert_eq!(applied, [Applied::Changed, Applied::Duplicate], "{id}");
+    }
+    let stats = store.report_writer_stats();
+    assert_eq!(stats.items, 300);
+    assert!(stats.transactions < 300 / 4, "300 reports took {stats:?}");
+    let c = store.campaign_counters(&t("acme")).await.unwrap();
+    assert_eq!((c[0].delivered, c[0].undelivered), (100, 0), "{c:?}");
+    // One notification per change, written with it.
+    assert_eq!(store.outbox_stats().await.unwrap().queued, 100);
+}

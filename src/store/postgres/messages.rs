@@ -1,16 +1,18 @@
 //! Message records in PostgreSQL: `messages` (the record as JSON, with the
 //! columns a listing filters on) and `message_providers` (the provider's ids
 //! of a message, one per part). A request's records are written by a
-//! batching writer, so concurrent sends share one commit; a delivery report
-//! is one transaction: the record under its row lock, the campaign's
-//! delivery counters and the report's notifications.
+//! batching writer, so concurrent sends share one commit; so are delivery
+//! reports: each one's record under its row lock, the campaigns' delivery
+//! counters and the reports' notifications, in one transaction per batch.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
 use super::batch::BatchWork;
 use super::{corrupt, retrying, PgResult, PgStore};
 use crate::domain::{MessageId, MessageStatus, Notification, TenantId, UnixMillis};
-use crate::store::messages::Notify;
+use crate::store::messages::SharedNotify;
 use crate::store::{
     Applied, MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange,
 };
@@ -56,6 +58,113 @@ fn delivery_counter(status: MessageStatus) -> Option<&'static str> {
         MessageStatus::Delivered => Some("delivered"),
         MessageStatus::Undelivered | MessageStatus::Failed => Some("undelivered"),
         _ => None,
+    }
+}
+
+/// A delivery report for the batching writer.
+pub(crate) struct ReportReq {
+    provider: String,
+    provider_id: String,
+    change: StatusChange,
+    notify: SharedNotify,
+}
+
+/// The batching writer of delivery reports: a DLR storm costs one commit
+/// per batch, not one per report (issue 12: 1,217 reports/s at one each).
+/// Locks are taken in one order in every batch, so two nodes' batches do
+/// not deadlock: the records by provider id, then the counters by key once
+/// every record is done.
+pub(crate) struct ReportWork {
+    pub pool: deadpool_postgres::Pool,
+}
+
+#[async_trait]
+impl BatchWork for ReportWork {
+    type Req = ReportReq;
+    /// A record that does not decode fails its own report, not the batch.
+    type Ans = Result<Option<Reported>>;
+    const NAME: &'static str = "reports";
+
+    fn weight(_: &Self::Req) -> usize {
+        1
+    }
+
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let find = tx
+            .prepare_cached(
+                "SELECT m.record FROM message_providers p JOIN messages m ON m.id = p.id
+                 WHERE p.provider = $1 AND p.provider_id = $2
+                 FOR UPDATE OF m",
+            )
+            .await?;
+        let update = tx
+            .prepare_cached("UPDATE messages SET record = $2, status = $3 WHERE id = $1")
+            .await?;
+        // A stable sort: two reports of one message apply in arrival order.
+        let mut order: Vec<usize> = (0..reqs.len()).collect();
+        order.sort_by(|&a, &b| {
+            (&reqs[a].provider, &reqs[a].provider_id)
+                .cmp(&(&reqs[b].provider, &reqs[b].provider_id))
+        });
+        let mut answers: Vec<Self::Ans> = reqs.iter().map(|_| Ok(None)).collect();
+        let mut deltas: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
+        let mut notes: Vec<Notification> = Vec::new();
+        for i in order {
+            let r = reqs[i];
+            let Some(row) = tx.query_opt(&find, &[&r.provider, &r.provider_id]).await? else {
+                continue;
+            };
+            let mut record = match decode(row.try_get(0)?) {
+                Ok(record) => record,
+                Err(e) => {
+                    answers[i] = Err(e.into());
+                    continue;
+                }
+            };
+            let before = record.status();
+            let applied = record.apply(r.change.clone());
+            if applied != Applied::Duplicate {
+                tx.execute(
+                    &update,
+                    &[
+                        &record.id.as_str(),
+                        &encode(&record),
+                        &record.status().as_str(),
+                    ],
+                )
+                .await?;
+            }
+            if applied == Applied::Changed {
+                if record.category.is_marketing() {
+                    let campaign = record.campaign.as_ref().map_or("", |c| c.as_str());
+                    for (status, delta) in [(before, -1i64), (record.status(), 1)] {
+                        if let Some(counter) = delivery_counter(status) {
+                            *deltas
+                                .entry((record.tenant.to_string(), campaign.to_string(), counter))
+                                .or_default() += delta;
+                        }
+                    }
+                }
+                notes.extend((r.notify)(&record));
+            }
+            answers[i] = Ok(Some(Reported { record, applied }));
+        }
+        if !deltas.is_empty() {
+            let count = tx.prepare_cached(COUNT).await?;
+            // In key order: no lock cycles between batches.
+            for ((tenant, campaign, counter), delta) in &deltas {
+                if *delta != 0 {
+                    tx.execute(&count, &[tenant, campaign, counter, delta])
+                        .await?;
+                }
+            }
+        }
+        let notes: Vec<&Notification> = notes.iter().collect();
+        super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
+        tx.commit().await?;
+        Ok(answers)
     }
 }
 
@@ -197,66 +306,16 @@ impl MessageStore for PgStore {
         provider: &str,
         provider_id: &str,
         change: StatusChange,
-        notify: Notify<'_>,
+        notify: SharedNotify,
     ) -> Result<Option<Reported>> {
-        let pool = self.pool();
-        let change = &change;
-        retrying(|| async move {
-            let mut client = pool.get().await?;
-            let tx = client.transaction().await?;
-            let find = tx
-                .prepare_cached(
-                    "SELECT m.record FROM message_providers p JOIN messages m ON m.id = p.id
-                     WHERE p.provider = $1 AND p.provider_id = $2
-                     FOR UPDATE OF m",
-                )
-                .await?;
-            let Some(row) = tx.query_opt(&find, &[&provider, &provider_id]).await? else {
-                return Ok(None);
-            };
-            let mut record = decode(row.try_get(0)?)?;
-            let before = record.status();
-            let applied = record.apply(change.clone());
-            if applied != Applied::Duplicate {
-                let update = tx
-                    .prepare_cached("UPDATE messages SET record = $2, status = $3 WHERE id = $1")
-                    .await?;
-                tx.execute(
-                    &update,
-                    &[
-                        &record.id.as_str(),
-                        &encode(&record),
-                        &record.status().as_str(),
-                    ],
-                )
-                .await?;
-            }
-            if applied == Applied::Changed {
-                if record.category.is_marketing() {
-                    let campaign = record.campaign.as_ref().map_or("", |c| c.as_str());
-                    let count = tx.prepare_cached(COUNT).await?;
-                    // In key order ("delivered" < "undelivered"): no lock cycles.
-                    let mut deltas: Vec<(&str, i64)> = [(before, -1i64), (record.status(), 1)]
-                        .into_iter()
-                        .filter_map(|(s, d)| delivery_counter(s).map(|c| (c, d)))
-                        .collect();
-                    deltas.sort();
-                    for (counter, delta) in deltas {
-                        tx.execute(
-                            &count,
-                            &[&record.tenant.as_str(), &campaign, &counter, &delta],
-                        )
-                        .await?;
-                    }
-                }
-                let notes = notify(&record);
-                let notes: Vec<&Notification> = notes.iter().collect();
-                super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
-            }
-            tx.commit().await?;
-            Ok(Some(Reported { record, applied }))
-        })
-        .await
+        self.reports
+            .submit(ReportReq {
+                provider: provider.to_string(),
+                provider_id: provider_id.to_string(),
+                change,
+                notify,
+            })
+            .await?
     }
 
     async fn purge_messages(&self, before: UnixMillis, step: usize) -> Result<usize> {

@@ -80,6 +80,7 @@ pub struct PgStore {
     events: batch::Batcher<suppressions::RecordWork>,
     links: batch::Batcher<links::MintWork>,
     messages: batch::Batcher<messages::PutWork>,
+    reports: batch::Batcher<messages::ReportWork>,
     /// This process's row in `heartbeat`.
     node: String,
     /// Keys the hashes of erased opt-outs (`subjects.rs`).
@@ -228,6 +229,7 @@ impl PgStore {
             subject_key,
             links: batch::Batcher::start(links::MintWork { pool: pool.clone() }),
             messages: batch::Batcher::start(messages::PutWork { pool: pool.clone() }),
+            reports: batch::Batcher::start(messages::ReportWork { pool: pool.clone() }),
             node: node_id(),
             import_round: import_round.max(1),
             pool,
@@ -250,6 +252,11 @@ impl PgStore {
     /// The same for the batching writer of link mints.
     pub fn link_writer_stats(&self) -> WriterStats {
         self.links.stats()
+    }
+
+    /// The same for the batching writer of delivery reports.
+    pub fn report_writer_stats(&self) -> WriterStats {
+        self.reports.stats()
     }
 
     pub(crate) fn pool(&self) -> &Pool {

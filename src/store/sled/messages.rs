@@ -18,7 +18,7 @@ use super::insights::counter_key;
 use super::record_codec::{decode, encode};
 use super::{key, prefix, read_u64, Live, SledStore};
 use crate::domain::{MessageId, MessageStatus, Notification, TenantId, UnixMillis};
-use crate::store::messages::Notify;
+use crate::store::messages::SharedNotify;
 use crate::store::{
     Applied, MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange, StoreError,
 };
@@ -224,7 +224,7 @@ impl MessageStore for SledStore {
         provider: &str,
         provider_id: &str,
         change: StatusChange,
-        notify: Notify<'_>,
+        notify: SharedNotify,
     ) -> Result<Option<Reported>> {
         self.with(|s| {
             let Some(record_key) = s
@@ -316,6 +316,7 @@ mod tests {
     use super::*;
     use crate::domain::segments::Encoding;
     use crate::domain::Category;
+    use std::sync::Arc;
 
     fn record(tenant: &str, to: &str, provider_id: &str) -> MessageRecord {
         MessageRecord {
@@ -388,7 +389,7 @@ mod tests {
                     at: 2_000,
                     error: None,
                 },
-                &|_| Vec::new(),
+                Arc::new(|_: &MessageRecord| Vec::new()),
             )
             .await
             .unwrap()
@@ -446,10 +447,22 @@ mod tests {
             error: None,
         };
         let gone = s
-            .report("http", "p2", change.clone(), &|_| Vec::new())
+            .report(
+                "http",
+                "p2",
+                change.clone(),
+                Arc::new(|_: &MessageRecord| Vec::new()),
+            )
             .await;
         assert!(gone.unwrap().is_none(), "the purged record's index is gone");
-        let kept = s.report("http", "p4", change, &|_| Vec::new()).await;
+        let kept = s
+            .report(
+                "http",
+                "p4",
+                change,
+                Arc::new(|_: &MessageRecord| Vec::new()),
+            )
+            .await;
         assert!(kept.unwrap().is_some());
     }
 }
