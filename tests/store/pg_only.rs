@@ -580,17 +580,48 @@ async fn concurrent_delivery_reports_share_transactions_and_each_gets_its_own_an
         })
         .collect();
     store.put_messages(&records, &[]).await.unwrap();
+    // A message sent in two parts, and one whose record no longer decodes.
+    let parts = record(
+        "acme",
+        MessageId::generate_at(20_000),
+        "+12125559999",
+        MessageStatus::Sent,
+        Some("q-a,q-b"),
+    );
+    let broken = record(
+        "acme",
+        MessageId::generate_at(20_001),
+        "+12125559998",
+        MessageStatus::Sent,
+        Some("bad"),
+    );
+    store
+        .put_messages(&[parts.clone(), broken.clone()], &[])
+        .await
+        .unwrap();
+    sql(&url)
+        .await
+        .execute(
+            "UPDATE messages SET record = '{' WHERE id = $1",
+            &[&broken.id.as_str()],
+        )
+        .await
+        .unwrap();
     let notify: SharedNotify =
         Arc::new(|r: &MessageRecord| vec![Notification::MessageStatus(r.event())]);
-    // Every message reported delivered twice, and 100 reports of ids no
-    // message has: 300 reports at once.
-    let tasks: Vec<_> = (0..300)
+    // Every message reported delivered twice, 100 reports of ids no
+    // message has, both parts of one message and the broken one: 303
+    // reports at once.
+    let tasks: Vec<_> = (0..303)
         .map(|i| {
             let s = store.clone();
             let notify = notify.clone();
             tokio::spawn(async move {
                 let id = match i {
                     0..=199 => format!("p-{}", i % 100),
+                    300 => "q-a".to_string(),
+                    301 => "q-b".to_string(),
+                    302 => "bad".to_string(),
                     _ => format!("nobody-{i}"),
                 };
                 let got = s
@@ -600,16 +631,24 @@ async fn concurrent_delivery_reports_share_transactions_and_each_gets_its_own_an
                         change(MessageStatus::Delivered, 5_000, None),
                         notify,
                     )
-                    .await
-                    .unwrap();
-                (id, got.map(|r| (r.record.id, r.applied)))
+                    .await;
+                (id, got.map(|r| r.map(|r| (r.record.id, r.applied))))
             })
         })
         .collect();
     let mut answers: BTreeMap<String, Vec<Applied>> = BTreeMap::new();
+    let mut of_parts = Vec::new();
     for task in tasks {
         let (id, got) = task.await.unwrap();
-        match got {
+        if id == "bad" {
+            assert!(matches!(got, Err(StoreError::Corrupt(_))), "{got:?}");
+            continue;
+        }
+        match got.unwrap() {
+            Some((msg, applied)) if id.starts_with("q-") => {
+                assert_eq!(msg, parts.id, "{id}");
+                of_parts.push(applied);
+            }
             Some((msg, applied)) => {
                 let want = &records[id[2..].parse::<usize>().unwrap()].id;
                 assert_eq!(&msg, want, "{id} answered with another message");
@@ -619,15 +658,20 @@ async fn concurrent_delivery_reports_share_transactions_and_each_gets_its_own_an
         }
     }
     assert_eq!(answers.len(), 100);
+    // The second part's report finds the message delivered already.
+    of_parts.sort_by_key(|a| format!("{a:?}"));
+    assert_eq!(of_parts, [Applied::Changed, Applied::Duplicate]);
     for (id, mut applied) in answers {
         applied.sort_by_key(|a| format!("{a:?}"));
         assert_eq!(applied, [Applied::Changed, Applied::Duplicate], "{id}");
     }
     let stats = store.report_writer_stats();
-    assert_eq!(stats.items, 300);
-    assert!(stats.transactions < 300 / 4, "300 reports took {stats:?}");
+    assert_eq!(stats.items, 303);
+    assert!(stats.transactions < 300 / 4, "303 reports took {stats:?}");
     let c = store.campaign_counters(&t("acme")).await.unwrap();
-    assert_eq!((c[0].delivered, c[0].undelivered), (100, 0), "{c:?}");
+    assert_eq!((c[0].delivered, c[0].undelivered), (101, 0), "{c:?}");
     // One notification per change, written with it.
-    assert_eq!(store.outbox_stats().await.unwrap().queued, 100);
+    assert_eq!(store.outbox_stats().await.unwrap().queued, 101);
+    let r = store.message(&t("acme"), &parts.id).await.unwrap().unwrap();
+    assert_eq!(r.status(), MessageStatus::Delivered);
 }
