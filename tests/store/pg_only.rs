@@ -675,3 +675,97 @@ async fn concurrent_delivery_reports_share_transactions_and_each_gets_its_own_an
     let r = store.message(&t("acme"), &parts.id).await.unwrap().unwrap();
     assert_eq!(r.status(), MessageStatus::Delivered);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_idempotent_requests_share_transactions_and_each_is_settled_once() {
+    use stopgate::store::{Attempt, IdempotencyStore};
+
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    // A finished request, one whose stored fingerprint no longer decodes,
+    // and one begun by another request: their attempts are not fresh.
+    store
+        .begin_request(&t("acme"), "done", &[1u8; 32])
+        .await
+        .unwrap();
+    store
+        .finish_request(&t("acme"), "done", &[1u8; 32], b"first answer")
+        .await
+        .unwrap();
+    sql(&url)
+        .await
+        .batch_execute(
+            "INSERT INTO requests (tenant, reference, done, at, fingerprint)
+             VALUES ('acme', 'short', false, 0, '\\x01')",
+        )
+        .await
+        .unwrap();
+    store
+        .begin_request(&t("acme"), "other", &[2u8; 32])
+        .await
+        .unwrap();
+    // 200 references begun three times each at once, and the three above.
+    let tasks: Vec<_> = (0..603)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                let (reference, fp) = match i {
+                    600 => ("done".to_string(), [1u8; 32]),
+                    601 => ("short".to_string(), [1u8; 32]),
+                    602 => ("other".to_string(), [3u8; 32]),
+                    _ => (format!("r-{}", i % 200), [9u8; 32]),
+                };
+                let got = s.begin_request(&t("acme"), &reference, &fp).await;
+                (reference, got)
+            })
+        })
+        .collect();
+    let mut fresh: BTreeMap<String, usize> = BTreeMap::new();
+    for task in tasks {
+        let (reference, got) = task.await.unwrap();
+        match reference.as_str() {
+            "done" => assert_eq!(got.unwrap(), Attempt::Done(b"first answer".to_vec())),
+            "short" => assert!(matches!(got, Err(StoreError::Corrupt(_))), "{got:?}"),
+            "other" => assert_eq!(got.unwrap(), Attempt::Mismatch),
+            _ => match got.unwrap() {
+                Attempt::Fresh => *fresh.entry(reference).or_default() += 1,
+                Attempt::InProgress => {}
+                a => panic!("{reference}: {a:?}"),
+            },
+        }
+    }
+    assert_eq!(fresh.len(), 200, "every reference begun once");
+    assert!(fresh.values().all(|&n| n == 1), "{fresh:?}");
+    // The answers, all at once; each read back as it was given.
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                s.finish_request(
+                    &t("acme"),
+                    &format!("r-{i}"),
+                    &[9u8; 32],
+                    format!("answer {i}").as_bytes(),
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for i in [0, 57, 199] {
+        let got = store
+            .begin_request(&t("acme"), &format!("r-{i}"), &[9u8; 32])
+            .await
+            .unwrap();
+        assert_eq!(got, Attempt::Done(format!("answer {i}").into_bytes()));
+    }
+    let (begins, finishes) = store.request_writer_stats();
+    assert!(begins.transactions < 600 / 4, "603 begins took {begins:?}");
+    assert!(
+        finishes.transactions < 200 / 4,
+        "200 finishes took {finishes:?}"
+    );
+}

@@ -4,10 +4,20 @@
 //! `begin_request` is one insert-if-absent that also takes over a stale
 //! pending record of the same request, under the row's lock, so only one
 //! of concurrent attempts (on any node) is ever `Fresh`.
+//!
+//! Concurrent begins share one transaction, and so do concurrent finishes
+//! (two batching writers): a webhook or an idempotent send costs two
+//! commits per batch, not two per request. A begin the batch cannot settle
+//! at once (a stale record to take over, a record gone meanwhile, the same
+//! reference twice in one batch) is settled by its caller, one request at
+//! a time, as before batching.
+
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 
-use super::{corrupt, retrying, PgStore};
+use super::batch::BatchWork;
+use super::{corrupt, retrying, PgResult, PgStore};
 use crate::domain::{now_millis, TenantId, UnixMillis};
 use crate::store::idempotency::STALE_ATTEMPT_MS;
 use crate::store::{Attempt, IdempotencyStore, Result};
@@ -16,16 +26,221 @@ use crate::store::{Attempt, IdempotencyStore, Result};
 /// purge) before the attempt is reported in progress.
 const ROUNDS: usize = 8;
 
+/// Takes each reference that is free (or stale, pending and the same
+/// request); returns the ones taken.
+const TAKE_MANY: &str = "
+INSERT INTO requests AS r (tenant, reference, done, at, fingerprint)
+SELECT u.tenant, u.reference, false, $3, u.fingerprint
+FROM unnest($1::text[], $2::text[], $4::bytea[]) AS u(tenant, reference, fingerprint)
+ON CONFLICT (tenant, reference) DO UPDATE SET at = EXCLUDED.at
+WHERE NOT r.done AND r.at < $5 AND r.fingerprint = EXCLUDED.fingerprint
+RETURNING r.tenant, r.reference";
+
+const READ_MANY: &str = "
+SELECT r.tenant, r.reference, r.done, r.at, r.fingerprint, r.response
+FROM requests r
+JOIN unnest($1::text[], $2::text[]) AS u(tenant, reference)
+  ON r.tenant = u.tenant AND r.reference = u.reference";
+
+const FINISH_MANY: &str = "
+INSERT INTO requests (tenant, reference, done, at, fingerprint, response)
+SELECT u.tenant, u.reference, true, $3, u.fingerprint, u.response
+FROM unnest($1::text[], $2::text[], $4::bytea[], $5::bytea[])
+  AS u(tenant, reference, fingerprint, response)
+ON CONFLICT (tenant, reference) DO UPDATE
+SET done = true, at = EXCLUDED.at, fingerprint = EXCLUDED.fingerprint,
+    response = EXCLUDED.response";
+
+/// A begun or finished request, for the batching writers.
+pub(crate) struct RequestReq {
+    tenant: String,
+    reference: String,
+    fingerprint: [u8; 32],
+    /// The answer, for a finish.
+    response: Vec<u8>,
+}
+
+type Key<'a> = (&'a str, &'a str);
+
+fn key(r: &RequestReq) -> Key<'_> {
+    (r.tenant.as_str(), r.reference.as_str())
+}
+
+/// Batched begins. `None` is an attempt the batch could not settle: its
+/// caller settles it alone.
+pub(crate) struct BeginWork {
+    pub pool: deadpool_postgres::Pool,
+}
+
 #[async_trait]
-impl IdempotencyStore for PgStore {
-    async fn begin_request(
+impl BatchWork for BeginWork {
+    type Req = RequestReq;
+    type Ans = Option<Attempt>;
+    const NAME: &'static str = "begins";
+
+    fn weight(_: &Self::Req) -> usize {
+        1
+    }
+
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
+        // The first of each reference, in key order (index locks are taken
+        // in one order by every batch, on every node).
+        let mut seen = HashSet::new();
+        let mut firsts: Vec<&RequestReq> = reqs
+            .iter()
+            .copied()
+            .filter(|r| seen.insert(key(r)))
+            .collect();
+        firsts.sort_by_key(|r| key(r));
+        let tenants: Vec<&str> = firsts.iter().map(|r| r.tenant.as_str()).collect();
+        let references: Vec<&str> = firsts.iter().map(|r| r.reference.as_str()).collect();
+        let fingerprints: Vec<&[u8]> = firsts.iter().map(|r| &r.fingerprint[..]).collect();
+        let now = now_millis();
+        let stale = now - STALE_ATTEMPT_MS;
+
+        let mut client = self.pool.get().await?;
+        // One transaction: a retried batch takes what it took before again.
+        let tx = client.transaction().await?;
+        let take = tx.prepare_cached(TAKE_MANY).await?;
+        let taken = tx
+            .query(&take, &[&tenants, &references, &now, &fingerprints, &stale])
+            .await?;
+        let taken: HashSet<(String, String)> = taken
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<PgResult<_>>()?;
+        let others: Vec<&RequestReq> = firsts
+            .iter()
+            .copied()
+            .filter(|r| !taken.contains(&(r.tenant.clone(), r.reference.clone())))
+            .collect();
+        let mut found: HashMap<(String, String), Attempt> = HashMap::new();
+        if !others.is_empty() {
+            let tenants: Vec<&str> = others.iter().map(|r| r.tenant.as_str()).collect();
+            let references: Vec<&str> = others.iter().map(|r| r.reference.as_str()).collect();
+            let by_key: HashMap<Key<'_>, &RequestReq> =
+                others.iter().map(|r| (key(r), *r)).collect();
+            let read = tx.prepare_cached(READ_MANY).await?;
+            for row in tx.query(&read, &[&tenants, &references]).await? {
+                let k: (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                let Some(r) = by_key.get(&(k.0.as_str(), k.1.as_str())) else {
+                    continue;
+                };
+                // A record that does not decode is left to its own caller,
+                // who gets the error: the batch goes on.
+                let settled = settle(
+                    &r.fingerprint,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                );
+                if let Ok(Some(attempt)) = settled {
+                    found.insert(k, attempt);
+                }
+            }
+        }
+        tx.commit().await?;
+        // The first of each reference is answered; a repeat in the same
+        // batch is settled alone, after this batch committed.
+        let mut answered = HashSet::new();
+        Ok(reqs
+            .iter()
+            .map(|r| {
+                if !answered.insert(key(r)) {
+                    return None;
+                }
+                let k = (r.tenant.clone(), r.reference.clone());
+                if taken.contains(&k) {
+                    Some(Attempt::Fresh)
+                } else {
+                    found.remove(&k)
+                }
+            })
+            .collect())
+    }
+}
+
+/// What a stored record says to an attempt with `fingerprint` that could
+/// not take it; `None` when it is stale and the same request (take it over).
+fn settle(
+    fingerprint: &[u8],
+    done: bool,
+    at: i64,
+    stored: &[u8],
+    response: Option<Vec<u8>>,
+) -> PgResult<Option<Attempt>> {
+    if stored.len() != 32 {
+        return Err(corrupt("a request fingerprint", stored.len()));
+    }
+    if stored != fingerprint {
+        return Ok(Some(Attempt::Mismatch));
+    }
+    if done {
+        return Ok(Some(Attempt::Done(response.unwrap_or_default())));
+    }
+    if now_millis() - at < STALE_ATTEMPT_MS {
+        return Ok(Some(Attempt::InProgress));
+    }
+    Ok(None)
+}
+
+/// Batched finishes: the answers of a batch in one statement.
+pub(crate) struct FinishWork {
+    pub pool: deadpool_postgres::Pool,
+}
+
+#[async_trait]
+impl BatchWork for FinishWork {
+    type Req = RequestReq;
+    type Ans = ();
+    const NAME: &'static str = "finishes";
+
+    fn weight(_: &Self::Req) -> usize {
+        1
+    }
+
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
+        // One row per reference (a statement may not upsert a row twice):
+        // the last answer given, in key order.
+        let mut last: HashMap<Key<'_>, &RequestReq> = HashMap::new();
+        for r in reqs {
+            last.insert(key(r), r);
+        }
+        let mut rows: Vec<&RequestReq> = last.into_values().collect();
+        rows.sort_by_key(|r| key(r));
+        let tenants: Vec<&str> = rows.iter().map(|r| r.tenant.as_str()).collect();
+        let references: Vec<&str> = rows.iter().map(|r| r.reference.as_str()).collect();
+        let fingerprints: Vec<&[u8]> = rows.iter().map(|r| &r.fingerprint[..]).collect();
+        let responses: Vec<&[u8]> = rows.iter().map(|r| r.response.as_slice()).collect();
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(FINISH_MANY).await?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &tenants,
+                    &references,
+                    &now_millis(),
+                    &fingerprints,
+                    &responses,
+                ],
+            )
+            .await?;
+        Ok(vec![(); reqs.len()])
+    }
+}
+
+impl PgStore {
+    /// One attempt settled alone: take the record, or read what it says,
+    /// in rounds while it is taken and released under our feet.
+    async fn begin_one(
         &self,
         tenant: &TenantId,
         reference: &str,
-        fingerprint: &[u8; 32],
+        fingerprint: &[u8],
     ) -> Result<Attempt> {
         let pool = self.pool();
-        let fingerprint = &fingerprint[..];
         retrying(|| async move {
             let client = pool.get().await?;
             let (take, read) = futures::try_join!(
@@ -59,27 +274,45 @@ impl IdempotencyStore for PgStore {
                 else {
                     continue; // abandoned meanwhile: try to take it again
                 };
-                let done: bool = row.try_get(0)?;
-                let at: i64 = row.try_get(1)?;
-                let stored: &[u8] = row.try_get(2)?;
-                if stored.len() != 32 {
-                    return Err(corrupt("a request fingerprint", stored.len()));
-                }
-                if stored != fingerprint {
-                    return Ok(Attempt::Mismatch);
-                }
-                if done {
-                    let response: Option<Vec<u8>> = row.try_get(3)?;
-                    return Ok(Attempt::Done(response.unwrap_or_default()));
-                }
-                if now_millis() - at < STALE_ATTEMPT_MS {
-                    return Ok(Attempt::InProgress);
+                let settled = settle(
+                    fingerprint,
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                )?;
+                if let Some(attempt) = settled {
+                    return Ok(attempt);
                 }
                 // Stale and the same request: another round takes it over.
             }
             Ok(Attempt::InProgress)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for PgStore {
+    async fn begin_request(
+        &self,
+        tenant: &TenantId,
+        reference: &str,
+        fingerprint: &[u8; 32],
+    ) -> Result<Attempt> {
+        let batched = self
+            .begins
+            .submit(RequestReq {
+                tenant: tenant.to_string(),
+                reference: reference.to_string(),
+                fingerprint: *fingerprint,
+                response: Vec::new(),
+            })
+            .await?;
+        match batched {
+            Some(attempt) => Ok(attempt),
+            None => self.begin_one(tenant, reference, fingerprint).await,
+        }
     }
 
     async fn finish_request(
@@ -89,34 +322,14 @@ impl IdempotencyStore for PgStore {
         fingerprint: &[u8; 32],
         response: &[u8],
     ) -> Result<()> {
-        let pool = self.pool();
-        let fingerprint = &fingerprint[..];
-        retrying(|| async move {
-            let client = pool.get().await?;
-            let stmt = client
-                .prepare_cached(
-                    "INSERT INTO requests (tenant, reference, done, at, fingerprint, response)
-                     VALUES ($1, $2, true, $3, $4, $5)
-                     ON CONFLICT (tenant, reference) DO UPDATE
-                     SET done = true, at = EXCLUDED.at, fingerprint = EXCLUDED.fingerprint,
-                         response = EXCLUDED.response",
-                )
-                .await?;
-            client
-                .execute(
-                    &stmt,
-                    &[
-                        &tenant.as_str(),
-                        &reference,
-                        &now_millis(),
-                        &fingerprint,
-                        &response,
-                    ],
-                )
-                .await?;
-            Ok(())
-        })
-        .await
+        self.finishes
+            .submit(RequestReq {
+                tenant: tenant.to_string(),
+                reference: reference.to_string(),
+                fingerprint: *fingerprint,
+                response: response.to_vec(),
+            })
+            .await
     }
 
     async fn abandon_request(&self, tenant: &TenantId, reference: &str) -> Result<()> {

@@ -81,6 +81,8 @@ pub struct PgStore {
     links: batch::Batcher<links::MintWork>,
     messages: batch::Batcher<messages::PutWork>,
     reports: batch::Batcher<messages::ReportWork>,
+    begins: batch::Batcher<idempotency::BeginWork>,
+    finishes: batch::Batcher<idempotency::FinishWork>,
     /// This process's row in `heartbeat`.
     node: String,
     /// Keys the hashes of erased opt-outs (`subjects.rs`).
@@ -230,6 +232,8 @@ impl PgStore {
             links: batch::Batcher::start(links::MintWork { pool: pool.clone() }),
             messages: batch::Batcher::start(messages::PutWork { pool: pool.clone() }),
             reports: batch::Batcher::start(messages::ReportWork { pool: pool.clone() }),
+            begins: batch::Batcher::start(idempotency::BeginWork { pool: pool.clone() }),
+            finishes: batch::Batcher::start(idempotency::FinishWork { pool: pool.clone() }),
             node: node_id(),
             import_round: import_round.max(1),
             pool,
@@ -257,6 +261,12 @@ impl PgStore {
     /// The same for the batching writer of delivery reports.
     pub fn report_writer_stats(&self) -> WriterStats {
         self.reports.stats()
+    }
+
+    /// The same for the batching writers of idempotency records: begun,
+    /// finished.
+    pub fn request_writer_stats(&self) -> (WriterStats, WriterStats) {
+        (self.begins.stats(), self.finishes.stats())
     }
 
     pub(crate) fn pool(&self) -> &Pool {
