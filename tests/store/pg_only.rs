@@ -769,3 +769,44 @@ async fn concurrent_idempotent_requests_share_transactions_and_each_is_settled_o
         "200 finishes took {finishes:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_enqueues_share_transactions_and_keep_each_callers_order() {
+    use stopgate::domain::{Notification, Source};
+    use stopgate::store::OutboxStore;
+
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    // Each caller enqueues an opt-out and then an opt-in of its own number:
+    // the opt-in must wait behind the opt-out, whatever batch they fell in.
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                let number = n(&format!("+33612{i:06}"));
+                let note = |action| {
+                    Notification::Subscription(Event::new(t("acme"), &number, action, Source::Sms))
+                };
+                s.enqueue(&[note(Action::OptOut), note(Action::OptIn)])
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.outbox_stats().await.unwrap().queued, 400);
+    let now = stopgate::domain::now_millis() + 1_000;
+    let claimed = store.claim(now, 1_000, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 200, "one item per number: its first");
+    for item in &claimed {
+        match &item.notification {
+            Notification::Subscription(e) => assert_eq!(e.action, Action::OptOut, "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let stats = store.outbox_writer_stats();
+    assert_eq!(stats.items, 400);
+    assert!(stats.transactions < 200 / 4, "200 enqueues took {stats:?}");
+}

@@ -83,6 +83,7 @@ pub struct PgStore {
     reports: batch::Batcher<messages::ReportWork>,
     begins: batch::Batcher<idempotency::BeginWork>,
     finishes: batch::Batcher<idempotency::FinishWork>,
+    enqueues: batch::Batcher<outbox::EnqueueWork>,
     /// This process's row in `heartbeat`.
     node: String,
     /// Keys the hashes of erased opt-outs (`subjects.rs`).
@@ -234,6 +235,7 @@ impl PgStore {
             reports: batch::Batcher::start(messages::ReportWork { pool: pool.clone() }),
             begins: batch::Batcher::start(idempotency::BeginWork { pool: pool.clone() }),
             finishes: batch::Batcher::start(idempotency::FinishWork { pool: pool.clone() }),
+            enqueues: batch::Batcher::start(outbox::EnqueueWork { pool: pool.clone() }),
             node: node_id(),
             import_round: import_round.max(1),
             pool,
@@ -267,6 +269,11 @@ impl PgStore {
     /// finished.
     pub fn request_writer_stats(&self) -> (WriterStats, WriterStats) {
         (self.begins.stats(), self.finishes.stats())
+    }
+
+    /// The same for the batching writer of enqueued notifications.
+    pub fn outbox_writer_stats(&self) -> WriterStats {
+        self.enqueues.stats()
     }
 
     pub(crate) fn pool(&self) -> &Pool {

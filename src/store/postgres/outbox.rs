@@ -8,11 +8,16 @@
 //! hand out one item twice. `FOR UPDATE SKIP LOCKED` lets them claim
 //! different items without waiting for each other (PostgreSQL, YugabyteDB,
 //! CockroachDB 23.1+: for speed only; without it they would wait, not err).
+//!
+//! Notifications enqueued on their own (a STOP's confirmation, written after
+//! its opt-out) go through a batching writer: concurrent enqueues share one
+//! transaction, in the order they were queued.
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 
+use super::batch::BatchWork;
 use super::{corrupt, retrying, PgResult, PgStore};
 use crate::domain::{now_millis, Notification, TenantId, UnixMillis};
 use crate::store::{OutboxItem, OutboxStats, OutboxStore, Result};
@@ -47,6 +52,32 @@ pub(crate) async fn insert(
     Ok(())
 }
 
+/// The batching writer of enqueued notifications: every queued call's
+/// notifications in one insert, in queue order.
+pub(crate) struct EnqueueWork {
+    pub pool: deadpool_postgres::Pool,
+}
+
+#[async_trait]
+impl BatchWork for EnqueueWork {
+    type Req = Vec<Notification>;
+    type Ans = ();
+    const NAME: &'static str = "outbox";
+
+    fn weight(req: &Self::Req) -> usize {
+        req.len()
+    }
+
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
+        let notes: Vec<&Notification> = reqs.iter().flat_map(|r| r.iter()).collect();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        insert(&tx, &notes, now_millis()).await?;
+        tx.commit().await?;
+        Ok(vec![(); reqs.len()])
+    }
+}
+
 fn item(r: &Row) -> PgResult<OutboxItem> {
     let id: i64 = r.try_get(0)?;
     let body: &str = r.try_get(1)?;
@@ -72,19 +103,7 @@ impl OutboxStore for PgStore {
         if notifications.is_empty() {
             return Ok(());
         }
-        let pool = self.pool();
-        let notes: Vec<&Notification> = notifications.iter().collect();
-        retrying(|| {
-            let notes = &notes;
-            async move {
-                let mut client = pool.get().await?;
-                let tx = client.transaction().await?;
-                insert(&tx, notes, now_millis()).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-        })
-        .await
+        self.enqueues.submit(notifications.to_vec()).await
     }
 
     async fn claim(&self, now: UnixMillis, limit: usize, lease_ms: i64) -> Result<Vec<OutboxItem>> {
