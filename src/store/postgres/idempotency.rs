@@ -12,7 +12,7 @@
 //! reference twice in one batch) is settled by its caller, one request at
 //! a time, as before batching.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 
@@ -85,12 +85,11 @@ impl BatchWork for BeginWork {
     async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
         // The first of each reference, in key order (index locks are taken
         // in one order by every batch, on every node).
-        let mut seen = HashSet::new();
-        let mut firsts: Vec<&RequestReq> = reqs
-            .iter()
-            .copied()
-            .filter(|r| seen.insert(key(r)))
-            .collect();
+        let mut by_key: HashMap<Key<'_>, &RequestReq> = HashMap::new();
+        for r in reqs {
+            by_key.entry(key(r)).or_insert(r);
+        }
+        let mut firsts: Vec<&RequestReq> = by_key.values().copied().collect();
         firsts.sort_by_key(|r| key(r));
         let tenants: Vec<&str> = firsts.iter().map(|r| r.tenant.as_str()).collect();
         let references: Vec<&str> = firsts.iter().map(|r| r.reference.as_str()).collect();
@@ -102,62 +101,45 @@ impl BatchWork for BeginWork {
         // One transaction: a retried batch takes what it took before again.
         let tx = client.transaction().await?;
         let take = tx.prepare_cached(TAKE_MANY).await?;
-        let taken = tx
+        let mut settled: HashMap<Key<'_>, Attempt> = HashMap::new();
+        for row in tx
             .query(&take, &[&tenants, &references, &now, &fingerprints, &stale])
-            .await?;
-        let taken: HashSet<(String, String)> = taken
-            .iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<PgResult<_>>()?;
+            .await?
+        {
+            if let Some(r) = by_key.get(&(row.try_get(0)?, row.try_get(1)?)) {
+                settled.insert(key(r), Attempt::Fresh);
+            }
+        }
         let others: Vec<&RequestReq> = firsts
-            .iter()
-            .copied()
-            .filter(|r| !taken.contains(&(r.tenant.clone(), r.reference.clone())))
+            .into_iter()
+            .filter(|r| !settled.contains_key(&key(r)))
             .collect();
-        let mut found: HashMap<(String, String), Attempt> = HashMap::new();
         if !others.is_empty() {
             let tenants: Vec<&str> = others.iter().map(|r| r.tenant.as_str()).collect();
             let references: Vec<&str> = others.iter().map(|r| r.reference.as_str()).collect();
-            let by_key: HashMap<Key<'_>, &RequestReq> =
-                others.iter().map(|r| (key(r), *r)).collect();
             let read = tx.prepare_cached(READ_MANY).await?;
             for row in tx.query(&read, &[&tenants, &references]).await? {
-                let k: (String, String) = (row.try_get(0)?, row.try_get(1)?);
-                let Some(r) = by_key.get(&(k.0.as_str(), k.1.as_str())) else {
+                let Some(r) = by_key.get(&(row.try_get(0)?, row.try_get(1)?)) else {
                     continue;
                 };
                 // A record that does not decode is left to its own caller,
                 // who gets the error: the batch goes on.
-                let settled = settle(
+                let found = settle(
                     &r.fingerprint,
                     row.try_get(2)?,
                     row.try_get(3)?,
                     row.try_get(4)?,
                     row.try_get(5)?,
                 );
-                if let Ok(Some(attempt)) = settled {
-                    found.insert(k, attempt);
+                if let Ok(Some(attempt)) = found {
+                    settled.insert(key(r), attempt);
                 }
             }
         }
         tx.commit().await?;
-        // The first of each reference is answered; a repeat in the same
-        // batch is settled alone, after this batch committed.
-        let mut answered = HashSet::new();
-        Ok(reqs
-            .iter()
-            .map(|r| {
-                if !answered.insert(key(r)) {
-                    return None;
-                }
-                let k = (r.tenant.clone(), r.reference.clone());
-                if taken.contains(&k) {
-                    Some(Attempt::Fresh)
-                } else {
-                    found.remove(&k)
-                }
-            })
-            .collect())
+        // The first of each reference takes its answer; a repeat in the same
+        // batch finds none and is settled alone, after this batch committed.
+        Ok(reqs.iter().map(|r| settled.remove(&key(r))).collect())
     }
 }
 

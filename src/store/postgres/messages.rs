@@ -88,7 +88,7 @@ pub(crate) struct ReportReq {
 /// The batching writer of delivery reports: a DLR storm costs one commit
 /// per batch, not one per report (issue 12: 1,217 reports/s at one each).
 /// Locks are taken in one order in every batch, so two nodes' batches do
-/// not deadlock: the records by provider id, then the counters by key once
+/// not deadlock: the records by message id, then the counters by key once
 /// every record is done.
 pub(crate) struct ReportWork {
     pub pool: deadpool_postgres::Pool,
