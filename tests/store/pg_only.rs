@@ -771,7 +771,7 @@ async fn concurrent_idempotent_requests_share_transactions_and_each_is_settled_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_enqueues_share_transactions_and_keep_each_callers_order() {
+async fn concurrent_enqueues_and_completions_share_transactions_and_keep_each_callers_order() {
     use stopgate::domain::{Notification, Source};
     use stopgate::store::OutboxStore;
 
@@ -806,7 +806,36 @@ async fn concurrent_enqueues_share_transactions_and_keep_each_callers_order() {
             other => panic!("{other:?}"),
         }
     }
-    let stats = store.outbox_writer_stats();
-    assert_eq!(stats.items, 400);
-    assert!(stats.transactions < 200 / 4, "200 enqueues took {stats:?}");
+    let (enqueued, _) = store.outbox_writer_stats();
+    assert_eq!(enqueued.items, 400);
+    assert!(
+        enqueued.transactions < 200 / 4,
+        "200 enqueues took {enqueued:?}"
+    );
+
+    // The 200 deliveries done at once: each item leaves the outbox, and the
+    // opt-in queued behind it becomes the one to claim.
+    let done: Vec<_> = claimed
+        .iter()
+        .map(|item| {
+            let (s, id) = (store.clone(), item.id);
+            tokio::spawn(async move { s.complete(id).await.unwrap() })
+        })
+        .collect();
+    for task in done {
+        task.await.unwrap();
+    }
+    assert_eq!(store.outbox_stats().await.unwrap().queued, 200);
+    let next = store.claim(now, 1_000, 60_000).await.unwrap();
+    assert_eq!(next.len(), 200);
+    assert!(next.iter().all(|i| matches!(
+        &i.notification,
+        Notification::Subscription(e) if e.action == Action::OptIn
+    )));
+    let (_, completed) = store.outbox_writer_stats();
+    assert_eq!(completed.items, 200);
+    assert!(
+        completed.transactions < 200 / 4,
+        "200 completions took {completed:?}"
+    );
 }

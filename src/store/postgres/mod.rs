@@ -84,6 +84,7 @@ pub struct PgStore {
     begins: batch::Batcher<idempotency::BeginWork>,
     finishes: batch::Batcher<idempotency::FinishWork>,
     enqueues: batch::Batcher<outbox::EnqueueWork>,
+    completions: batch::Batcher<outbox::CompleteWork>,
     /// This process's row in `heartbeat`.
     node: String,
     /// Keys the hashes of erased opt-outs (`subjects.rs`).
@@ -236,6 +237,7 @@ impl PgStore {
             begins: batch::Batcher::start(idempotency::BeginWork { pool: pool.clone() }),
             finishes: batch::Batcher::start(idempotency::FinishWork { pool: pool.clone() }),
             enqueues: batch::Batcher::start(outbox::EnqueueWork { pool: pool.clone() }),
+            completions: batch::Batcher::start(outbox::CompleteWork { pool: pool.clone() }),
             node: node_id(),
             import_round: import_round.max(1),
             pool,
@@ -271,9 +273,10 @@ impl PgStore {
         (self.begins.stats(), self.finishes.stats())
     }
 
-    /// The same for the batching writer of enqueued notifications.
-    pub fn outbox_writer_stats(&self) -> WriterStats {
-        self.enqueues.stats()
+    /// The same for the batching writers of the outbox: enqueued
+    /// notifications, completed deliveries.
+    pub fn outbox_writer_stats(&self) -> (WriterStats, WriterStats) {
+        (self.enqueues.stats(), self.completions.stats())
     }
 
     pub(crate) fn pool(&self) -> &Pool {

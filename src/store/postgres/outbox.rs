@@ -11,7 +11,8 @@
 //!
 //! Notifications enqueued on their own (a STOP's confirmation, written after
 //! its opt-out) go through a batching writer: concurrent enqueues share one
-//! transaction, in the order they were queued.
+//! transaction, in the order they were queued. Deliveries done go through
+//! another: concurrent completions are one delete.
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
@@ -74,6 +75,35 @@ impl BatchWork for EnqueueWork {
         let tx = client.transaction().await?;
         insert(&tx, &notes, now_millis()).await?;
         tx.commit().await?;
+        Ok(vec![(); reqs.len()])
+    }
+}
+
+/// The batching writer of completions: the delivered items of every queued
+/// call leave the outbox in one delete.
+pub(crate) struct CompleteWork {
+    pub pool: deadpool_postgres::Pool,
+}
+
+#[async_trait]
+impl BatchWork for CompleteWork {
+    type Req = u64;
+    type Ans = ();
+    const NAME: &'static str = "completions";
+
+    fn weight(_: &Self::Req) -> usize {
+        1
+    }
+
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
+        // Sorted: rows are locked in id order, as a claim locks them.
+        let mut ids: Vec<i64> = reqs.iter().map(|&&id| db_id(id)).collect();
+        ids.sort_unstable();
+        let client = self.pool.get().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM outbox WHERE id = ANY($1::bigint[])")
+            .await?;
+        client.execute(&stmt, &[&ids]).await?;
         Ok(vec![(); reqs.len()])
     }
 }
@@ -143,8 +173,7 @@ impl OutboxStore for PgStore {
     }
 
     async fn complete(&self, id: u64) -> Result<()> {
-        self.outbox_execute("DELETE FROM outbox WHERE id = $1", &[&db_id(id)])
-            .await
+        self.completions.submit(id).await
     }
 
     async fn retry(&self, id: u64, due: UnixMillis, error: &str) -> Result<()> {
