@@ -147,19 +147,27 @@ impl Inbound {
 
         let (action, attr, template, changed) = match &intent {
             Intent::OptOut(scope) => {
-                let recent = if attribution::stop_needs_senders(scope, &on_code) {
+                // One read: who sent marketing through the code (the window
+                // attributes a shared code's STOP) and in which campaign (the
+                // opt-out is credited to the last, however old).
+                let sends = store.marketing_sends(&number, &code).await?;
+                let recent: Vec<TenantId> = if attribution::stop_needs_senders(scope, &on_code) {
                     let since = now_millis() - self.attribution_window.as_millis() as i64;
-                    store.marketing_senders(&number, &code, since).await?
+                    sends
+                        .iter()
+                        .filter(|(_, s)| s.at >= since)
+                        .map(|(t, _)| t.clone())
+                        .collect()
                 } else {
                     Vec::new()
                 };
                 let attr = attribution::attribute_stop(scope, &on_code, &recent);
                 let mut events = Vec::with_capacity(attr.tenants.len());
                 for t in &attr.tenants {
-                    let campaign = store
-                        .last_marketing_send(&number, &code, &t.id)
-                        .await?
-                        .and_then(|s| s.campaign);
+                    let campaign = sends
+                        .iter()
+                        .find(|(id, _)| *id == t.id)
+                        .and_then(|(_, s)| s.campaign.clone());
                     let mut event = Event::new(t.id.clone(), &number, Action::OptOut, Source::Sms);
                     event.campaign = campaign;
                     event.text = Some(kept_text.clone());

@@ -34,11 +34,12 @@ pub trait AttributionStore: Send + Sync {
         tenant: &TenantId,
     ) -> Result<Option<MarketingSend>>;
 
-    /// Tenants that sent marketing to `number` through `shortcode` since `since`.
-    async fn marketing_senders(
+    /// Every tenant's last marketing send to `number` through `shortcode`,
+    /// in tenant order (bytes): what a STOP on the code is attributed and
+    /// credited by, in one read.
+    async fn marketing_sends(
         &self,
         number: &PhoneNumber,
         shortcode: &ShortCode,
-        since: UnixMillis,
-    ) -> Result<Vec<TenantId>>;
+    ) -> Result<Vec<(TenantId, MarketingSend)>>;
 }

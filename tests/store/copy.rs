@@ -293,8 +293,8 @@ async fn same(a: &dyn Store, b: &dyn Store, codes: &[LinkCode]) {
     }
     for num in numbers() {
         assert_eq!(
-            a.marketing_senders(&num, &sc, 0).await.unwrap(),
-            b.marketing_senders(&num, &sc, 0).await.unwrap()
+            a.marketing_sends(&num, &sc).await.unwrap(),
+            b.marketing_sends(&num, &sc).await.unwrap()
         );
     }
     for code in codes {

@@ -46,7 +46,7 @@ contract!(
     links_are_insert_if_absent_per_tenant_number_campaign,
     concurrent_minting_of_one_key_gives_one_code,
     a_colliding_code_is_drawn_again,
-    marketing_senders_respect_the_window,
+    marketing_sends_are_listed_per_tenant,
     the_last_marketing_send_keeps_its_campaign,
     possible_optouts_are_listed_in_order_after_a_cursor,
     idempotent_requests,

@@ -82,31 +82,38 @@ impl AttributionStore for PgStore {
         .await
     }
 
-    async fn marketing_senders(
+    async fn marketing_sends(
         &self,
         number: &PhoneNumber,
         shortcode: &ShortCode,
-        since: UnixMillis,
-    ) -> Result<Vec<TenantId>> {
+    ) -> Result<Vec<(TenantId, MarketingSend)>> {
         let pool = self.pool();
-        let mut tenants = retrying(|| async move {
+        let mut sends = retrying(|| async move {
             let client = pool.get().await?;
             let stmt = client
                 .prepare_cached(
-                    "SELECT tenant FROM sends WHERE number = $1 AND shortcode = $2 AND at >= $3",
+                    "SELECT tenant, at, campaign FROM sends WHERE number = $1 AND shortcode = $2",
                 )
                 .await?;
             let rows = client
-                .query(&stmt, &[&number.as_str(), &shortcode.as_str(), &since])
+                .query(&stmt, &[&number.as_str(), &shortcode.as_str()])
                 .await?;
             rows.iter()
-                .map(|r| TenantId::parse(r.try_get(0)?).map_err(|e| corrupt("a stored tenant", e)))
+                .map(|r| -> PgResult<(TenantId, MarketingSend)> {
+                    let tenant = TenantId::parse(r.try_get(0)?)
+                        .map_err(|e| corrupt("a stored tenant", e))?;
+                    let send = MarketingSend {
+                        at: r.try_get(1)?,
+                        campaign: parse_campaign(r.try_get(2)?)?,
+                    };
+                    Ok((tenant, send))
+                })
                 .collect::<PgResult<Vec<_>>>()
         })
         .await?;
         // Byte order, as the embedded store lists them (the database's
         // collation may order ids otherwise).
-        tenants.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        Ok(tenants)
+        sends.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        Ok(sends)
     }
 }

@@ -69,21 +69,19 @@ impl AttributionStore for SledStore {
         })
     }
 
-    async fn marketing_senders(
+    async fn marketing_sends(
         &self,
         number: &PhoneNumber,
         shortcode: &ShortCode,
-        since: UnixMillis,
-    ) -> Result<Vec<TenantId>> {
+    ) -> Result<Vec<(TenantId, MarketingSend)>> {
         self.with(|s| {
             let prefix = prefix(&[number.as_str().as_bytes(), shortcode.as_str().as_bytes()]);
             let mut out = Vec::new();
             for kv in s.sends.scan_prefix(&prefix) {
                 let (k, v) = kv?;
-                if decode_send(&v)?.at >= since {
-                    let tenant = utf8(&k[prefix.len()..])?;
-                    out.push(TenantId::parse(tenant).map_err(StoreError::Corrupt)?);
-                }
+                let tenant = utf8(&k[prefix.len()..])?;
+                let tenant = TenantId::parse(tenant).map_err(StoreError::Corrupt)?;
+                out.push((tenant, decode_send(&v)?));
             }
             Ok(out)
         })
@@ -111,7 +109,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!((old.at, old.campaign), (3_000, None));
-        assert_eq!(s.marketing_senders(&n, &code, 1_500).await.unwrap(), [beta]);
+        assert_eq!((old.at, old.campaign.clone()), (3_000, None));
+        assert_eq!(s.marketing_sends(&n, &code).await.unwrap(), [(beta, old)]);
     }
 }
