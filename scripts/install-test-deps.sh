@@ -65,18 +65,3 @@ fi
 if ! "$VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('smpplib') != '$SMPPLIB_VERSION')" 2>/dev/null; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "smpplib==$SMPPLIB_VERSION"
 fi
-
-# oha: the fixed-rate load of the benchmark's added-latency figure. Built from
-# crates.io into target/ (bench/run looks there), pinned like bench/run's OHA_VERSION.
-OHA_VERSION="1.16.0"
-if ! target/bench-tools/bin/oha --version 2>/dev/null | grep -q " $OHA_VERSION"; then
-  cargo install --locked --quiet oha --version "$OHA_VERSION" --root target/bench-tools
-fi
-
-# cargo-fuzz: the bounded fuzz run of scripts/test.sh (scripts/fuzz.sh), from
-# crates.io into target/ like oha. It needs nightly features, which
-# RUSTC_BOOTSTRAP=1 makes the stable toolchain accept.
-CARGO_FUZZ_VERSION="0.13.1"
-if ! target/fuzz-tools/bin/cargo-fuzz --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION"; then
-  cargo install --locked --quiet cargo-fuzz --version "$CARGO_FUZZ_VERSION" --root target/fuzz-tools
-fi
