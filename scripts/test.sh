@@ -16,15 +16,20 @@ step() {
 # Tools compiled from crates.io (oha for the benchmark smoke; cargo-fuzz and
 # the fuzz target's instrumented build) took 6 minutes of a clean run before
 # anything else could start. They are built in the background at the lowest
-# priority, in the CPU the test run leaves idle, and waited for where they
-# are needed.
+# priority, in the CPU that the test run and the smoke leave idle (oha from
+# the start, the fuzz build during the smoke), and waited for where needed.
 mkdir -p target
 nice -n 19 ./scripts/install-tools.sh oha >target/tools-oha.log 2>&1 &
 oha_job=$!
-nice -n 19 ./scripts/install-tools.sh fuzz >target/tools-fuzz.log 2>&1 &
-fuzz_job=$!
 # An early failure leaves no build running behind it.
-trap 'for j in $oha_job $fuzz_job; do pkill -P "$j" 2>/dev/null; kill "$j" 2>/dev/null; done; true' EXIT
+stop_tools() {
+  local j
+  for j in $(jobs -pr); do
+    pkill -P "$j" 2>/dev/null || true
+    kill "$j" 2>/dev/null || true
+  done
+}
+trap stop_tools EXIT
 ready() {
   if ! wait "$1"; then
     tail -n 40 "$2"
@@ -51,9 +56,13 @@ step cargo test --locked --all-targets --no-run
 # The suite writes its logs here; the privacy audit reads them afterwards.
 rm -rf target/tmp/test-logs
 step cargo test --locked --all-targets
+step ready "$oha_job" target/tools-oha.log
+# Outside the clippy wrapper, like the fuzz run.
+env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS nice -n 19 ./scripts/install-tools.sh fuzz \
+  >target/tools-fuzz.log 2>&1 &
+fuzz_job=$!
 # The benchmark harness in seconds (bench/run --smoke): it completes and
 # writes every scenario. Behaviour, not speed.
-step ready "$oha_job" target/tools-oha.log
 step python3 bench/smoke_test.py
 step cargo test --locked --test log_audit -- --ignored
 # The SMPP decoder and session on arbitrary bytes, for a bounded time.
