@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::elements::Element;
+use fantoccini::error::{CmdError, ErrorStatus};
+use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -303,12 +305,7 @@ async fn a_real_browser_opts_out_with_one_click() {
                     .unwrap();
             }
             btn.click().await.unwrap();
-            let done = browser
-                .wait()
-                .at_most(Duration::from_secs(30))
-                .for_element(Locator::Id("done"))
-                .await
-                .expect("the done page");
+            let done = wait_for_id(&browser, "done").await;
             assert_eq!(done.text().await.unwrap(), done_title);
             let png = browser.screenshot().await.unwrap();
             std::fs::write(shots.join(format!("done-{script}-{lang}.png")), &png).unwrap();
@@ -333,5 +330,28 @@ async fn a_real_browser_opts_out_with_one_click() {
     let _ = driver.wait().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
+    }
+}
+
+/// The element `id` of the page a click navigates to, once it has loaded.
+/// Chromedriver answers a look-up made while the navigation is still under
+/// way with "aborted by navigation", which is not a W3C error, so
+/// fantoccini's own wait gives up on it (a loaded CI machine hit it): here
+/// it is waited out like a missing element.
+async fn wait_for_id(browser: &Client, id: &str) -> Element {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match browser.find(Locator::Id(id)).await {
+            Ok(element) => return element,
+            Err(CmdError::Standard(e)) if e.error == ErrorStatus::NoSuchElement => {}
+            Err(CmdError::NotW3C(serde_json::Value::String(s))) if s == "aborted by navigation" => {
+            }
+            Err(e) => panic!("waiting for #{id}: {e}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no #{id} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
