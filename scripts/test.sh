@@ -15,9 +15,9 @@ step() {
 
 # Tools compiled from crates.io (oha for the benchmark smoke; cargo-fuzz and
 # the fuzz target's instrumented build) took 6 minutes of a clean run before
-# anything else could start. They are built in the background at the lowest
-# priority, in the CPU that the test run and the smoke leave idle (oha from
-# the start, the fuzz build during the smoke), and waited for where needed.
+# anything else could start. oha is built in the background at the lowest
+# priority from the start, in the CPU the test build and the test run leave
+# idle, and waited for before the smoke.
 mkdir -p target
 nice -n 19 ./scripts/install-tools.sh oha >target/tools-oha.log 2>&1 &
 oha_job=$!
@@ -57,10 +57,6 @@ step cargo test --locked --all-targets --no-run
 rm -rf target/tmp/test-logs
 step cargo test --locked --all-targets
 step ready "$oha_job" target/tools-oha.log
-# Outside the clippy wrapper, like the fuzz run.
-env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS nice -n 19 ./scripts/install-tools.sh fuzz \
-  >target/tools-fuzz.log 2>&1 &
-fuzz_job=$!
 # The benchmark harness in seconds (bench/run --smoke): it completes and
 # writes every scenario. Behaviour, not speed.
 step python3 bench/smoke_test.py
@@ -68,5 +64,7 @@ step cargo test --locked --test log_audit -- --ignored
 # The SMPP decoder and session on arbitrary bytes, for a bounded time.
 # (The fuzz crate is a workspace of its own, built with cargo-fuzz's flags:
 # not linted here.)
-step ready "$fuzz_job" target/tools-fuzz.log
+# Its build runs here, after the smoke: built during the smoke at nice 19 it
+# got little CPU, and the smoke once saw two non-2xx answers beside it.
+step env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS ./scripts/install-tools.sh fuzz
 step env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS ./scripts/fuzz.sh smpp_pdu 30
