@@ -22,7 +22,7 @@ use crate::domain::{
 };
 use crate::outbox::{for_subscription, Signal};
 use crate::rules::RuleSet;
-use crate::store::{Attempt, PossibleOptOut, Store, StoreError};
+use crate::store::{PossibleOptOut, Store, StoreError};
 use attribution::Attribution;
 use keywords::{Intent, Scope};
 
@@ -106,18 +106,33 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    /// Records events, each with its notification to the tenant's webhook;
-    /// whether any changed a state.
-    async fn record(&self, events: &[Event]) -> Result<bool, StoreError> {
-        let changes: Vec<(Event, Vec<Notification>)> = events
-            .iter()
+    /// Events, each with its notification to the tenant's webhook.
+    fn with_notifications(&self, events: Vec<Event>) -> Vec<(Event, Vec<Notification>)> {
+        events
+            .into_iter()
             .map(|e| {
                 let tenant = self.tenants.iter().find(|t| t.id == e.tenant);
-                (e.clone(), for_subscription(tenant.map(|t| t.as_ref()), e))
+                let notes = for_subscription(tenant.map(|t| t.as_ref()), &e);
+                (e, notes)
             })
-            .collect();
-        let changed = self.store.record_notifying(&changes).await?;
-        Ok(changed.into_iter().any(|c| c))
+            .collect()
+    }
+
+    /// Whether this is the first confirmation to `number` from `code`
+    /// within 24 h: a STOP or START that changes nothing (the number was
+    /// already in that state) is confirmed again at most that often, so two
+    /// auto-responders answering each other cannot run up a bill. The mark
+    /// is an idempotency record, and expires with them.
+    async fn first_confirmation(&self, number: &PhoneNumber, code: &ShortCode) -> bool {
+        let key = format!("confirm:{}:{}", number.as_str(), code);
+        match self.store.mark_once(&TenantId::webhooks(), &key).await {
+            Ok(first) => first,
+            // A confirmation without its record is the lesser harm.
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check the confirmation cap");
+                true
+            }
+        }
     }
 
     /// Handles one reply `text` from `from` to short code `to`. Returns once
@@ -145,7 +160,8 @@ impl Inbound {
         let store = self.store.as_ref();
         let kept_text: String = text.chars().take(MAX_KEPT_TEXT).collect();
 
-        let (action, attr, template, changed) = match &intent {
+        // A STOP or START leaves its events to record with its confirmation.
+        let (action, attr, template, to_record, mut changed) = match &intent {
             Intent::OptOut(scope) => {
                 // One read: who sent marketing through the code (the window
                 // attributes a shared code's STOP) and in which campaign (the
@@ -173,13 +189,18 @@ impl Inbound {
                     event.text = Some(kept_text.clone());
                     events.push(event);
                 }
-                let changed = self.record(&events).await?;
                 let template = if matches!(scope, Scope::All) {
                     &rules.replies.stopall
                 } else {
                     &rules.replies.stop
                 };
-                (MoAction::OptedOut, attr, Some(template), changed)
+                (
+                    MoAction::OptedOut,
+                    attr,
+                    Some(template),
+                    Some(events),
+                    false,
+                )
             }
             Intent::OptIn(keyword) => {
                 let mut opted_out_by = Vec::new();
@@ -202,27 +223,23 @@ impl Inbound {
                         event
                     })
                     .collect();
-                let changed = self.record(&events).await?;
-                (MoAction::OptedIn, attr, Some(&rules.replies.start), changed)
+                let template = Some(&rules.replies.start);
+                (MoAction::OptedIn, attr, template, Some(events), false)
             }
             Intent::Help(keyword) => {
                 let attr = attribution::attribute_help(keyword.as_deref(), &on_code);
                 // Always answered, changing nothing: never capped.
-                (MoAction::Help, attr, Some(&rules.replies.help), true)
+                (MoAction::Help, attr, Some(&rules.replies.help), None, true)
             }
             Intent::Yes(keyword) => {
                 let (attr, changed) = self
                     .consent_answer(&number, &code, &on_code, keyword.as_deref(), &kept_text)
                     .await?;
                 if changed {
-                    (
-                        MoAction::Consented,
-                        attr,
-                        Some(&rules.consent.confirmed),
-                        true,
-                    )
+                    let template = Some(&rules.consent.confirmed);
+                    (MoAction::Consented, attr, template, None, true)
                 } else {
-                    (MoAction::None, Attribution::none(), None, false)
+                    (MoAction::None, Attribution::none(), None, None, false)
                 }
             }
             Intent::PossibleOptOut => {
@@ -235,53 +252,52 @@ impl Inbound {
                         text: kept_text,
                     })
                     .await?;
-                (MoAction::None, Attribution::none(), None, false)
+                (MoAction::None, Attribution::none(), None, None, false)
             }
-            Intent::None => (MoAction::None, Attribution::none(), None, false),
+            Intent::None => (MoAction::None, Attribution::none(), None, None, false),
         };
         let mut reply = template
             .filter(|_| !attr.tenants.is_empty())
             .map(|t| render_reply(t, &attr.tenants, &code));
-        // A STOP or START that changes nothing (the number was already in that
-        // state) is confirmed again at most once per 24 h per number and short
-        // code, so two auto-responders answering each other cannot run up a bill.
-        if reply.is_some() && matches!(action, MoAction::OptedOut | MoAction::OptedIn) {
-            let key = format!("confirm:{}:{}", number.as_str(), code);
-            let scope = TenantId::webhooks();
-            match store.begin_request(&scope, &key, &[0u8; 32]).await {
-                Ok(Attempt::Fresh) => {
-                    if let Err(e) = store.finish_request(&scope, &key, &[0u8; 32], b"").await {
-                        tracing::warn!(error = %e, "could not keep the confirmation cap's record");
-                    }
-                }
-                Ok(_) if !changed => {
-                    metrics::counter!("stopgate_inbound_replies_total", "status" => "capped")
-                        .increment(1);
-                    tracing::info!(from = %number, to = %code, "repeat confirmed within 24 h: not confirmed again");
-                    reply = None;
-                }
-                Ok(_) => {}
-                // The change stands; a confirmation without its record is the lesser harm.
-                Err(e) => tracing::warn!(error = %e, "could not check the confirmation cap"),
-            }
-        }
         // The confirmation goes to the outbox before the answer, so that a
         // crash after the answer still sends it; Twilio's caller sends its own.
-        let queued = match (&reply, via) {
-            (Some(body), ReplyVia::Upstream) => {
-                store
-                    .enqueue(&[Notification::Reply {
-                        to: number.clone(),
-                        from: code.clone(),
-                        body: body.clone(),
-                    }])
-                    .await?;
-                metrics::counter!("stopgate_inbound_replies_total", "status" => "queued")
-                    .increment(1);
-                true
-            }
-            _ => false,
+        let upstream = |body: &String| match via {
+            ReplyVia::Upstream => Some(Notification::Reply {
+                to: number.clone(),
+                from: code.clone(),
+                body: body.clone(),
+            }),
+            ReplyVia::Caller => None,
         };
+        let mut queued = false;
+        if let Some(events) = to_record {
+            let changes = self.with_notifications(events);
+            // A change is always confirmed; a repeat, once per 24 h. The
+            // confirmation is written with the events (one commit where the
+            // store can), if the events or the cap say so.
+            let first = match &reply {
+                Some(_) => self.first_confirmation(&number, &code).await,
+                None => false,
+            };
+            let flags = match reply.as_ref().and_then(upstream) {
+                Some(note) => store.record_replying(&changes, &note, first).await?,
+                None => store.record_notifying(&changes).await?,
+            };
+            changed = flags.contains(&true);
+            if reply.is_some() && !first && !changed {
+                metrics::counter!("stopgate_inbound_replies_total", "status" => "capped")
+                    .increment(1);
+                tracing::info!(from = %number, to = %code, "repeat confirmed within 24 h: not confirmed again");
+                reply = None;
+            }
+            queued = reply.is_some() && via == ReplyVia::Upstream;
+        } else if let Some(note) = reply.as_ref().and_then(upstream) {
+            store.enqueue(&[note]).await?;
+            queued = true;
+        }
+        if queued {
+            metrics::counter!("stopgate_inbound_replies_total", "status" => "queued").increment(1);
+        }
         // Always, even when nothing changed: a repeat of a STOP whose first
         // attempt crashed before its flush must not be acknowledged from memory.
         if queued

@@ -5,6 +5,9 @@ use async_trait::async_trait;
 use super::Result;
 use crate::domain::{TenantId, UnixMillis};
 
+/// The fingerprint of a record kept by [`IdempotencyStore::mark_once`].
+pub const MARK: [u8; 32] = [0u8; 32];
+
 /// A request still marked in progress after this long was abandoned by a
 /// crash; a retry may take it over.
 pub const STALE_ATTEMPT_MS: i64 = 60_000;
@@ -40,6 +43,20 @@ pub trait IdempotencyStore: Send + Sync {
         fingerprint: &[u8; 32],
         response: &[u8],
     ) -> Result<()>;
+
+    /// Marks `reference` answered (with an empty answer) unless a record
+    /// already holds it; whether it did. For a note kept once per record
+    /// lifetime, such as the cap on repeated confirmations. The default is
+    /// a begin and a finish; a backend may do it in one write.
+    async fn mark_once(&self, tenant: &TenantId, reference: &str) -> Result<bool> {
+        match self.begin_request(tenant, reference, &MARK).await? {
+            Attempt::Fresh => {
+                self.finish_request(tenant, reference, &MARK, b"").await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
 
     /// Releases a reference whose request failed before doing anything, so a retry may run.
     async fn abandon_request(&self, tenant: &TenantId, reference: &str) -> Result<()>;

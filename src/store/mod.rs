@@ -37,6 +37,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{StorageConfig, StorageKind};
+use crate::domain::{Event, Notification};
 
 pub use attribution::{AttributionStore, MarketingSend};
 pub use consent::{ConsentCounts, ConsentOutcome, ConsentStore};
@@ -82,6 +83,24 @@ pub trait Store:
 
     /// Whether the store can take writes now; `/readyz` asks this.
     async fn ready(&self) -> Result<()>;
+
+    /// [`SuppressionStore::record_notifying`], and `reply` (a STOP's or a
+    /// START's confirmation) to the outbox if `always`, or if any of the
+    /// events changed a state. Returns, per event, whether it changed.
+    /// The default writes one after the other, both durable with the next
+    /// [`Store::durable`]; a backend may write both in one transaction.
+    async fn record_replying(
+        &self,
+        changes: &[(Event, Vec<Notification>)],
+        reply: &Notification,
+        always: bool,
+    ) -> Result<Vec<bool>> {
+        let changed = self.record_notifying(changes).await?;
+        if always || changed.contains(&true) {
+            self.enqueue(std::slice::from_ref(reply)).await?;
+        }
+        Ok(changed)
+    }
 }
 
 /// Opens the backend the config names.

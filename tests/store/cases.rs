@@ -538,6 +538,94 @@ pub async fn purged_requests_are_gone(b: Backend) {
     );
 }
 
+pub async fn marks_are_kept_once_until_purged(b: Backend) {
+    let s = b.store.as_ref();
+    let scope = TenantId::webhooks();
+    assert!(s.mark_once(&scope, "confirm:a").await.unwrap());
+    assert!(!s.mark_once(&scope, "confirm:a").await.unwrap(), "kept");
+    assert!(
+        s.mark_once(&t("acme"), "confirm:a").await.unwrap(),
+        "per scope"
+    );
+    // A mark is a done record: a begin on it finds its (empty) answer.
+    assert_eq!(
+        s.begin_request(&scope, "confirm:a", &[0u8; 32])
+            .await
+            .unwrap(),
+        Attempt::Done(Vec::new())
+    );
+    // A reference held by a request is not marked over.
+    s.begin_request(&scope, "held", &[3u8; 32]).await.unwrap();
+    assert!(!s.mark_once(&scope, "held").await.unwrap());
+    assert_eq!(
+        s.begin_request(&scope, "held", &[3u8; 32]).await.unwrap(),
+        Attempt::InProgress
+    );
+    // Of concurrent marks of one reference, one is the first.
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let s = b.store.clone();
+            tokio::spawn(async move { s.mark_once(&TenantId::webhooks(), "confirm:b").await })
+        })
+        .collect();
+    let mut first = 0;
+    for task in tasks {
+        first += usize::from(task.await.unwrap().unwrap());
+    }
+    assert_eq!(first, 1);
+    let later = stopgate::domain::now_millis() + 1_000;
+    assert!(s.purge_requests(later).await.unwrap() >= 3);
+    assert!(s.mark_once(&scope, "confirm:a").await.unwrap(), "purged");
+}
+
+/// A reply recorded with events goes to the outbox if asked `always`, or
+/// if an event changed a state; never otherwise.
+pub async fn a_reply_is_written_with_its_events_if_they_change_or_always(b: Backend) {
+    let s = b.store.as_ref();
+    let num = n("+33612345640");
+    let stop = || {
+        vec![(
+            Event::new(t("acme"), &num, Action::OptOut, Source::Sms),
+            vec![],
+        )]
+    };
+    let changed = s
+        .record_replying(&stop(), &reply(num.as_str(), "changed"), false)
+        .await
+        .unwrap();
+    assert_eq!(changed, [true]);
+    let repeat = s
+        .record_replying(&stop(), &reply(num.as_str(), "repeat"), false)
+        .await
+        .unwrap();
+    assert_eq!(repeat, [false]);
+    let forced = s
+        .record_replying(&stop(), &reply(num.as_str(), "always"), true)
+        .await
+        .unwrap();
+    assert_eq!(forced, [false]);
+    s.durable().await.unwrap();
+    assert!(
+        s.suppression(&t("acme"), &num)
+            .await
+            .unwrap()
+            .unwrap()
+            .suppressed
+    );
+    let now = stopgate::domain::now_millis() + 1_000;
+    let bodies: Vec<String> = s
+        .claim(now, 10, 60_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| match i.notification {
+            Notification::Reply { body, .. } => body,
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(bodies, ["changed", "always"]);
+}
+
 pub async fn bulk_imports_show_in_state_history_and_pages(b: Backend) {
     let s = b.store.as_ref();
     let resubscribed = n("+12125550001");

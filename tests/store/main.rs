@@ -52,6 +52,8 @@ contract!(
     idempotent_requests,
     one_of_concurrent_attempts_is_fresh,
     purged_requests_are_gone,
+    marks_are_kept_once_until_purged,
+    a_reply_is_written_with_its_events_if_they_change_or_always,
     bulk_imports_show_in_state_history_and_pages,
     durable_data_survives_reopen,
     an_erased_opt_out_blocks_across_a_reopen_until_a_start,

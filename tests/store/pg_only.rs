@@ -839,3 +839,46 @@ async fn concurrent_enqueues_and_completions_share_transactions_and_keep_each_ca
         "200 completions took {completed:?}"
     );
 }
+
+/// A STOP's confirmation and its cap cost no commit of their own: the
+/// reply goes in the events' transaction, the mark is one begin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_shares_its_events_commit_and_its_cap_is_one_write() {
+    use stopgate::domain::{Notification, ShortCode};
+    use stopgate::store::{IdempotencyStore, OutboxStore};
+
+    let url = Cluster::shared().database().await;
+    let store = PgStore::open(&pg::storage(&url)).await.unwrap();
+    let num = n("+33612345641");
+    let stop = vec![(
+        Event::new(t("acme"), &num, Action::OptOut, Source::Sms),
+        vec![],
+    )];
+    let reply = Notification::Reply {
+        to: num.clone(),
+        from: ShortCode::parse("36111").unwrap(),
+        body: "STOP recu".into(),
+    };
+    assert!(store
+        .mark_once(&TenantId::webhooks(), "confirm:x")
+        .await
+        .unwrap());
+    assert_eq!(
+        store.record_replying(&stop, &reply, true).await.unwrap(),
+        [true]
+    );
+    let (begins, finishes) = store.request_writer_stats();
+    assert_eq!(
+        (begins.items, finishes.items),
+        (1, 0),
+        "{begins:?} {finishes:?}"
+    );
+    let (enqueues, _) = store.outbox_writer_stats();
+    assert_eq!(enqueues.items, 0, "{enqueues:?}");
+    assert_eq!(store.writer_stats().transactions, 1);
+    // The reply was committed with the opt-out all the same.
+    let now = stopgate::domain::now_millis() + 1_000;
+    let claimed = store.claim(now, 10, 60_000).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].notification, reply);
+}

@@ -62,7 +62,7 @@ use tokio_postgres::NoTls;
 use super::subjects::SubjectKey;
 use super::{Result, Store, StoreError};
 use crate::config::{describe_pg, StorageConfig};
-use crate::domain::now_millis;
+use crate::domain::{now_millis, Event, Notification};
 
 pub use batch::WriterStats;
 
@@ -392,6 +392,21 @@ impl Store for PgStore {
     /// call returns: nothing is left to flush.
     async fn durable(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// The reply is written in the events' transaction: one commit for both.
+    async fn record_replying(
+        &self,
+        changes: &[(Event, Vec<Notification>)],
+        reply: &Notification,
+        always: bool,
+    ) -> Result<Vec<bool>> {
+        self.events
+            .submit(suppressions::RecordReq {
+                changes: changes.to_vec(),
+                reply: Some((reply.clone(), always)),
+            })
+            .await
     }
 
     /// A tiny committed write: what a database that cannot write refuses.

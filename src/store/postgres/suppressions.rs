@@ -109,6 +109,13 @@ fn state(row: &Row, from: usize) -> PgResult<Suppression> {
     })
 }
 
+/// One caller's events, each with the notifications written if it changes
+/// a state, and a reply written if `always` or if any of them does.
+pub(crate) struct RecordReq {
+    pub changes: Vec<(Event, Vec<Notification>)>,
+    pub reply: Option<(Notification, bool)>,
+}
+
 /// The batching writer's work: every queued `record_many` in one transaction.
 pub(crate) struct RecordWork {
     pub pool: deadpool_postgres::Pool,
@@ -118,19 +125,18 @@ pub(crate) struct RecordWork {
 
 #[async_trait]
 impl BatchWork for RecordWork {
-    /// Events, each with the notifications written if it changes a state.
-    type Req = Vec<(Event, Vec<Notification>)>;
+    type Req = RecordReq;
     /// Per event: whether it changed a state.
     type Ans = Vec<bool>;
     const NAME: &'static str = "events";
 
     fn weight(req: &Self::Req) -> usize {
-        req.len().max(1)
+        req.changes.len().max(1)
     }
 
     async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Vec<bool>>> {
         let changes: Vec<&(Event, Vec<Notification>)> =
-            reqs.iter().flat_map(|r| r.iter()).collect();
+            reqs.iter().flat_map(|r| r.changes.iter()).collect();
         let events: Vec<&Event> = changes.iter().map(|(e, _)| e).collect();
         // Rows are locked in key order, by every batch of every node, so two
         // batches never wait for each other in a cycle. The sort is stable:
@@ -244,22 +250,27 @@ impl BatchWork for RecordWork {
             tx.execute(&count, &[&columns.0, &columns.1, &columns.2, &columns.3])
                 .await?;
         }
-        let notes: Vec<&Notification> = changes
-            .iter()
-            .zip(&changed)
-            .filter(|(_, c)| **c)
-            .flat_map(|((_, n), _)| n.iter())
-            .collect();
+        // Each caller's answers, then its notifications in its order.
+        let mut answers = Vec::with_capacity(reqs.len());
+        let mut notes: Vec<&Notification> = Vec::new();
+        let mut at = 0;
+        for r in reqs {
+            let mine = &changed[at..at + r.changes.len()];
+            for ((_, n), _) in r.changes.iter().zip(mine).filter(|(_, c)| **c) {
+                notes.extend(n);
+            }
+            if let Some((reply, always)) = &r.reply {
+                if *always || mine.contains(&true) {
+                    notes.push(reply);
+                }
+            }
+            answers.push(mine.to_vec());
+            at += r.changes.len();
+        }
         super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
         tx.commit().await?;
         for (e, _) in events.iter().zip(&changed).filter(|(_, c)| **c) {
             count_change(e);
-        }
-        let mut answers = Vec::with_capacity(reqs.len());
-        let mut at = 0;
-        for r in reqs {
-            answers.push(changed[at..at + r.len()].to_vec());
-            at += r.len();
         }
         Ok(answers)
     }
@@ -346,7 +357,12 @@ impl SuppressionStore for PgStore {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        self.events.submit(changes.to_vec()).await
+        self.events
+            .submit(RecordReq {
+                changes: changes.to_vec(),
+                reply: None,
+            })
+            .await
     }
 
     async fn events(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<Event>> {
