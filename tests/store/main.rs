@@ -76,6 +76,7 @@ contract!(
     concurrent_reservations_let_exactly_the_cap_through,
     consents_apply_in_order_and_keep_their_history,
     an_opt_out_withdraws_every_list_in_its_transaction,
+    a_batch_of_opt_outs_withdraws_each_numbers_lists,
     consent_gates_answer_for_a_whole_request,
     consent_counts_by_state,
     concurrent_writers_of_one_new_record_all_apply,

@@ -32,19 +32,26 @@ pub(crate) const STATE: &str = "status, since, source, given_at, request_at, req
 /// creating its records first.
 const RACES: usize = 5;
 
-/// An opt-out withdraws every list's consent of its number (`$1` tenant,
-/// `$2` number, `$3` time, `$4` source, `$5` proof): the same transition
-/// as `apply` for a withdrawal.
+/// Opt-outs withdraw every list's consent of their numbers, one statement
+/// for a batch (arrays: `$1` tenants, `$2` numbers, `$3` times, `$4`
+/// sources, `$5` proofs; one entry per tenant and number): the same
+/// transition as `apply` for a withdrawal.
 pub(crate) const WITHDRAW_ALL: &str = "
-WITH w AS (
-    UPDATE consents SET status = 'withdrawn', since = $3, source = $4, given_at = NULL,
-        request_at = NULL, request_expires = NULL, request_via = NULL, request_code = NULL,
-        request_answered = NULL, proof = $5, recorded_by = NULL, updated = $3
-    WHERE tenant = $1 AND number = $2 AND status <> 'withdrawn'
-    RETURNING list
+WITH u AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[])
+        AS u(tenant, number, at, source, proof)
+), w AS (
+    UPDATE consents c SET status = 'withdrawn', since = u.at, source = u.source,
+        given_at = NULL, request_at = NULL, request_expires = NULL, request_via = NULL,
+        request_code = NULL, request_answered = NULL, proof = u.proof, recorded_by = NULL,
+        updated = u.at
+    FROM u
+    WHERE c.tenant = u.tenant AND c.number = u.number AND c.status <> 'withdrawn'
+    RETURNING c.tenant, c.number, c.list, u.at, u.source, u.proof
 )
 INSERT INTO consent_events (id, tenant, number, list, at, action, source, proof)
-SELECT nextval('consent_event_ids'), $1, $2, list, $3, 'withdrawn', $4, $5 FROM w";
+SELECT nextval('consent_event_ids'), tenant, number, list, at, 'withdrawn', source, proof
+FROM w";
 
 /// A state from the [`STATE`] columns starting at `from`.
 pub(crate) fn state(row: &Row, from: usize) -> PgResult<ConsentState> {

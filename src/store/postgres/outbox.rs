@@ -9,9 +9,10 @@
 //! different items without waiting for each other (PostgreSQL, YugabyteDB,
 //! CockroachDB 23.1+: for speed only; without it they would wait, not err).
 //!
-//! Notifications enqueued on their own (a STOP's confirmation, written after
-//! its opt-out) go through a batching writer: concurrent enqueues share one
-//! transaction, in the order they were queued. Deliveries done go through
+//! Notifications enqueued on their own (a HELP's answer; a STOP's
+//! confirmation is written in its events' transaction instead) go through
+//! a batching writer: concurrent enqueues share one transaction, in the
+//! order they were queued. Deliveries done go through
 //! another: concurrent completions are one delete.
 
 use async_trait::async_trait;

@@ -204,31 +204,33 @@ impl BatchWork for RecordWork {
         for (&i, outcome) in order.iter().zip(join_all(runs).await) {
             changed[i] = outcome? == 1;
         }
-        // An opt-out withdraws the number's consents, every list.
-        let withdraw = tx.prepare_cached(super::consent::WITHDRAW_ALL).await?;
-        let withdrawals = order
-            .iter()
-            .filter(|&&i| changed[i] && events[i].action == Action::OptOut)
-            .map(|&i| {
-                let e = events[i];
-                let proof = e.text.clone().or_else(|| e.reason.clone());
-                let (tx, withdraw) = (&tx, &withdraw);
-                async move {
-                    tx.execute(
-                        withdraw,
-                        &[
-                            &e.tenant.as_str(),
-                            &e.number.as_str(),
-                            &e.at,
-                            &e.source.as_str(),
-                            &proof,
-                        ],
-                    )
-                    .await
-                }
-            });
-        for r in join_all(withdrawals).await {
-            r?;
+        // An opt-out withdraws the number's consents, every list: one
+        // statement for the batch, the first opt-out of each number (a
+        // second, after a START in the same batch, finds them withdrawn).
+        // Their rows are locked under the numbers' suppression rows, which
+        // this transaction holds: no other order to keep.
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let mut withdrawals = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &i in &order {
+            let e = events[i];
+            if !changed[i] || e.action != Action::OptOut {
+                continue;
+            }
+            if seen.insert((e.tenant.as_str(), e.number.as_str())) {
+                withdrawals.0.push(e.tenant.as_str());
+                withdrawals.1.push(e.number.as_str());
+                withdrawals.2.push(e.at);
+                withdrawals.3.push(e.source.as_str());
+                withdrawals
+                    .4
+                    .push(e.text.as_deref().or(e.reason.as_deref()));
+            }
+        }
+        if !withdrawals.0.is_empty() {
+            let withdraw = tx.prepare_cached(super::consent::WITHDRAW_ALL).await?;
+            let w = &withdrawals;
+            tx.execute(&withdraw, &[&w.0, &w.1, &w.2, &w.3, &w.4])
+                .await?;
         }
         let mut counters: BTreeMap<(&str, String, String), i64> = BTreeMap::new();
         for (e, _) in events.iter().zip(&changed).filter(|(_, c)| **c) {

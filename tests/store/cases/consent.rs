@@ -203,6 +203,52 @@ pub async fn consents_apply_in_order_and_keep_their_history(b: Backend) {
     s.durable().await.unwrap();
 }
 
+/// One batch of opt-outs: each number's lists withdrawn with its own
+/// proof; a STOP, START and STOP of one number withdraw them once.
+pub async fn a_batch_of_opt_outs_withdraws_each_numbers_lists(b: Backend) {
+    let s = b.store.as_ref();
+    let now = stopgate::domain::now_millis();
+    let (a, c) = (n("+33612345681"), n("+33612345682"));
+    for (tenant, num) in [("acme", &a), ("acme", &c), ("beta", &a)] {
+        for l in ["marketing", "news"] {
+            record_one(s, ev(tenant, num, l, ConsentAction::Given, now - 10))
+                .await
+                .unwrap();
+        }
+    }
+    let stop = |tenant: &str, num: &PhoneNumber, text: &str| {
+        let mut e = Event::new(t(tenant), num, Action::OptOut, Source::Sms);
+        e.text = Some(text.into());
+        e
+    };
+    let batch = vec![
+        stop("acme", &c, "STOP c"),
+        stop("acme", &a, "STOP a"),
+        Event::new(t("acme"), &a, Action::OptIn, Source::Api),
+        stop("acme", &a, "STOP a again"),
+        stop("beta", &a, "ARRET"),
+    ];
+    assert_eq!(s.record_many(&batch).await.unwrap(), 5);
+    for (tenant, num, proof) in [
+        ("acme", &c, "STOP c"),
+        ("acme", &a, "STOP a"),
+        ("beta", &a, "ARRET"),
+    ] {
+        for (l, st) in s.consents(&t(tenant), num).await.unwrap() {
+            assert_eq!(st.status, ConsentStatus::Withdrawn, "{tenant} {l}");
+            assert_eq!(st.proof.as_deref(), Some(proof), "{tenant} {l}");
+        }
+        let withdrawn = s
+            .consent_events(&t(tenant), num)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == ConsentAction::Withdrawn)
+            .count();
+        assert_eq!(withdrawn, 2, "{tenant} {}", num.as_str());
+    }
+}
+
 pub async fn an_opt_out_withdraws_every_list_in_its_transaction(b: Backend) {
     let s = b.store.as_ref();
     let num = n("+33612345678");
