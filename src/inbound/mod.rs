@@ -118,23 +118,6 @@ impl Inbound {
             .collect()
     }
 
-    /// Whether this is the first confirmation to `number` from `code`
-    /// within 24 h: a STOP or START that changes nothing (the number was
-    /// already in that state) is confirmed again at most that often, so two
-    /// auto-responders answering each other cannot run up a bill. The mark
-    /// is an idempotency record, and expires with them.
-    async fn first_confirmation(&self, number: &PhoneNumber, code: &ShortCode) -> bool {
-        let key = format!("confirm:{}:{}", number.as_str(), code);
-        match self.store.mark_once(&TenantId::webhooks(), &key).await {
-            Ok(first) => first,
-            // A confirmation without its record is the lesser harm.
-            Err(e) => {
-                tracing::warn!(error = %e, "could not check the confirmation cap");
-                true
-            }
-        }
-    }
-
     /// Handles one reply `text` from `from` to short code `to`. Returns once
     /// every change is on disk, with the confirmation in the outbox
     /// (`ReplyVia::Upstream`), or in the outcome for the caller to send
@@ -272,19 +255,28 @@ impl Inbound {
         let mut queued = false;
         if let Some(events) = to_record {
             let changes = self.with_notifications(events);
-            // A change is always confirmed; a repeat, once per 24 h. The
-            // confirmation is written with the events (one commit where the
-            // store can), if the events or the cap say so.
-            let first = match &reply {
-                Some(_) => self.first_confirmation(&number, &code).await,
-                None => false,
+            // A change is always confirmed. A STOP or START that changes
+            // nothing (the number was already in that state) is confirmed
+            // again at most once per 24 h per number and short code, so two
+            // auto-responders answering each other cannot run up a bill.
+            // The cap, the events and the confirmation are one write where
+            // the store can.
+            let confirmed = match &reply {
+                Some(body) => {
+                    let cap = format!("confirm:{}:{}", number.as_str(), code);
+                    let note = upstream(body);
+                    let (flags, confirmed) = store
+                        .record_confirming(&changes, &cap, note.as_ref())
+                        .await?;
+                    changed = flags.contains(&true);
+                    confirmed
+                }
+                None => {
+                    changed = store.record_notifying(&changes).await?.contains(&true);
+                    false
+                }
             };
-            let flags = match reply.as_ref().and_then(upstream) {
-                Some(note) => store.record_replying(&changes, &note, first).await?,
-                None => store.record_notifying(&changes).await?,
-            };
-            changed = flags.contains(&true);
-            if reply.is_some() && !first && !changed {
+            if reply.is_some() && !confirmed {
                 metrics::counter!("stopgate_inbound_replies_total", "status" => "capped")
                     .increment(1);
                 tracing::info!(from = %number, to = %code, "repeat confirmed within 24 h: not confirmed again");

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{StorageConfig, StorageKind};
-use crate::domain::{Event, Notification};
+use crate::domain::{Event, Notification, TenantId};
 
 pub use attribution::{AttributionStore, MarketingSend};
 pub use consent::{ConsentCounts, ConsentOutcome, ConsentStore};
@@ -84,22 +84,28 @@ pub trait Store:
     /// Whether the store can take writes now; `/readyz` asks this.
     async fn ready(&self) -> Result<()>;
 
-    /// [`SuppressionStore::record_notifying`], and `reply` (a STOP's or a
-    /// START's confirmation) to the outbox if `always`, or if any of the
-    /// events changed a state. Returns, per event, whether it changed.
-    /// The default writes one after the other, both durable with the next
-    /// [`Store::durable`]; a backend may write both in one transaction.
-    async fn record_replying(
+    /// A STOP's or START's events with its confirmation:
+    /// [`SuppressionStore::record_notifying`], and the confirmation cap
+    /// `cap` marked ([`IdempotencyStore::mark_once`], scope
+    /// [`TenantId::webhooks`]). The confirmation goes out if any event
+    /// changed a state or the cap was not marked yet; then `reply`, if
+    /// given, is written to the outbox. Returns, per event, whether it
+    /// changed, and whether the confirmation goes out. The default writes
+    /// one after the other, all durable with the next [`Store::durable`];
+    /// a backend may write them in one transaction.
+    async fn record_confirming(
         &self,
         changes: &[(Event, Vec<Notification>)],
-        reply: &Notification,
-        always: bool,
-    ) -> Result<Vec<bool>> {
+        cap: &str,
+        reply: Option<&Notification>,
+    ) -> Result<(Vec<bool>, bool)> {
+        let first = self.mark_once(&TenantId::webhooks(), cap).await?;
         let changed = self.record_notifying(changes).await?;
-        if always || changed.contains(&true) {
+        let confirm = first || changed.contains(&true);
+        if let Some(reply) = reply.filter(|_| confirm) {
             self.enqueue(std::slice::from_ref(reply)).await?;
         }
-        Ok(changed)
+        Ok((changed, confirm))
     }
 }
 

@@ -578,40 +578,53 @@ pub async fn marks_are_kept_once_until_purged(b: Backend) {
     assert!(s.mark_once(&scope, "confirm:a").await.unwrap(), "purged");
 }
 
-/// A reply recorded with events goes to the outbox if asked `always`, or
-/// if an event changed a state; never otherwise.
-pub async fn a_reply_is_written_with_its_events_if_they_change_or_always(b: Backend) {
+/// A STOP's confirmation is recorded with its events and its cap: it goes
+/// out if an event changed a state or the cap was not marked yet, and its
+/// reply, if given, is in the outbox then, never otherwise.
+pub async fn a_confirmation_goes_with_a_change_or_a_new_cap(b: Backend) {
     let s = b.store.as_ref();
     let num = n("+33612345640");
-    let stop = || {
-        vec![(
-            Event::new(t("acme"), &num, Action::OptOut, Source::Sms),
-            vec![],
-        )]
+    let event = |action| vec![(Event::new(t("acme"), &num, action, Source::Sms), vec![])];
+    let confirm = |action, cap: &'static str, body: Option<&'static str>| {
+        let changes = event(action);
+        let reply = body.map(|b| reply(num.as_str(), b));
+        async move {
+            s.record_confirming(&changes, cap, reply.as_ref())
+                .await
+                .unwrap()
+        }
     };
-    let changed = s
-        .record_replying(&stop(), &reply(num.as_str(), "changed"), false)
-        .await
-        .unwrap();
-    assert_eq!(changed, [true]);
-    let repeat = s
-        .record_replying(&stop(), &reply(num.as_str(), "repeat"), false)
-        .await
-        .unwrap();
-    assert_eq!(repeat, [false]);
-    let forced = s
-        .record_replying(&stop(), &reply(num.as_str(), "always"), true)
-        .await
-        .unwrap();
-    assert_eq!(forced, [false]);
+    let (stop, start) = (Action::OptOut, Action::OptIn);
+    for (action, cap, body, want) in [
+        (stop, "confirm:x", Some("first"), ([true], true)),
+        (stop, "confirm:x", Some("capped"), ([false], false)),
+        (start, "confirm:x", Some("changed"), ([true], true)),
+        (start, "confirm:y", Some("new cap"), ([false], true)),
+        (start, "confirm:z", None, ([false], true)),
+        (start, "confirm:z", None, ([false], false)),
+    ] {
+        let (changed, confirmed) = confirm(action, cap, body).await;
+        assert_eq!(
+            (changed.as_slice(), confirmed),
+            (&want.0[..], want.1),
+            "{cap} {body:?}"
+        );
+    }
     s.durable().await.unwrap();
     assert!(
-        s.suppression(&t("acme"), &num)
+        !s.suppression(&t("acme"), &num)
             .await
             .unwrap()
             .unwrap()
             .suppressed
     );
+    // The caps are kept: marking them again finds them.
+    for cap in ["confirm:x", "confirm:y", "confirm:z"] {
+        assert!(
+            !s.mark_once(&TenantId::webhooks(), cap).await.unwrap(),
+            "{cap}"
+        );
+    }
     let now = stopgate::domain::now_millis() + 1_000;
     let bodies: Vec<String> = s
         .claim(now, 10, 60_000)
@@ -623,7 +636,7 @@ pub async fn a_reply_is_written_with_its_events_if_they_change_or_always(b: Back
             other => format!("{other:?}"),
         })
         .collect();
-    assert_eq!(bodies, ["changed", "always"]);
+    assert_eq!(bodies, ["first", "changed", "new cap"]);
 }
 
 pub async fn bulk_imports_show_in_state_history_and_pages(b: Backend) {

@@ -53,7 +53,7 @@ contract!(
     one_of_concurrent_attempts_is_fresh,
     purged_requests_are_gone,
     marks_are_kept_once_until_purged,
-    a_reply_is_written_with_its_events_if_they_change_or_always,
+    a_confirmation_goes_with_a_change_or_a_new_cap,
     bulk_imports_show_in_state_history_and_pages,
     durable_data_survives_reopen,
     an_erased_opt_out_blocks_across_a_reopen_until_a_start,

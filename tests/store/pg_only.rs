@@ -840,43 +840,55 @@ async fn concurrent_enqueues_and_completions_share_transactions_and_keep_each_ca
     );
 }
 
-/// A STOP's confirmation and its cap cost no commit of their own: the
-/// reply goes in the events' transaction, the mark is one begin.
+/// A STOP's confirmation and its cap cost no commit of their own: both are
+/// written in the events' transaction. Concurrent STOPs from one number
+/// take its cap once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_confirmation_shares_its_events_commit_and_its_cap_is_one_write() {
+async fn a_confirmation_and_its_cap_share_their_events_commit() {
     use stopgate::domain::{Notification, ShortCode};
-    use stopgate::store::{IdempotencyStore, OutboxStore};
+    use stopgate::store::OutboxStore;
 
     let url = Cluster::shared().database().await;
-    let store = PgStore::open(&pg::storage(&url)).await.unwrap();
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
     let num = n("+33612345641");
-    let stop = vec![(
-        Event::new(t("acme"), &num, Action::OptOut, Source::Sms),
-        vec![],
-    )];
     let reply = Notification::Reply {
         to: num.clone(),
         from: ShortCode::parse("36111").unwrap(),
         body: "STOP recu".into(),
     };
-    assert!(store
-        .mark_once(&TenantId::webhooks(), "confirm:x")
-        .await
-        .unwrap());
-    assert_eq!(
-        store.record_replying(&stop, &reply, true).await.unwrap(),
-        [true]
-    );
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (s, reply) = (store.clone(), reply.clone());
+            let stop = vec![(
+                Event::new(t("acme"), &num, Action::OptOut, Source::Sms),
+                vec![],
+            )];
+            tokio::spawn(async move {
+                s.record_confirming(&stop, "confirm:x", Some(&reply))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut confirmed = 0;
+    for task in tasks {
+        let (changed, c) = task.await.unwrap();
+        // The one that changed the state is confirmed, and no other.
+        assert_eq!(changed == [true], c);
+        confirmed += usize::from(c);
+    }
+    assert_eq!(confirmed, 1);
     let (begins, finishes) = store.request_writer_stats();
     assert_eq!(
         (begins.items, finishes.items),
-        (1, 0),
+        (0, 0),
         "{begins:?} {finishes:?}"
     );
     let (enqueues, _) = store.outbox_writer_stats();
     assert_eq!(enqueues.items, 0, "{enqueues:?}");
-    assert_eq!(store.writer_stats().transactions, 1);
-    // The reply was committed with the opt-out all the same.
+    let events = store.writer_stats();
+    assert!(events.transactions < 16, "{events:?}");
+    // The reply was committed with the opt-out.
     let now = stopgate::domain::now_millis() + 1_000;
     let claimed = store.claim(now, 10, 60_000).await.unwrap();
     assert_eq!(claimed.len(), 1);

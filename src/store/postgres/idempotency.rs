@@ -13,7 +13,7 @@
 //! meanwhile, the same reference twice in one batch) is settled by its
 //! caller, one request at a time, as before batching.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 
@@ -52,6 +52,47 @@ FROM unnest($1::text[], $2::text[], $4::bytea[], $5::bytea[])
 ON CONFLICT (tenant, reference) DO UPDATE
 SET done = true, at = EXCLUDED.at, fingerprint = EXCLUDED.fingerprint,
     response = EXCLUDED.response";
+
+/// Marks references of the webhooks' scope done where no record holds
+/// them (`$3`, sorted); returns the ones marked.
+const MARK_MANY: &str = "
+INSERT INTO requests (tenant, reference, done, at, fingerprint)
+SELECT $1, u.reference, true, $2, $4 FROM unnest($3::text[]) AS u(reference)
+ON CONFLICT (tenant, reference) DO NOTHING
+RETURNING reference";
+
+/// [`IdempotencyStore::mark_once`] for `references` in `tx`, the
+/// transaction of the change they go with; the ones marked. Unlike
+/// `mark_once`, a stale pending record is not taken over: it counts as a
+/// mark (only a crash between a begin and its finish leaves one).
+pub(crate) async fn mark_many<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    references: &[&'a str],
+) -> PgResult<HashSet<&'a str>> {
+    if references.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // Index entries are locked in key order, in every batch.
+    let mut sorted: Vec<&str> = references.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let stmt = tx.prepare_cached(MARK_MANY).await?;
+    let scope = TenantId::webhooks();
+    let rows = tx
+        .query(
+            &stmt,
+            &[&scope.as_str(), &now_millis(), &sorted, &&MARK[..]],
+        )
+        .await?;
+    let wanted: HashSet<&'a str> = references.iter().copied().collect();
+    let mut marked = HashSet::with_capacity(rows.len());
+    for row in rows {
+        if let Some(r) = wanted.get(row.try_get::<_, &str>(0)?) {
+            marked.insert(*r);
+        }
+    }
+    Ok(marked)
+}
 
 /// A begun or finished request, for the batching writers.
 pub(crate) struct RequestReq {

@@ -394,17 +394,21 @@ impl Store for PgStore {
         Ok(())
     }
 
-    /// The reply is written in the events' transaction: one commit for both.
-    async fn record_replying(
+    /// The cap and the reply are written in the events' transaction: one
+    /// commit for all three.
+    async fn record_confirming(
         &self,
         changes: &[(Event, Vec<Notification>)],
-        reply: &Notification,
-        always: bool,
-    ) -> Result<Vec<bool>> {
+        cap: &str,
+        reply: Option<&Notification>,
+    ) -> Result<(Vec<bool>, bool)> {
         self.events
             .submit(suppressions::RecordReq {
                 changes: changes.to_vec(),
-                reply: Some((reply.clone(), always)),
+                confirm: Some(suppressions::Confirm {
+                    cap: cap.to_string(),
+                    reply: reply.cloned(),
+                }),
             })
             .await
     }

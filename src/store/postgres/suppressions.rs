@@ -110,10 +110,17 @@ fn state(row: &Row, from: usize) -> PgResult<Suppression> {
 }
 
 /// One caller's events, each with the notifications written if it changes
-/// a state, and a reply written if `always` or if any of them does.
+/// a state, and for a STOP or START its confirmation.
 pub(crate) struct RecordReq {
     pub changes: Vec<(Event, Vec<Notification>)>,
-    pub reply: Option<(Notification, bool)>,
+    pub confirm: Option<Confirm>,
+}
+
+/// A confirmation: its cap marked in the batch, its reply written if that
+/// was the first mark or if an event of the caller changed a state.
+pub(crate) struct Confirm {
+    pub cap: String,
+    pub reply: Option<Notification>,
 }
 
 /// The batching writer's work: every queued `record_many` in one transaction.
@@ -126,15 +133,15 @@ pub(crate) struct RecordWork {
 #[async_trait]
 impl BatchWork for RecordWork {
     type Req = RecordReq;
-    /// Per event: whether it changed a state.
-    type Ans = Vec<bool>;
+    /// Per event: whether it changed a state; whether the confirmation goes.
+    type Ans = (Vec<bool>, bool);
     const NAME: &'static str = "events";
 
     fn weight(req: &Self::Req) -> usize {
         req.changes.len().max(1)
     }
 
-    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Vec<bool>>> {
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
         let changes: Vec<&(Event, Vec<Notification>)> =
             reqs.iter().flat_map(|r| r.changes.iter()).collect();
         let events: Vec<&Event> = changes.iter().map(|(e, _)| e).collect();
@@ -252,6 +259,14 @@ impl BatchWork for RecordWork {
             tx.execute(&count, &[&columns.0, &columns.1, &columns.2, &columns.3])
                 .await?;
         }
+        // The confirmation caps, after every row lock above (in the same
+        // order in every batch); the first caller of a cap in the batch
+        // takes a new mark.
+        let caps: Vec<&str> = reqs
+            .iter()
+            .filter_map(|r| r.confirm.as_ref().map(|c| c.cap.as_str()))
+            .collect();
+        let mut marked = super::idempotency::mark_many(&tx, &caps).await?;
         // Each caller's answers, then its notifications in its order.
         let mut answers = Vec::with_capacity(reqs.len());
         let mut notes: Vec<&Notification> = Vec::new();
@@ -261,12 +276,14 @@ impl BatchWork for RecordWork {
             for ((_, n), _) in r.changes.iter().zip(mine).filter(|(_, c)| **c) {
                 notes.extend(n);
             }
-            if let Some((reply, always)) = &r.reply {
-                if *always || mine.contains(&true) {
+            let confirmed = r.confirm.as_ref().is_some_and(|c| {
+                let confirmed = marked.remove(c.cap.as_str()) || mine.contains(&true);
+                if let Some(reply) = c.reply.as_ref().filter(|_| confirmed) {
                     notes.push(reply);
                 }
-            }
-            answers.push(mine.to_vec());
+                confirmed
+            });
+            answers.push((mine.to_vec(), confirmed));
             at += r.changes.len();
         }
         super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
@@ -359,12 +376,14 @@ impl SuppressionStore for PgStore {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        self.events
+        let (changed, _) = self
+            .events
             .submit(RecordReq {
                 changes: changes.to_vec(),
-                reply: None,
+                confirm: None,
             })
-            .await
+            .await?;
+        Ok(changed)
     }
 
     async fn events(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<Event>> {
