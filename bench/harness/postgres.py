@@ -34,6 +34,8 @@ SETTINGS = {
     "max_wal_size": "4GB",
     # Two nodes of 16 connections, their batching writers, the CLI, psql.
     "max_connections": "100",
+    # Statements per unit in the report (calls and execution time).
+    "shared_preload_libraries": "pg_stat_statements",
 }
 
 
@@ -140,6 +142,7 @@ class Postgres:
                                        **self._as_owner())
             if self._wait_ready(60):
                 self.log(f"PostgreSQL ({self.version}) on 127.0.0.1:{self.port}, data in {self.base}")
+                self.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
                 return
             self.sup.stop(self.proc)
         raise PostgresError(f"PostgreSQL did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
@@ -211,6 +214,22 @@ class Postgres:
         """Committed transactions of `db` so far. Backends report their counts
         at most once a second while busy, so callers wait a little first."""
         return int(self.psql(f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}'"))
+
+    def statements(self, db: str, limit: int = 8) -> list[dict]:
+        """The statements of `db` since the last call, most execution time
+        first (pg_stat_statements), then starts counting again."""
+        out = self.psql(
+            "SELECT calls, total_exec_time, "
+            "replace(left(regexp_replace(query, '\\s+', ' ', 'g'), 100), '|', '/') "
+            "FROM pg_stat_statements WHERE dbid = "
+            f"(SELECT oid FROM pg_database WHERE datname = '{db}') "
+            f"ORDER BY total_exec_time DESC LIMIT {int(limit)}")
+        self.psql("SELECT pg_stat_statements_reset()")
+        rows = []
+        for line in out.splitlines():
+            calls, ms, query = line.split("|", 2)
+            rows.append({"calls": int(calls), "exec_ms": float(ms), "query": query.strip()})
+        return rows
 
     def relation_bytes(self, db: str, tables: list[str]) -> int:
         """Tables with their indexes and TOAST (pg_total_relation_size)."""

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::{key, SledStore};
 use crate::domain::{now_millis, TenantId, UnixMillis};
-use crate::store::idempotency::STALE_ATTEMPT_MS;
+use crate::store::idempotency::{MARK, STALE_ATTEMPT_MS};
 use crate::store::{Attempt, IdempotencyStore, Result, StoreError};
 
 const REQ_PENDING: u8 = 0;
@@ -59,6 +59,19 @@ impl IdempotencyStore for SledStore {
                     return Ok(Attempt::Fresh);
                 }
             }
+        })
+    }
+
+    /// One insert-if-absent of a done record. A stale pending record is
+    /// not taken over: it counts as a mark (only a crash between a begin
+    /// and its finish leaves one).
+    async fn mark_once(&self, tenant: &TenantId, reference: &str) -> Result<bool> {
+        self.with(|s| {
+            let done = request_value(REQ_DONE, &MARK, &[]);
+            let k = request_key(tenant, reference);
+            Ok(s.requests
+                .compare_and_swap(k, None as Option<&[u8]>, Some(done))?
+                .is_ok())
         })
     }
 
