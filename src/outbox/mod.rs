@@ -44,6 +44,11 @@ pub const LEASE_MS: i64 = 45_000;
 /// How often the outbox is looked at when nobody woke the dispatcher
 /// (retries falling due, items written by other nodes).
 const POLL: Duration = Duration::from_millis(500);
+/// After a wake, how long the dispatcher waits for more before it claims:
+/// a STOP storm's confirmations are claimed a few at a time (one statement
+/// and one commit on PostgreSQL), not one claim per wake. Nothing it sends
+/// is waited for by a person within milliseconds.
+const GATHER: Duration = Duration::from_millis(2);
 /// The longest wait between two tries of an SMPP receipt: it mostly waits
 /// for the application to bind again, and a bind should not wait long for
 /// what it missed.
@@ -296,7 +301,7 @@ impl Dispatcher {
                 continue;
             }
             tokio::select! {
-                _ = self.signal.0.notified() => {}
+                _ = self.signal.0.notified() => tokio::time::sleep(GATHER).await,
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stats.tick() => self.publish_stats().await,
                 _ = stop.changed() => {}
