@@ -1128,6 +1128,51 @@ fn subscription(tenant: &str, number: &str, action: Action) -> Notification {
     Notification::Subscription(Event::new(t(tenant), &n(number), action, Source::Sms))
 }
 
+/// A claim that admits only some items leases only those: the others stay
+/// claimable, and still hold back the later items of their order key.
+pub async fn an_admitting_claim_leases_only_what_it_admits(b: Backend) {
+    let s = b.store.as_ref();
+    let now = stopgate::domain::now_millis() + 1_000;
+    s.enqueue(&[
+        subscription("acme", "+33612345601", Action::OptOut),
+        subscription("acme", "+33612345601", Action::OptIn),
+        reply("+33612345603", "first"),
+        reply("+33612345603", "second"),
+        reply("+33612345603", "third"),
+    ])
+    .await
+    .unwrap();
+    let taken = AtomicUsize::new(0);
+    // Replies only, two at most (an endpoint with room for two).
+    let admit = |n: &Notification| {
+        matches!(n, Notification::Reply { .. }) && taken.fetch_add(1, Ordering::SeqCst) < 2
+    };
+    let admitted = s.claim_admitted(now, 10, 60_000, &admit).await.unwrap();
+    let bodies: Vec<&str> = admitted
+        .iter()
+        .map(|i| match &i.notification {
+            Notification::Reply { body, .. } => body.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(bodies, ["first", "second"]);
+    assert!(admitted.iter().all(|i| i.lease_until == now + 60_000));
+    let rest = s.claim(now, 10, 60_000).await.unwrap();
+    let kinds: Vec<String> = rest
+        .iter()
+        .map(|i| match &i.notification {
+            Notification::Subscription(e) => format!("{:?}", e.action),
+            Notification::Reply { body, .. } => body.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["OptOut", "third"],
+        "not leased; the opt-in still waits"
+    );
+}
+
 pub async fn the_outbox_hands_out_items_in_order_per_key_under_leases(b: Backend) {
     let s = b.store.as_ref();
     // Items are due from when they are written.

@@ -62,6 +62,7 @@ contract!(
     concurrent_reports_keep_the_most_final,
     purging_removes_old_records_only,
     the_outbox_hands_out_items_in_order_per_key_under_leases,
+    an_admitting_claim_leases_only_what_it_admits,
     given_up_items_are_listed_per_tenant,
     notifications_are_written_with_the_change_only,
     smpp_receipt_requests_live_on_the_record,

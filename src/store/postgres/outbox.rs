@@ -173,6 +173,57 @@ impl OutboxStore for PgStore {
         Ok(items)
     }
 
+    /// One transaction: the candidates read under their row locks, then
+    /// only the admitted leased. Those not admitted were never leased, so
+    /// nothing is handed back (a release each, one commit each, which a
+    /// STOP storm's claims paid for: their endpoint was at its bound).
+    async fn claim_admitted(
+        &self,
+        now: UnixMillis,
+        limit: usize,
+        lease_ms: i64,
+        admit: &(dyn for<'n> Fn(&'n Notification) -> bool + Send + Sync),
+    ) -> Result<Vec<OutboxItem>> {
+        let pool = self.pool();
+        let limit = super::to_i64(limit as u64);
+        let read = format!(
+            "SELECT {COLUMNS} FROM outbox o
+             WHERE NOT o.failed AND o.due <= $1 AND o.lease_until <= $1
+               AND NOT EXISTS (
+                 SELECT 1 FROM outbox p
+                 WHERE p.order_key = o.order_key AND NOT p.failed AND p.id < o.id)
+             ORDER BY o.id
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED"
+        );
+        let read = &read;
+        retrying(|| async move {
+            let mut client = pool.get().await?;
+            let tx = client.transaction().await?;
+            let stmt = tx.prepare_cached(read).await?;
+            let mut items = Vec::new();
+            for row in tx.query(&stmt, &[&now, &limit]).await? {
+                let mut item = item(&row)?;
+                if admit(&item.notification) {
+                    item.lease_until = now + lease_ms;
+                    items.push(item);
+                }
+            }
+            if !items.is_empty() {
+                let ids: Vec<i64> = items.iter().map(|i| db_id(i.id)).collect();
+                let lease = tx
+                    .prepare_cached(
+                        "UPDATE outbox SET lease_until = $2 WHERE id = ANY($1::bigint[])",
+                    )
+                    .await?;
+                tx.execute(&lease, &[&ids, &(now + lease_ms)]).await?;
+            }
+            tx.commit().await?;
+            Ok(items)
+        })
+        .await
+    }
+
     async fn complete(&self, id: u64) -> Result<()> {
         self.completions.submit(id).await
     }
