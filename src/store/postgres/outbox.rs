@@ -8,6 +8,8 @@
 //! hand out one item twice. `FOR UPDATE SKIP LOCKED` lets them claim
 //! different items without waiting for each other (PostgreSQL, YugabyteDB,
 //! CockroachDB 23.1+: for speed only; without it they would wait, not err).
+//! The dispatcher's claim (`claim_admitted`) reads the candidates under the
+//! same locks and leases only those it admits, in one transaction.
 //!
 //! Notifications enqueued on their own (a HELP's answer; a STOP's
 //! confirmation is written in its events' transaction instead) go through
