@@ -14,8 +14,8 @@
 //! Notifications enqueued on their own (a HELP's answer; a STOP's
 //! confirmation is written in its events' transaction instead) go through
 //! a batching writer: concurrent enqueues share one transaction, in the
-//! order they were queued. Deliveries done go through
-//! another: concurrent completions are one delete.
+//! order they were queued. Deliveries done go through another: concurrent
+//! completions are one delete.
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
