@@ -7,11 +7,11 @@
 //!
 //! Concurrent begins share one transaction, and so do concurrent finishes
 //! (two batching writers): a webhook or an idempotent send costs two
-//! commits per batch, not two per request. `mark_once` is a begin that
-//! writes the record done: one commit, shared with the begins. A begin the
-//! batch cannot settle at once (a stale record to take over, a record gone
-//! meanwhile, the same reference twice in one batch) is settled by its
-//! caller, one request at a time, as before batching.
+//! commits per batch, not two per request. A begin the batch cannot settle
+//! at once (a stale record to take over, a record gone meanwhile, the same
+//! reference twice in one batch) is settled by its caller, one request at
+//! a time, as before batching. A STOP's confirmation cap is not a begin: it
+//! is marked in the events' transaction ([`mark_many`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -28,13 +28,12 @@ use crate::store::{Attempt, IdempotencyStore, Result};
 const ROUNDS: usize = 8;
 
 /// Takes each reference that is free (or stale, pending and the same
-/// request), pending or at once done (a mark); returns the ones taken.
+/// request); returns the ones taken.
 const TAKE_MANY: &str = "
 INSERT INTO requests AS r (tenant, reference, done, at, fingerprint)
-SELECT u.tenant, u.reference, u.done, $3, u.fingerprint
-FROM unnest($1::text[], $2::text[], $4::bytea[], $6::bool[])
-  AS u(tenant, reference, fingerprint, done)
-ON CONFLICT (tenant, reference) DO UPDATE SET at = EXCLUDED.at, done = EXCLUDED.done
+SELECT u.tenant, u.reference, false, $3, u.fingerprint
+FROM unnest($1::text[], $2::text[], $4::bytea[]) AS u(tenant, reference, fingerprint)
+ON CONFLICT (tenant, reference) DO UPDATE SET at = EXCLUDED.at
 WHERE NOT r.done AND r.at < $5 AND r.fingerprint = EXCLUDED.fingerprint
 RETURNING r.tenant, r.reference";
 
@@ -62,9 +61,9 @@ ON CONFLICT (tenant, reference) DO NOTHING
 RETURNING reference";
 
 /// [`IdempotencyStore::mark_once`] for `references` in `tx`, the
-/// transaction of the change they go with; the ones marked. Unlike
-/// `mark_once`, a stale pending record is not taken over: it counts as a
-/// mark (only a crash between a begin and its finish leaves one).
+/// transaction of the change they go with; the ones marked. A stale
+/// pending record is not taken over: it counts as a mark (only a crash
+/// between a begin and its finish leaves one).
 pub(crate) async fn mark_many<'a>(
     tx: &deadpool_postgres::Transaction<'_>,
     references: &[&'a str],
@@ -101,8 +100,6 @@ pub(crate) struct RequestReq {
     fingerprint: [u8; 32],
     /// The answer, for a finish.
     response: Vec<u8>,
-    /// A begin that takes the reference as done at once (`mark_once`).
-    done: bool,
 }
 
 type Key<'a> = (&'a str, &'a str);
@@ -139,7 +136,6 @@ impl BatchWork for BeginWork {
         let tenants: Vec<&str> = firsts.iter().map(|r| r.tenant.as_str()).collect();
         let references: Vec<&str> = firsts.iter().map(|r| r.reference.as_str()).collect();
         let fingerprints: Vec<&[u8]> = firsts.iter().map(|r| &r.fingerprint[..]).collect();
-        let dones: Vec<bool> = firsts.iter().map(|r| r.done).collect();
         let now = now_millis();
         let stale = now - STALE_ATTEMPT_MS;
 
@@ -149,10 +145,7 @@ impl BatchWork for BeginWork {
         let take = tx.prepare_cached(TAKE_MANY).await?;
         let mut settled: HashMap<Key<'_>, Attempt> = HashMap::new();
         for row in tx
-            .query(
-                &take,
-                &[&tenants, &references, &now, &fingerprints, &stale, &dones],
-            )
+            .query(&take, &[&tenants, &references, &now, &fingerprints, &stale])
             .await?
         {
             if let Some(r) = by_key.get(&(row.try_get(0)?, row.try_get(1)?)) {
@@ -270,7 +263,6 @@ impl PgStore {
         tenant: &TenantId,
         reference: &str,
         fingerprint: &[u8],
-        done: bool,
     ) -> Result<Attempt> {
         let pool = self.pool();
         retrying(|| async move {
@@ -278,9 +270,8 @@ impl PgStore {
             let (take, read) = futures::try_join!(
                 client.prepare_cached(
                     "INSERT INTO requests AS r (tenant, reference, done, at, fingerprint)
-                     VALUES ($1, $2, $6, $3, $4)
-                     ON CONFLICT (tenant, reference) DO UPDATE
-                     SET at = EXCLUDED.at, done = EXCLUDED.done
+                     VALUES ($1, $2, false, $3, $4)
+                     ON CONFLICT (tenant, reference) DO UPDATE SET at = EXCLUDED.at
                      WHERE NOT r.done AND r.at < $5 AND r.fingerprint = EXCLUDED.fingerprint
                      RETURNING true"
                 ),
@@ -295,14 +286,7 @@ impl PgStore {
                 let taken = client
                     .query_opt(
                         &take,
-                        &[
-                            &tenant.as_str(),
-                            &reference,
-                            &now,
-                            &fingerprint,
-                            &stale,
-                            &done,
-                        ],
+                        &[&tenant.as_str(), &reference, &now, &fingerprint, &stale],
                     )
                     .await?;
                 if taken.is_some() {
@@ -332,33 +316,6 @@ impl PgStore {
     }
 }
 
-impl PgStore {
-    /// A begin through the batching writer; `done` takes the reference as
-    /// answered at once.
-    async fn begin(
-        &self,
-        tenant: &TenantId,
-        reference: &str,
-        fingerprint: &[u8; 32],
-        done: bool,
-    ) -> Result<Attempt> {
-        let batched = self
-            .begins
-            .submit(RequestReq {
-                tenant: tenant.to_string(),
-                reference: reference.to_string(),
-                fingerprint: *fingerprint,
-                response: Vec::new(),
-                done,
-            })
-            .await?;
-        match batched {
-            Some(attempt) => Ok(attempt),
-            None => self.begin_one(tenant, reference, fingerprint, done).await,
-        }
-    }
-}
-
 #[async_trait]
 impl IdempotencyStore for PgStore {
     async fn begin_request(
@@ -367,13 +324,19 @@ impl IdempotencyStore for PgStore {
         reference: &str,
         fingerprint: &[u8; 32],
     ) -> Result<Attempt> {
-        self.begin(tenant, reference, fingerprint, false).await
-    }
-
-    /// One write: a begin that is done at once.
-    async fn mark_once(&self, tenant: &TenantId, reference: &str) -> Result<bool> {
-        let attempt = self.begin(tenant, reference, &MARK, true).await?;
-        Ok(attempt == Attempt::Fresh)
+        let batched = self
+            .begins
+            .submit(RequestReq {
+                tenant: tenant.to_string(),
+                reference: reference.to_string(),
+                fingerprint: *fingerprint,
+                response: Vec::new(),
+            })
+            .await?;
+        match batched {
+            Some(attempt) => Ok(attempt),
+            None => self.begin_one(tenant, reference, fingerprint).await,
+        }
     }
 
     async fn finish_request(
@@ -389,7 +352,6 @@ impl IdempotencyStore for PgStore {
                 reference: reference.to_string(),
                 fingerprint: *fingerprint,
                 response: response.to_vec(),
-                done: true,
             })
             .await
     }

@@ -34,6 +34,18 @@ ORDER BY i";
 
 const COLUMNS: &str = "id, notification, created, due, attempts, lease_until, last_error";
 
+/// The items a claim may take from `outbox o` at `$1`, at most `$2`: due,
+/// not leased, each the oldest of its order key, locked (`SKIP LOCKED`:
+/// another node's claim takes others).
+const CANDIDATES: &str = "
+WHERE NOT o.failed AND o.due <= $1 AND o.lease_until <= $1
+  AND NOT EXISTS (
+    SELECT 1 FROM outbox p
+    WHERE p.order_key = o.order_key AND NOT p.failed AND p.id < o.id)
+ORDER BY o.id
+LIMIT $2
+FOR UPDATE SKIP LOCKED";
+
 /// Writes notifications in `tx`, the transaction of the change they report.
 pub(crate) async fn insert(
     tx: &Transaction<'_>,
@@ -143,16 +155,7 @@ impl OutboxStore for PgStore {
         let pool = self.pool();
         let limit = super::to_i64(limit as u64);
         let sql = format!(
-            "WITH candidates AS (
-                SELECT o.id FROM outbox o
-                WHERE NOT o.failed AND o.due <= $1 AND o.lease_until <= $1
-                  AND NOT EXISTS (
-                    SELECT 1 FROM outbox p
-                    WHERE p.order_key = o.order_key AND NOT p.failed AND p.id < o.id)
-                ORDER BY o.id
-                LIMIT $2
-                FOR UPDATE SKIP LOCKED
-            )
+            "WITH candidates AS (SELECT o.id FROM outbox o {CANDIDATES})
             UPDATE outbox SET lease_until = $1 + $3
             FROM candidates
             WHERE outbox.id = candidates.id AND outbox.lease_until <= $1
@@ -188,16 +191,7 @@ impl OutboxStore for PgStore {
     ) -> Result<Vec<OutboxItem>> {
         let pool = self.pool();
         let limit = super::to_i64(limit as u64);
-        let read = format!(
-            "SELECT {COLUMNS} FROM outbox o
-             WHERE NOT o.failed AND o.due <= $1 AND o.lease_until <= $1
-               AND NOT EXISTS (
-                 SELECT 1 FROM outbox p
-                 WHERE p.order_key = o.order_key AND NOT p.failed AND p.id < o.id)
-             ORDER BY o.id
-             LIMIT $2
-             FOR UPDATE SKIP LOCKED"
-        );
+        let read = format!("SELECT {COLUMNS} FROM outbox o {CANDIDATES}");
         let read = &read;
         retrying(|| async move {
             let mut client = pool.get().await?;
