@@ -11,7 +11,9 @@ use std::sync::Arc;
 use crate::domain::{now_millis, MessageStatus, Tenant, UnixMillis};
 use crate::outbox::{for_message, Signal};
 use crate::store::messages::SharedNotify;
-use crate::store::{Applied, MessageRecord, StatusChange, Store, StoreError};
+use crate::store::{
+    Applied, MessageRecord, Once, Replay, ReportAnswer, Reported, StatusChange, Store, StoreError,
+};
 
 /// One delivery report, in our terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,28 @@ impl Outcome {
             Outcome::Unknown => "unknown",
         }
     }
+
+    /// [`Outcome::as_str`] of a report that did `applied` (`None`: found
+    /// no message), for an answer made inside the store's transaction.
+    pub fn name(applied: Option<Applied>) -> &'static str {
+        match applied {
+            Some(Applied::Changed) => "changed",
+            Some(Applied::Kept) => "kept",
+            Some(Applied::Duplicate) => "duplicate",
+            None => "unknown",
+        }
+    }
+
+    fn of(reported: Option<Reported>) -> Outcome {
+        match reported {
+            None => Outcome::Unknown,
+            Some(reported) => match reported.applied {
+                Applied::Changed => Outcome::Changed(Box::new(reported.record)),
+                Applied::Kept => Outcome::Kept,
+                Applied::Duplicate => Outcome::Duplicate,
+            },
+        }
+    }
 }
 
 pub struct Reports {
@@ -63,6 +87,40 @@ impl Reports {
 
     pub async fn report_at(&self, r: Report, at: UnixMillis) -> Result<Outcome, StoreError> {
         self.report_any(r, &[], at, &[]).await
+    }
+
+    /// A webhook's report under its replay record: applied only if
+    /// `replay` is new, and then `answer`'s answer for it is kept with the
+    /// report (in its transaction, where the store can).
+    pub async fn report_once(
+        &self,
+        r: Report,
+        replay: &Replay,
+        answer: ReportAnswer,
+    ) -> Result<Once<Outcome>, StoreError> {
+        let change = StatusChange {
+            status: r.status,
+            at: now_millis(),
+            error: r.error,
+        };
+        let done = self
+            .store
+            .report_once(
+                r.provider,
+                &r.provider_id,
+                change,
+                self.notify(),
+                replay,
+                answer,
+            )
+            .await?;
+        Ok(match done {
+            Once::Done { value, answer } => Once::Done {
+                value: self.settle(r.provider, value).await?,
+                answer,
+            },
+            Once::Seen(attempt) => Once::Seen(attempt),
+        })
     }
 
     /// A report whose message may be known under another form of the
@@ -83,11 +141,7 @@ impl Reports {
             at,
             error: r.error,
         };
-        let tenants = self.tenants.clone();
-        let notify: SharedNotify = Arc::new(move |record: &MessageRecord| {
-            let tenant = tenants.iter().find(|t| t.id == record.tenant);
-            for_message(tenant.map(|t| t.as_ref()), record)
-        });
+        let notify = self.notify();
         let mut reported = None;
         let mut waits = patience.iter();
         'found: loop {
@@ -105,29 +159,37 @@ impl Reports {
                 None => break,
             }
         }
+        self.settle(r.provider, reported).await
+    }
+
+    /// The notifications of a record's new status, for its tenant's subscriptions.
+    fn notify(&self) -> SharedNotify {
+        let tenants = self.tenants.clone();
+        Arc::new(move |record: &MessageRecord| {
+            let tenant = tenants.iter().find(|t| t.id == record.tenant);
+            for_message(tenant.map(|t| t.as_ref()), record)
+        })
+    }
+
+    /// What an applied report did, made durable, signalled and counted.
+    async fn settle(
+        &self,
+        provider: &'static str,
+        reported: Option<Reported>,
+    ) -> Result<Outcome, StoreError> {
         // The provider hears 2xx only once the report is on disk: it will
         // not send it again.
         if reported.is_some() {
             self.store.durable().await?;
         }
-        let outcome = match reported {
-            None => Outcome::Unknown,
-            Some(reported) => match reported.applied {
-                Applied::Changed => Outcome::Changed(Box::new(reported.record)),
-                Applied::Kept => Outcome::Kept,
-                Applied::Duplicate => Outcome::Duplicate,
-            },
-        };
+        let outcome = Outcome::of(reported);
         if matches!(outcome, Outcome::Changed(_)) {
             self.outbox.wake();
         }
-        metrics::counter!("stopgate_delivery_reports_total", "provider" => r.provider, "outcome" => outcome.as_str())
+        metrics::counter!("stopgate_delivery_reports_total", "provider" => provider, "outcome" => outcome.as_str())
             .increment(1);
         if outcome == Outcome::Unknown {
-            tracing::info!(
-                provider = r.provider,
-                "delivery report for an unknown message"
-            );
+            tracing::info!(provider, "delivery report for an unknown message");
         }
         Ok(outcome)
     }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
 use crate::domain::TenantId;
-use crate::store::{Attempt, Store};
+use crate::store::{Attempt, Replay, Store};
 
 /// Runs `work` unless `key` was seen: then its first answer is returned.
 /// `body` identifies the content, so that a key reused for another content
@@ -29,35 +29,15 @@ where
     Fut: Future<Output = Result<Vec<u8>, ApiError>>,
 {
     let scope = TenantId::webhooks();
-    let fingerprint: [u8; 32] = Sha256::digest(body).into();
-    match store.begin_request(&scope, key, &fingerprint).await? {
+    let Replay { key, fingerprint } = record(key, body);
+    match store.begin_request(&scope, &key, &fingerprint).await? {
         Attempt::Fresh => {}
-        Attempt::Done(answer) => {
-            metrics::counter!("stopgate_webhook_replays_total").increment(1);
-            tracing::info!("webhook seen before: its first answer is returned");
-            return Ok(answer);
-        }
-        Attempt::InProgress => {
-            return Err(ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "in_progress",
-                    "the same request is being handled; retry",
-                )
-            })
-        }
-        Attempt::Mismatch => {
-            return Err(ApiError::unprocessable(
-                "id_reused",
-                "this message id was already used for another message",
-            ))
-        }
+        seen => return answered(seen),
     }
     match work().await {
         Ok(answer) => {
             if let Err(e) = store
-                .finish_request(&scope, key, &fingerprint, &answer)
+                .finish_request(&scope, &key, &fingerprint, &answer)
                 .await
             {
                 // The work is done; a replay within the stale window gets 503.
@@ -66,11 +46,46 @@ where
             Ok(answer)
         }
         Err(e) => {
-            if let Err(e) = store.abandon_request(&scope, key).await {
+            if let Err(e) = store.abandon_request(&scope, &key).await {
                 tracing::warn!(error = %e, "could not release a webhook's replay record");
             }
             Err(e)
         }
+    }
+}
+
+/// The replay record of the request keyed `key` with content `body`, for
+/// work that keeps it in its own transaction (`Store::report_once`).
+pub fn record(key: &str, body: &[u8]) -> Replay {
+    Replay {
+        key: key.to_string(),
+        fingerprint: Sha256::digest(body).into(),
+    }
+}
+
+/// What a request whose replay record was not fresh is answered: its first
+/// answer, or why it is not acted on now.
+pub fn answered(seen: Attempt) -> Result<Vec<u8>, ApiError> {
+    match seen {
+        Attempt::Done(answer) => {
+            metrics::counter!("stopgate_webhook_replays_total").increment(1);
+            tracing::info!("webhook seen before: its first answer is returned");
+            Ok(answer)
+        }
+        Attempt::Mismatch => Err(ApiError::unprocessable(
+            "id_reused",
+            "this message id was already used for another message",
+        )),
+        // In progress (`Fresh` is never a replay's answer: it is treated
+        // the same, and the sender retries).
+        Attempt::InProgress | Attempt::Fresh => Err(ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "in_progress",
+                "the same request is being handled; retry",
+            )
+        }),
     }
 }
 

@@ -12,6 +12,25 @@ pub const MARK: [u8; 32] = [0u8; 32];
 /// crash; a retry may take it over.
 pub const STALE_ATTEMPT_MS: i64 = 60_000;
 
+/// A webhook's replay record (see `http::replay`): its key, in scope
+/// [`TenantId::webhooks`], and the fingerprint of the content it was
+/// first sent with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    pub key: String,
+    pub fingerprint: [u8; 32],
+}
+
+/// Work done under a [`Replay`] record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Once<T> {
+    /// Done now: its result, and the answer kept for a replay.
+    Done { value: T, answer: Vec<u8> },
+    /// Not done: the record was in progress, done (with its first answer)
+    /// or held by other content. Never [`Attempt::Fresh`].
+    Seen(Attempt),
+}
+
 /// What a request's idempotency `reference` says about a new attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {

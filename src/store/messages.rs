@@ -154,6 +154,10 @@ pub type Notify<'a> = &'a (dyn Fn(&MessageRecord) -> Vec<Notification> + Send + 
 /// PostgreSQL store gathers concurrent reports into one transaction).
 pub type SharedNotify = std::sync::Arc<dyn Fn(&MessageRecord) -> Vec<Notification> + Send + Sync>;
 
+/// The answer a delivery report's webhook gives for what the report did
+/// (`None`: no record has its id), kept as its replay record's answer.
+pub type ReportAnswer = std::sync::Arc<dyn Fn(Option<Applied>) -> Vec<u8> + Send + Sync>;
+
 /// A delivery report that found its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reported {

@@ -38,17 +38,19 @@ use async_trait::async_trait;
 
 use crate::config::{StorageConfig, StorageKind};
 use crate::domain::{Event, Notification, TenantId};
+use messages::SharedNotify;
 
 pub use attribution::{AttributionStore, MarketingSend};
 pub use consent::{ConsentCounts, ConsentOutcome, ConsentStore};
 pub use error::{Result, StoreError};
 pub use frequency::{CapEntry, FrequencyStore};
 pub use held::{Cancel, Claimed, HeldMessage, HeldStats, HeldStore, Release};
-pub use idempotency::{Attempt, IdempotencyStore};
+pub use idempotency::{Attempt, IdempotencyStore, Once, Replay};
 pub use insights::{CampaignCounters, InsightStore};
 pub use links::{LinkRecord, LinkStore};
 pub use messages::{
-    Applied, Callback, MessageFilter, MessageRecord, MessageStore, Reported, StatusChange,
+    Applied, Callback, MessageFilter, MessageRecord, MessageStore, ReportAnswer, Reported,
+    StatusChange,
 };
 pub use outbox::{OutboxItem, OutboxStats, OutboxStore};
 pub use review::{PossibleOptOut, ReviewStore};
@@ -106,6 +108,48 @@ pub trait Store:
             self.enqueue(std::slice::from_ref(reply)).await?;
         }
         Ok((changed, confirm))
+    }
+
+    /// A delivery report under a webhook's replay record: applied
+    /// ([`MessageStore::report`]) only if `replay` is new, and then
+    /// `answer`'s answer for it is kept as the record's. The default begins
+    /// the record, reports and finishes it, all durable with the next
+    /// [`Store::durable`]; a backend may keep the record in the report's own
+    /// transaction.
+    async fn report_once(
+        &self,
+        provider: &str,
+        provider_id: &str,
+        change: StatusChange,
+        notify: SharedNotify,
+        replay: &Replay,
+        answer: ReportAnswer,
+    ) -> Result<Once<Option<Reported>>> {
+        let scope = TenantId::webhooks();
+        let (key, fingerprint) = (replay.key.as_str(), &replay.fingerprint);
+        match self.begin_request(&scope, key, fingerprint).await? {
+            Attempt::Fresh => {}
+            seen => return Ok(Once::Seen(seen)),
+        }
+        let reported = match self.report(provider, provider_id, change, notify).await {
+            Ok(reported) => reported,
+            Err(e) => {
+                // Nothing was done: the provider's retry does the work.
+                if let Err(e) = self.abandon_request(&scope, key).await {
+                    tracing::warn!(error = %e, "could not release a webhook's replay record");
+                }
+                return Err(e);
+            }
+        };
+        let answer = answer(reported.as_ref().map(|r| r.applied));
+        if let Err(e) = self.finish_request(&scope, key, fingerprint, &answer).await {
+            // The report is applied; a replay within the stale window gets 503.
+            tracing::error!(error = %e, "could not keep a webhook's answer");
+        }
+        Ok(Once::Done {
+            value: reported,
+            answer,
+        })
     }
 }
 

@@ -576,6 +576,16 @@ async fn cluster_concurrent_sends_through_both_nodes_mint_one_link_and_run_one_r
     }
 }
 
+/// The replay record is kept in the report's transaction on PostgreSQL:
+/// a captured report sent to the other node gets the first node's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_a_report_captured_on_one_node_gets_its_first_answer_from_the_other() {
+    let (a, b, _) = two_nodes(|_| {}, |_| {}).await;
+    crate::dlr::a_captured_report_gets_its_first_answer(&a, &b).await;
+    // On one node too.
+    crate::dlr::a_captured_report_gets_its_first_answer(&b, &b).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_message_records_written_by_one_node_are_read_and_moved_through_the_other() {
     let (a, b, _) = two_nodes(|_| {}, |_| {}).await;

@@ -27,13 +27,18 @@ impl TestApp {
 
     pub(crate) async fn native_dlr(&self, body: Value) -> (StatusCode, Value) {
         let bytes = serde_json::to_vec(&body).unwrap();
-        let sig = sign(INBOUND_SECRET, &bytes);
+        self.native_dlr_signed(&bytes, &sign(INBOUND_SECRET, &bytes))
+            .await
+    }
+
+    /// `POST /v1/dlr` with the bytes and signature given (a captured request).
+    pub(crate) async fn native_dlr_signed(&self, body: &[u8], sig: &str) -> (StatusCode, Value) {
         let r = self
             .client
             .post(format!("{}/v1/dlr", self.public))
             .header("content-type", "application/json")
             .header("x-stopgate-signature", sig)
-            .body(bytes)
+            .body(body.to_vec())
             .send()
             .await
             .unwrap();
@@ -60,6 +65,52 @@ fn statuses(m: &Value) -> Vec<String> {
         .iter()
         .map(|h| h["status"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// A captured report sent again, to `a` and then to `b` (one node or two
+/// of a cluster): its first answer, and the record moved once; the same
+/// report signed anew is a new request, and a duplicate.
+pub(crate) async fn a_captured_report_gets_its_first_answer(a: &TestApp, b: &TestApp) {
+    let r = a
+        .send_one(
+            ACME_KEY,
+            json!({"to": "+12125550101", "from": "ACME", "body": "Sale", "campaign": "bf"}),
+        )
+        .await;
+    let (id, pid) = (
+        r["id"].as_str().unwrap(),
+        r["provider_id"].as_str().unwrap(),
+    );
+    let body = serde_json::to_vec(&json!({"provider_id": pid, "status": "delivered"})).unwrap();
+    // Two signing times that cannot meet, however long the test takes.
+    let t0 = unix_now();
+    let sig = sign_at(INBOUND_SECRET, t0 - 10, &body);
+    for app in [a, b, a] {
+        let (status, answer) = app.native_dlr_signed(&body, &sig).await;
+        assert_eq!(
+            (status, answer),
+            (StatusCode::OK, json!({"result": "changed"})),
+            "the first answer"
+        );
+    }
+    let (status, anew) = b
+        .native_dlr_signed(&body, &sign_at(INBOUND_SECRET, t0 - 20, &body))
+        .await;
+    assert_eq!(
+        (status, anew),
+        (StatusCode::OK, json!({"result": "duplicate"}))
+    );
+    assert_eq!(statuses(&a.message(id).await), ["sent", "delivered"]);
+    assert!(
+        a.metrics().await.contains("stopgate_webhook_replays_total"),
+        "replays are counted"
+    );
+}
+
+#[tokio::test]
+async fn a_captured_native_report_gets_its_first_answer() {
+    let app = spawn_app().await;
+    a_captured_report_gets_its_first_answer(&app, &app).await;
 }
 
 #[tokio::test]

@@ -11,7 +11,8 @@ use stopgate::domain::{
 };
 use stopgate::store::{
     Applied, Attempt, Cancel, CapEntry, Claimed, HeldMessage, HeldStats, MarketingSend,
-    MessageFilter, MessageRecord, PossibleOptOut, Release, StatusChange,
+    MessageFilter, MessageRecord, Once, PossibleOptOut, Release, Replay, ReportAnswer,
+    StatusChange,
 };
 
 use crate::backends::Backend;
@@ -1063,6 +1064,133 @@ pub async fn concurrent_reports_keep_the_most_final(b: Backend) {
     // Whatever the order, the counters say delivered once and nothing else.
     let c = b.store.campaign_counters(&t("acme")).await.unwrap();
     assert_eq!((c[0].delivered, c[0].undelivered), (1, 0), "{c:?}");
+}
+
+/// A webhook's report under its replay record: applied once, its answer
+/// kept for a replay; a replay, a pending record or other content under the
+/// key does nothing; of concurrent attempts with one key exactly one works.
+pub async fn a_report_under_a_replay_record_is_applied_once(b: Backend) {
+    let s = b.store.as_ref();
+    let id = MessageId::generate();
+    s.put_messages(
+        &[record(
+            "acme",
+            id.clone(),
+            "+12125550100",
+            MessageStatus::Sent,
+            Some("p-once"),
+        )],
+        &[],
+    )
+    .await
+    .unwrap();
+    let answer: ReportAnswer = Arc::new(|applied| format!("{applied:?}").into_bytes());
+    let replay = |key: &str, content: u8| Replay {
+        key: key.to_string(),
+        fingerprint: [content; 32],
+    };
+    let report = |pid: &'static str, status, key: Replay| {
+        let answer = answer.clone();
+        async move {
+            s.report_once(
+                "http",
+                pid,
+                change(status, 2_000, None),
+                Arc::new(no_notes),
+                &key,
+                answer,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let history = || async { s.message(&t("acme"), &id).await.unwrap().unwrap().history };
+
+    match report("p-once", MessageStatus::Delivered, replay("dlr:1", 1)).await {
+        Once::Done { value, answer } => {
+            assert_eq!(value.unwrap().applied, Applied::Changed);
+            assert_eq!(answer, b"Some(Changed)");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The replay (here with another report, to show it is not applied):
+    // the first answer, and the record as it was.
+    assert_eq!(
+        report("p-once", MessageStatus::Undelivered, replay("dlr:1", 1)).await,
+        Once::Seen(Attempt::Done(b"Some(Changed)".to_vec()))
+    );
+    assert_eq!(
+        report("p-once", MessageStatus::Undelivered, replay("dlr:1", 2)).await,
+        Once::Seen(Attempt::Mismatch)
+    );
+    assert_eq!(history().await.len(), 2, "only the first report applied");
+    // An unknown id is answered, and kept, like any other.
+    assert_eq!(
+        report("nope", MessageStatus::Delivered, replay("dlr:2", 1)).await,
+        Once::Done {
+            value: None,
+            answer: b"None".to_vec()
+        }
+    );
+    assert_eq!(
+        report("nope", MessageStatus::Delivered, replay("dlr:2", 1)).await,
+        Once::Seen(Attempt::Done(b"None".to_vec()))
+    );
+    // A key another attempt holds (begun, not finished) is in progress.
+    let scope = TenantId::webhooks();
+    assert_eq!(
+        s.begin_request(&scope, "dlr:3", &[3; 32]).await.unwrap(),
+        Attempt::Fresh
+    );
+    assert_eq!(
+        report("p-once", MessageStatus::Undelivered, replay("dlr:3", 3)).await,
+        Once::Seen(Attempt::InProgress)
+    );
+    // The answers are the replay records': a begin finds them done.
+    assert_eq!(
+        s.begin_request(&scope, "dlr:1", &[1; 32]).await.unwrap(),
+        Attempt::Done(b"Some(Changed)".to_vec())
+    );
+
+    // Concurrent attempts with one key: one does the work.
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let (s, answer) = (b.store.clone(), answer.clone());
+            tokio::spawn(async move {
+                s.report_once(
+                    "http",
+                    "p-once",
+                    change(MessageStatus::Undelivered, 3_000, Some("30005")),
+                    Arc::new(no_notes),
+                    &Replay {
+                        key: "dlr:4".into(),
+                        fingerprint: [4; 32],
+                    },
+                    answer,
+                )
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Once::Done { answer, .. } => {
+                done += 1;
+                assert_eq!(answer, b"Some(Kept)");
+            }
+            Once::Seen(Attempt::Done(answer)) => assert_eq!(answer, b"Some(Kept)"),
+            Once::Seen(Attempt::InProgress) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(done, 1);
+    assert_eq!(
+        history().await.len(),
+        3,
+        "the concurrent report applied once"
+    );
 }
 
 pub async fn purging_removes_old_records_only(b: Backend) {

@@ -60,6 +60,7 @@ contract!(
     bulk_and_individual_states_match_the_model,
     messages_are_found_listed_and_reported,
     concurrent_reports_keep_the_most_final,
+    a_report_under_a_replay_record_is_applied_once,
     purging_removes_old_records_only,
     the_outbox_hands_out_items_in_order_per_key_under_leases,
     an_admitting_claim_leases_only_what_it_admits,

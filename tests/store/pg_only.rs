@@ -894,3 +894,134 @@ async fn a_confirmation_and_its_cap_share_their_events_commit() {
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].notification, reply);
 }
+
+/// A replay record kept in its report's batch (`Store::report_once`): when
+/// a report of the batch turns out to be a replay, the batch is applied
+/// again without it, and the answer another report keeps follows. Here the
+/// replay came first in the batch: without it, the next report of the same
+/// message is the one that changes it. A stale pending record of the same
+/// content is taken over in the same transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_in_a_batch_of_reports_leaves_the_others_answers_right() {
+    use stopgate::domain::{MessageId, MessageStatus};
+    use stopgate::store::{
+        Attempt, IdempotencyStore, MessageRecord, MessageStore, Once, Replay, ReportAnswer,
+    };
+
+    use crate::cases::{change, record};
+
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let (blocker, m) = (MessageId::generate_at(1), MessageId::generate_at(2));
+    store
+        .put_messages(
+            &[
+                record(
+                    "acme",
+                    blocker.clone(),
+                    "+12125550001",
+                    MessageStatus::Sent,
+                    Some("p-block"),
+                ),
+                record(
+                    "acme",
+                    m.clone(),
+                    "+12125550002",
+                    MessageStatus::Sent,
+                    Some("p-m"),
+                ),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    let scope = TenantId::webhooks();
+    // "old" answered before (with another status: it must not be applied
+    // now); "stale" begun by a crashed attempt long ago.
+    store.begin_request(&scope, "old", &[1; 32]).await.unwrap();
+    store
+        .finish_request(&scope, "old", &[1; 32], b"first")
+        .await
+        .unwrap();
+    let raw = sql(&url).await;
+    raw.execute(
+        "INSERT INTO requests (tenant, reference, done, at, fingerprint) VALUES ($1, 'stale', false, 0, $2)",
+        &[&scope.as_str(), &&[3u8; 32][..]],
+    )
+    .await
+    .unwrap();
+    let answer: ReportAnswer = Arc::new(|applied| format!("{applied:?}").into_bytes());
+    let report = |pid: &'static str, key: &'static str, content: u8| {
+        let (s, answer) = (store.clone(), answer.clone());
+        tokio::spawn(async move {
+            let replay = Replay {
+                key: key.into(),
+                fingerprint: [content; 32],
+            };
+            let delivered = change(MessageStatus::Delivered, 5_000, None);
+            s.report_once(
+                "http",
+                pid,
+                delivered,
+                Arc::new(|_: &MessageRecord| vec![]),
+                &replay,
+                answer,
+            )
+            .await
+            .unwrap()
+        })
+    };
+    // The writer is held on a locked record while the next batch queues.
+    let mut lock = sql(&url).await;
+    let tx = lock.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM messages WHERE id = $1 FOR UPDATE",
+        &[&blocker.as_str()],
+    )
+    .await
+    .unwrap();
+    let held = report("p-block", "block", 9);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replayed = report("p-m", "old", 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fresh = report("p-m", "new", 2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stale = report("nobody", "stale", 3);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tx.rollback().await.unwrap();
+
+    assert!(matches!(held.await.unwrap(), Once::Done { .. }));
+    assert_eq!(
+        replayed.await.unwrap(),
+        Once::Seen(Attempt::Done(b"first".to_vec()))
+    );
+    match fresh.await.unwrap() {
+        Once::Done { value, answer } => {
+            assert_eq!(answer, b"Some(Changed)", "the replay was not applied");
+            assert_eq!(value.unwrap().record.status(), MessageStatus::Delivered);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        stale.await.unwrap(),
+        Once::Done {
+            value: None,
+            answer: b"None".to_vec()
+        }
+    );
+    // What the records keep, as a replay would find it.
+    for (key, content, kept) in [("new", 2, &b"Some(Changed)"[..]), ("stale", 3, b"None")] {
+        assert_eq!(
+            store
+                .begin_request(&scope, key, &[content; 32])
+                .await
+                .unwrap(),
+            Attempt::Done(kept.to_vec()),
+            "{key}"
+        );
+    }
+    // The second batch was one transaction: the replay, the report and the take-over.
+    assert_eq!(store.report_writer_stats().transactions, 2);
+    let r = store.message(&t("acme"), &m).await.unwrap().unwrap();
+    assert_eq!(r.history.len(), 2);
+}

@@ -13,6 +13,8 @@ pub mod cm;
 pub mod twilio;
 pub mod vonage;
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +28,7 @@ use super::webhook::{read_signed, refused};
 use crate::app::AppState;
 use crate::domain::MessageStatus;
 use crate::reports::{Outcome, Report};
+use crate::store::{Once, ReportAnswer};
 
 /// A native delivery report.
 #[derive(Deserialize, ToSchema)]
@@ -93,28 +96,24 @@ async fn handle_native(state: AppState, req: Request) -> Result<Response, ApiErr
         .error
         .filter(|e| !e.is_empty())
         .map(|e| e.chars().take(64).collect());
-    let answer = replay::once(
-        state.store.as_ref(),
-        &signed.replay_key,
-        &signed.body,
-        || async {
-            let outcome = apply(
-                &state,
-                Report {
-                    // The generic format is the configured upstream's.
-                    provider: state.outbound.provider.name(),
-                    provider_id: dlr.provider_id.clone(),
-                    status,
-                    error,
-                },
-            )
-            .await?;
-            Ok(serde_json::to_vec(&DlrAnswer {
-                result: outcome.as_str(),
-            })
-            .expect("the answer serializes"))
-        },
-    )
-    .await?;
+    let report = Report {
+        // The generic format is the configured upstream's.
+        provider: state.outbound.provider.name(),
+        provider_id: dlr.provider_id,
+        status,
+        error,
+    };
+    // The replay record is kept in the report's own transaction.
+    let answer: ReportAnswer = Arc::new(|applied| {
+        serde_json::to_vec(&DlrAnswer {
+            result: Outcome::name(applied),
+        })
+        .expect("the answer serializes")
+    });
+    let replay = replay::record(&signed.replay_key, &signed.body);
+    let answer = match state.reports.report_once(report, &replay, answer).await? {
+        Once::Done { answer, .. } => answer,
+        Once::Seen(seen) => replay::answered(seen)?,
+    };
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }

@@ -60,6 +60,121 @@ SELECT $1, u.reference, true, $2, $4 FROM unnest($3::text[]) AS u(reference)
 ON CONFLICT (tenant, reference) DO NOTHING
 RETURNING reference";
 
+/// Keeps done records with their answers in the webhooks' scope where no
+/// record holds the reference (`$3`, sorted); returns the ones kept.
+const KEEP_MANY: &str = "
+INSERT INTO requests (tenant, reference, done, at, fingerprint, response)
+SELECT $1, u.reference, true, $2, u.fingerprint, u.response
+FROM unnest($3::text[], $4::bytea[], $5::bytea[]) AS u(reference, fingerprint, response)
+ON CONFLICT (tenant, reference) DO NOTHING
+RETURNING reference";
+
+/// The webhooks' records of `$2`, under their row locks.
+const READ_LOCKED: &str = "
+SELECT reference, done, at, fingerprint, response FROM requests
+WHERE tenant = $1 AND reference = ANY($2)
+ORDER BY reference
+FOR UPDATE";
+
+/// A webhook's replay record kept in the transaction of its work
+/// (`Store::report_once`): its key, fingerprint and answer.
+pub(crate) type Kept<'a> = (&'a str, &'a [u8; 32], &'a [u8]);
+
+/// Keeps `records` done, with their answers, in `tx`, where no record
+/// holds their key; the keys kept. The rest are for [`read_held`].
+pub(crate) async fn keep_many<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    records: &[Kept<'a>],
+) -> PgResult<HashSet<&'a str>> {
+    if records.is_empty() {
+        return Ok(HashSet::new());
+    }
+    // Index entries are locked in key order, in every batch.
+    let mut sorted: Vec<&Kept<'a>> = records.iter().collect();
+    sorted.sort_unstable_by_key(|r| r.0);
+    sorted.dedup_by_key(|r| r.0);
+    let keys: Vec<&str> = sorted.iter().map(|r| r.0).collect();
+    let fingerprints: Vec<&[u8]> = sorted.iter().map(|r| &r.1[..]).collect();
+    let answers: Vec<&[u8]> = sorted.iter().map(|r| r.2).collect();
+    let stmt = tx.prepare_cached(KEEP_MANY).await?;
+    let scope = TenantId::webhooks();
+    let rows = tx
+        .query(
+            &stmt,
+            &[
+                &scope.as_str(),
+                &now_millis(),
+                &keys,
+                &fingerprints,
+                &answers,
+            ],
+        )
+        .await?;
+    let wanted: HashSet<&'a str> = keys.into_iter().collect();
+    let mut kept = HashSet::with_capacity(rows.len());
+    for row in rows {
+        if let Some(k) = wanted.get(row.try_get::<_, &str>(0)?) {
+            kept.insert(*k);
+        }
+    }
+    Ok(kept)
+}
+
+/// What the records that hold `records`' keys say to them, read under
+/// their locks: `Some(attempt)` is not to be done; `None` is a stale
+/// pending record of the same content, the caller's to take over (with
+/// [`overwrite_many`] in the same transaction). A key whose record is
+/// gone meanwhile is in progress: its sender's retry settles it.
+pub(crate) async fn read_held(
+    tx: &deadpool_postgres::Transaction<'_>,
+    records: &[Kept<'_>],
+) -> PgResult<HashMap<String, Option<Attempt>>> {
+    let keys: Vec<&str> = records.iter().map(|r| r.0).collect();
+    let stmt = tx.prepare_cached(READ_LOCKED).await?;
+    let scope = TenantId::webhooks();
+    let mut held: HashMap<String, Option<Attempt>> = keys
+        .iter()
+        .map(|k| (k.to_string(), Some(Attempt::InProgress)))
+        .collect();
+    for row in tx.query(&stmt, &[&scope.as_str(), &keys]).await? {
+        let key: String = row.try_get(0)?;
+        let Some(r) = records.iter().find(|r| r.0 == key) else {
+            continue;
+        };
+        let said = settle(
+            r.1,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+            row.try_get(4)?,
+        )?;
+        held.insert(key, said);
+    }
+    Ok(held)
+}
+
+/// Writes `records` done with their answers in `tx`, whatever holds them.
+pub(crate) async fn overwrite_many(
+    tx: &deadpool_postgres::Transaction<'_>,
+    records: &[Kept<'_>],
+) -> PgResult<()> {
+    let mut sorted: Vec<&Kept<'_>> = records.iter().collect();
+    sorted.sort_unstable_by_key(|r| r.0);
+    sorted.dedup_by_key(|r| r.0);
+    let scope = TenantId::webhooks();
+    let tenants: Vec<&str> = sorted.iter().map(|_| scope.as_str()).collect();
+    let keys: Vec<&str> = sorted.iter().map(|r| r.0).collect();
+    let fingerprints: Vec<&[u8]> = sorted.iter().map(|r| &r.1[..]).collect();
+    let answers: Vec<&[u8]> = sorted.iter().map(|r| r.2).collect();
+    let stmt = tx.prepare_cached(FINISH_MANY).await?;
+    tx.execute(
+        &stmt,
+        &[&tenants, &keys, &now_millis(), &fingerprints, &answers],
+    )
+    .await?;
+    Ok(())
+}
+
 /// [`IdempotencyStore::mark_once`] for `references` in `tx`, the
 /// transaction of the change they go with; the ones marked. A stale
 /// pending record is not taken over: it counts as a mark (only a crash

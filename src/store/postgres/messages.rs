@@ -5,16 +5,18 @@
 //! reports: each one's record under its row lock, the campaigns' delivery
 //! counters and the reports' notifications, in one transaction per batch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 
 use super::batch::BatchWork;
+use super::idempotency::{self, Kept};
 use super::{corrupt, retrying, PgResult, PgStore};
 use crate::domain::{MessageId, MessageStatus, Notification, TenantId, UnixMillis};
 use crate::store::messages::SharedNotify;
 use crate::store::{
-    Applied, MessageFilter, MessageRecord, MessageStore, Reported, Result, StatusChange, StoreError,
+    Applied, Attempt, MessageFilter, MessageRecord, MessageStore, Once, Replay, ReportAnswer,
+    Reported, Result, StatusChange, StoreError,
 };
 
 pub(super) const INSERT_MESSAGES: &str = "
@@ -83,22 +85,155 @@ pub(crate) struct ReportReq {
     provider_id: String,
     change: StatusChange,
     notify: SharedNotify,
+    /// A webhook's replay record, kept in the report's transaction.
+    once: Option<(Replay, ReportAnswer)>,
+}
+
+impl ReportReq {
+    pub(super) fn new(
+        provider: &str,
+        provider_id: &str,
+        change: StatusChange,
+        notify: SharedNotify,
+        once: Option<(Replay, ReportAnswer)>,
+    ) -> ReportReq {
+        ReportReq {
+            provider: provider.to_string(),
+            provider_id: provider_id.to_string(),
+            change,
+            notify,
+            once,
+        }
+    }
 }
 
 /// The batching writer of delivery reports: a DLR storm costs one commit
 /// per batch, not one per report (issue 12: 1,217 reports/s at one each).
 /// Locks are taken in one order in every batch, so two nodes' batches do
-/// not deadlock: the records by message id, then the counters by key once
-/// every record is done.
+/// not deadlock: the records by message id, then the webhooks' replay
+/// records by key, then the counters by key once every record is done.
 pub(crate) struct ReportWork {
     pub pool: deadpool_postgres::Pool,
+}
+
+/// A batch's reports applied in memory, in arrival order (two reports of
+/// one message apply as they came), with what they write.
+struct Applying {
+    /// Per report: `None` if it was not applied (its replay record said so).
+    results: Vec<Option<Result<Option<Reported>>>>,
+    records: HashMap<String, std::result::Result<MessageRecord, String>>,
+    written: BTreeSet<String>,
+    deltas: BTreeMap<(String, String, &'static str), i64>,
+    notes: Vec<Notification>,
+}
+
+/// The batch's records as found (`FIND_REPORTED`): each report's message,
+/// and each message's record. A record that does not decode fails the
+/// reports of its message, not the batch.
+#[allow(clippy::type_complexity)]
+fn found(
+    rows: &[tokio_postgres::Row],
+    n: usize,
+) -> PgResult<(
+    Vec<Option<String>>,
+    HashMap<String, std::result::Result<MessageRecord, String>>,
+)> {
+    let mut message_of: Vec<Option<String>> = vec![None; n];
+    let mut records = HashMap::new();
+    for row in rows {
+        let position: i64 = row.try_get(0)?;
+        let id: String = row.try_get(1)?;
+        let slot = usize::try_from(position - 1)
+            .ok()
+            .and_then(|i| message_of.get_mut(i))
+            .ok_or_else(|| corrupt("a report's position", position))?;
+        if !records.contains_key(&id) {
+            let raw: &str = row.try_get(2)?;
+            let record = serde_json::from_str::<MessageRecord>(raw)
+                .map_err(|e| format!("a message record: {e}"));
+            records.insert(id.clone(), record);
+        }
+        *slot = Some(id);
+    }
+    Ok((message_of, records))
+}
+
+/// Applies every report but those `skip` marks to the records found.
+fn apply(
+    reqs: &[&ReportReq],
+    rows: &[tokio_postgres::Row],
+    skip: &[Option<Attempt>],
+) -> PgResult<Applying> {
+    let (message_of, records) = found(rows, reqs.len())?;
+    let mut a = Applying {
+        results: Vec::with_capacity(reqs.len()),
+        records,
+        written: BTreeSet::new(),
+        deltas: BTreeMap::new(),
+        notes: Vec::new(),
+    };
+    for ((r, id), skip) in reqs.iter().zip(&message_of).zip(skip) {
+        if skip.is_some() {
+            a.results.push(None);
+            continue;
+        }
+        let Some(id) = id else {
+            a.results.push(Some(Ok(None)));
+            continue;
+        };
+        let record = match a.records.get_mut(id) {
+            Some(Ok(record)) => record,
+            Some(Err(e)) => {
+                a.results.push(Some(Err(StoreError::Corrupt(e.clone()))));
+                continue;
+            }
+            None => return Err(corrupt("a report's message", id)),
+        };
+        let before = record.status();
+        let applied = record.apply(r.change.clone());
+        if applied != Applied::Duplicate {
+            a.written.insert(id.clone());
+        }
+        if applied == Applied::Changed {
+            if record.category.is_marketing() {
+                let campaign = record.campaign.as_ref().map_or("", |c| c.as_str());
+                for (status, delta) in [(before, -1i64), (record.status(), 1)] {
+                    if let Some(counter) = delivery_counter(status) {
+                        *a.deltas
+                            .entry((record.tenant.to_string(), campaign.to_string(), counter))
+                            .or_default() += delta;
+                    }
+                }
+            }
+            a.notes.extend((r.notify)(record));
+        }
+        a.results.push(Some(Ok(Some(Reported {
+            record: record.clone(),
+            applied,
+        }))));
+    }
+    Ok(a)
+}
+
+/// The answer each applied report's replay record keeps (`None`: no
+/// record, or the report failed).
+fn answers(reqs: &[&ReportReq], a: &Applying) -> Vec<Option<Vec<u8>>> {
+    reqs.iter()
+        .zip(&a.results)
+        .map(|(r, result)| match (&r.once, result) {
+            (Some((_, answer)), Some(Ok(reported))) => {
+                Some(answer(reported.as_ref().map(|r| r.applied)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 #[async_trait]
 impl BatchWork for ReportWork {
     type Req = ReportReq;
     /// A record that does not decode fails its own report, not the batch.
-    type Ans = Result<Option<Reported>>;
+    type Ans = Result<Once<Option<Reported>>>;
     const NAME: &'static str = "reports";
 
     fn weight(_: &Self::Req) -> usize {
@@ -106,9 +241,10 @@ impl BatchWork for ReportWork {
     }
 
     /// A fixed number of statements per batch, whatever its size: one
-    /// look-up that locks every record, one update, the counters, the
-    /// notifications. (Two statements per report made a batch slower than
-    /// the reports' own transactions on as many connections.)
+    /// look-up that locks every record, the replay records, one update,
+    /// the counters, the notifications. (Two statements per report made a
+    /// batch slower than the reports' own transactions on as many
+    /// connections.)
     async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
@@ -116,66 +252,83 @@ impl BatchWork for ReportWork {
         let provider_ids: Vec<&str> = reqs.iter().map(|r| r.provider_id.as_str()).collect();
         let find = tx.prepare_cached(FIND_REPORTED).await?;
         let rows = tx.query(&find, &[&providers, &provider_ids]).await?;
-        // Report (by position) -> its message, and each message's record.
-        let mut message_of: Vec<Option<String>> = vec![None; reqs.len()];
-        let mut records: HashMap<String, std::result::Result<MessageRecord, String>> =
-            HashMap::new();
-        for row in &rows {
-            let position: i64 = row.try_get(0)?;
-            let id: String = row.try_get(1)?;
-            let slot = usize::try_from(position - 1)
-                .ok()
-                .and_then(|i| message_of.get_mut(i))
-                .ok_or_else(|| corrupt("a report's position", position))?;
-            if !records.contains_key(&id) {
-                let raw: &str = row.try_get(2)?;
-                let record = serde_json::from_str::<MessageRecord>(raw)
-                    .map_err(|e| format!("a message record: {e}"));
-                records.insert(id.clone(), record);
-            }
-            *slot = Some(id);
-        }
-        let mut answers: Vec<Self::Ans> = Vec::with_capacity(reqs.len());
-        let mut written: BTreeSet<String> = BTreeSet::new();
-        let mut deltas: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
-        let mut notes: Vec<Notification> = Vec::new();
-        // In arrival order: two reports of one message apply as they came.
-        for (r, id) in reqs.iter().zip(&message_of) {
-            let Some(id) = id else {
-                answers.push(Ok(None));
-                continue;
-            };
-            let record = match records.get_mut(id) {
-                Some(Ok(record)) => record,
-                Some(Err(e)) => {
-                    answers.push(Err(StoreError::Corrupt(e.clone())));
-                    continue;
+
+        // A replay key twice in one batch: the first may do the work, the
+        // second is in progress until the first committed (its sender
+        // retries), as with a begin of its own.
+        let mut skip: Vec<Option<Attempt>> = vec![None; reqs.len()];
+        let mut firsts: HashSet<&str> = HashSet::new();
+        for (r, skip) in reqs.iter().zip(skip.iter_mut()) {
+            if let Some((replay, _)) = &r.once {
+                if !firsts.insert(replay.key.as_str()) {
+                    *skip = Some(Attempt::InProgress);
                 }
-                None => return Err(corrupt("a report's message", id)),
-            };
-            let before = record.status();
-            let applied = record.apply(r.change.clone());
-            if applied != Applied::Duplicate {
-                written.insert(id.clone());
             }
-            if applied == Applied::Changed {
-                if record.category.is_marketing() {
-                    let campaign = record.campaign.as_ref().map_or("", |c| c.as_str());
-                    for (status, delta) in [(before, -1i64), (record.status(), 1)] {
-                        if let Some(counter) = delivery_counter(status) {
-                            *deltas
-                                .entry((record.tenant.to_string(), campaign.to_string(), counter))
-                                .or_default() += delta;
-                        }
+        }
+        let mut applying = apply(reqs, &rows, &skip)?;
+        let mut kept = answers(reqs, &applying);
+        let records: Vec<Kept<'_>> = reqs
+            .iter()
+            .zip(&kept)
+            .filter_map(|(r, answer)| {
+                let (replay, _) = r.once.as_ref()?;
+                Some((replay.key.as_str(), &replay.fingerprint, answer.as_deref()?))
+            })
+            .collect();
+        let taken = idempotency::keep_many(&tx, &records).await?;
+        let held: Vec<Kept<'_>> = records
+            .iter()
+            .filter(|r| !taken.contains(r.0))
+            .copied()
+            .collect();
+        if !held.is_empty() {
+            // Rare: a replay, or the same report on another node at once.
+            // What holds each key decides: not done (the batch is applied
+            // again without it), or a stale record of ours to take over.
+            let said = idempotency::read_held(&tx, &held).await?;
+            let mut overwrite: Vec<usize> = Vec::new();
+            for (i, r) in reqs.iter().enumerate() {
+                let Some((replay, _)) = &r.once else { continue };
+                match said.get(&replay.key) {
+                    Some(Some(attempt)) if skip[i].is_none() => skip[i] = Some(attempt.clone()),
+                    Some(None) => overwrite.push(i),
+                    _ => {}
+                }
+            }
+            if said.values().any(Option::is_some) {
+                applying = apply(reqs, &rows, &skip)?;
+                // Without the skipped, a kept answer may differ: written again.
+                let now = answers(reqs, &applying);
+                for i in 0..reqs.len() {
+                    if now[i] != kept[i] && skip[i].is_none() && now[i].is_some() {
+                        overwrite.push(i);
                     }
                 }
-                notes.extend((r.notify)(record));
+                kept = now;
             }
-            answers.push(Ok(Some(Reported {
-                record: record.clone(),
-                applied,
-            })));
+            let records: Vec<Kept<'_>> = overwrite
+                .iter()
+                .filter_map(|&i| {
+                    let (replay, _) = reqs[i].once.as_ref()?;
+                    Some((
+                        replay.key.as_str(),
+                        &replay.fingerprint,
+                        kept[i].as_deref()?,
+                    ))
+                })
+                .collect();
+            if !records.is_empty() {
+                idempotency::overwrite_many(&tx, &records).await?;
+            }
         }
+
+        let Applying {
+            results,
+            records,
+            written,
+            deltas,
+            notes,
+        } = applying;
         if !written.is_empty() {
             let mut ids: Vec<&str> = Vec::with_capacity(written.len());
             let mut bodies: Vec<String> = Vec::with_capacity(written.len());
@@ -203,7 +356,20 @@ impl BatchWork for ReportWork {
         let notes: Vec<&Notification> = notes.iter().collect();
         super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
         tx.commit().await?;
-        Ok(answers)
+        Ok(results
+            .into_iter()
+            .zip(skip)
+            .zip(kept)
+            .map(|((result, skip), answer)| match (result, skip) {
+                (_, Some(attempt)) => Ok(Once::Seen(attempt)),
+                (Some(Ok(value)), None) => Ok(Once::Done {
+                    value,
+                    answer: answer.unwrap_or_default(),
+                }),
+                (Some(Err(e)), None) => Err(e),
+                (None, None) => Err(StoreError::Corrupt("a report left out of its batch".into())),
+            })
+            .collect())
     }
 }
 
@@ -347,14 +513,14 @@ impl MessageStore for PgStore {
         change: StatusChange,
         notify: SharedNotify,
     ) -> Result<Option<Reported>> {
-        self.reports
-            .submit(ReportReq {
-                provider: provider.to_string(),
-                provider_id: provider_id.to_string(),
-                change,
-                notify,
-            })
-            .await?
+        let req = ReportReq::new(provider, provider_id, change, notify, None);
+        let done = self.reports.submit(req).await??;
+        match done {
+            Once::Done { value, .. } => Ok(value),
+            Once::Seen(_) => Err(StoreError::Corrupt(
+                "a report without a replay record was not applied".into(),
+            )),
+        }
     }
 
     async fn purge_messages(&self, before: UnixMillis, step: usize) -> Result<usize> {

@@ -59,8 +59,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use tokio_postgres::error::SqlState;
 use tokio_postgres::NoTls;
 
+use super::messages::SharedNotify;
 use super::subjects::SubjectKey;
-use super::{Result, Store, StoreError};
+use super::{Once, Replay, ReportAnswer, Reported, Result, StatusChange, Store, StoreError};
 use crate::config::{describe_pg, StorageConfig};
 use crate::domain::{now_millis, Event, Notification};
 
@@ -411,6 +412,21 @@ impl Store for PgStore {
                 }),
             })
             .await
+    }
+
+    async fn report_once(
+        &self,
+        provider: &str,
+        provider_id: &str,
+        change: StatusChange,
+        notify: SharedNotify,
+        replay: &Replay,
+        answer: ReportAnswer,
+    ) -> Result<Once<Option<Reported>>> {
+        // The replay record is kept in the report's batch: one commit, not three.
+        let once = Some((replay.clone(), answer));
+        let req = messages::ReportReq::new(provider, provider_id, change, notify, once);
+        self.reports.submit(req).await?
     }
 
     /// A tiny committed write: what a database that cannot write refuses.
