@@ -2,7 +2,7 @@
 //! captured request replayed) gets its first answer back and changes nothing
 //! more. Keyed by what identifies the request: the native signature's MAC,
 //! a provider's message id. The records live in the store beside the
-//! tenants' idempotency records (scope [`TenantId::webhooks`]), so every
+//! tenants' idempotency records (scope [`crate::domain::TenantId::webhooks`]), so every
 //! node of a cluster sees them, and expire with them (24 h).
 
 use std::future::Future;
@@ -11,8 +11,7 @@ use axum::http::StatusCode;
 use sha2::{Digest, Sha256};
 
 use super::error::ApiError;
-use crate::domain::TenantId;
-use crate::store::{Attempt, Replay, Store};
+use crate::store::{idempotency, Attempt, Once, Replay, Store};
 
 /// Runs `work` unless `key` was seen: then its first answer is returned.
 /// `body` identifies the content, so that a key reused for another content
@@ -28,29 +27,10 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Vec<u8>, ApiError>>,
 {
-    let scope = TenantId::webhooks();
-    let Replay { key, fingerprint } = record(key, body);
-    match store.begin_request(&scope, &key, &fingerprint).await? {
-        Attempt::Fresh => {}
-        seen => return answered(seen),
-    }
-    match work().await {
-        Ok(answer) => {
-            if let Err(e) = store
-                .finish_request(&scope, &key, &fingerprint, &answer)
-                .await
-            {
-                // The work is done; a replay within the stale window gets 503.
-                tracing::error!(error = %e, "could not keep a webhook's answer");
-            }
-            Ok(answer)
-        }
-        Err(e) => {
-            if let Err(e) = store.abandon_request(&scope, &key).await {
-                tracing::warn!(error = %e, "could not release a webhook's replay record");
-            }
-            Err(e)
-        }
+    let work = || async { Ok::<_, ApiError>(((), work().await?)) };
+    match idempotency::once(store, &record(key, body), work).await? {
+        Once::Done { answer, .. } => Ok(answer),
+        Once::Seen(seen) => answered(seen),
     }
 }
 

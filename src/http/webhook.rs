@@ -19,7 +19,9 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{parse_json, require_content_type};
 use super::replay;
 use crate::app::AppState;
-use crate::inbound::{self, signature, MoError};
+use crate::domain::TenantId;
+use crate::inbound::{self, signature, MoAction, MoError};
+use crate::store::Once;
 
 /// An MO message is at most a few hundred bytes; this leaves room for any
 /// envelope and keeps the HMAC over a bounded input.
@@ -130,12 +132,11 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
     let signed = read_signed(&state, req).await?;
     let bytes = signed.body;
     let mo: MoBody = parse_json(&bytes)?;
-    let store = state.store.as_ref();
     // The same MO id twice is the provider's retry (possibly signed anew),
     // and the same signature twice a replay. With an id, its record alone
     // decides: a replayed request carries the same id, so a second record
     // under its signature would only cost another store write per STOP.
-    let answer = match mo.id.as_deref().filter(|id| !id.is_empty()) {
+    let replay = match mo.id.as_deref().filter(|id| !id.is_empty()) {
         Some(id) => {
             let body = [
                 mo.from.as_bytes(),
@@ -145,29 +146,41 @@ async fn handle(state: AppState, req: Request) -> Result<Response, ApiError> {
                 mo.text.as_bytes(),
             ]
             .concat();
-            replay::once(store, &replay::id_key("mo", id), &body, || act(&state, &mo)).await
+            replay::record(&replay::id_key("mo", id), &body)
         }
-        None => replay::once(store, &signed.replay_key, &bytes, || act(&state, &mo)).await,
-    }?;
+        None => replay::record(&signed.replay_key, &bytes),
+    };
+    let answer = |action: MoAction, tenants: &[TenantId]| {
+        serde_json::to_vec(&MoAnswer {
+            action: action.as_str(),
+            tenants: tenants.iter().map(|t| t.to_string()).collect(),
+        })
+        .expect("the answer serializes")
+    };
+    let done = state
+        .inbound
+        .handle_mo_once(
+            &mo.from,
+            &mo.to,
+            &mo.text,
+            inbound::ReplyVia::Upstream,
+            &replay,
+            &answer,
+        )
+        .await
+        .map_err(mo_refused)?;
+    let answer = match done {
+        Once::Done { answer, .. } => answer,
+        Once::Seen(seen) => replay::answered(seen)?,
+    };
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
-/// Handles the reply; the answer's JSON bytes.
-async fn act(state: &AppState, mo: &MoBody) -> Result<Vec<u8>, ApiError> {
-    let outcome = state
-        .inbound
-        .handle_mo(&mo.from, &mo.to, &mo.text, inbound::ReplyVia::Upstream)
-        .await
-        .map_err(|e| match e {
-            MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
-            MoError::UnknownShortCode(_) => {
-                ApiError::unprocessable("unknown_shortcode", e.to_string())
-            }
-            MoError::Store(e) => ApiError::internal(e),
-        })?;
-    Ok(serde_json::to_vec(&MoAnswer {
-        action: outcome.action.as_str(),
-        tenants: outcome.tenants.iter().map(|t| t.to_string()).collect(),
-    })
-    .expect("the answer serializes"))
+/// Why a reply was not handled, as the webhook answers it.
+fn mo_refused(e: MoError) -> ApiError {
+    match e {
+        MoError::InvalidNumber(_) => ApiError::unprocessable("invalid_number", e.to_string()),
+        MoError::UnknownShortCode(_) => ApiError::unprocessable("unknown_shortcode", e.to_string()),
+        MoError::Store(e) => ApiError::internal(e),
+    }
 }

@@ -22,7 +22,7 @@ use crate::domain::{
 };
 use crate::outbox::{for_subscription, Signal};
 use crate::rules::RuleSet;
-use crate::store::{PossibleOptOut, Store, StoreError};
+use crate::store::{idempotency, Once, PossibleOptOut, Replay, Store, StoreError};
 use attribution::Attribution;
 use keywords::{Intent, Scope};
 
@@ -129,6 +129,39 @@ impl Inbound {
         text: &str,
         via: ReplyVia,
     ) -> Result<Outcome, MoError> {
+        let read = self.read(from, to, text)?;
+        Ok(self.act(read, text, via, None).await?.done()?)
+    }
+
+    /// [`Inbound::handle_mo`] under a webhook's replay record: done only if
+    /// `replay` is new (else [`Once::Seen`], and nothing is done), with
+    /// `answer`'s answer kept in the record. A STOP's or START's record goes
+    /// in its events' write where the store can (`Store::record_once`);
+    /// every other reply's work runs once its record was begun.
+    pub async fn handle_mo_once(
+        &self,
+        from: &str,
+        to: &str,
+        text: &str,
+        via: ReplyVia,
+        replay: &Replay,
+        answer: MoAnswer<'_>,
+    ) -> Result<Once<Outcome>, MoError> {
+        let read = self.read(from, to, text)?;
+        if matches!(read.intent, Intent::OptOut(_) | Intent::OptIn(_)) {
+            return self.act(read, text, via, Some((replay, answer))).await;
+        }
+        idempotency::once(self.store.as_ref(), replay, || async {
+            let outcome = self.act(read, text, via, None).await?.done()?;
+            let kept = answer(outcome.action, &outcome.tenants);
+            Ok((outcome, kept))
+        })
+        .await
+    }
+
+    /// Who wrote, to which code, the tenants on it, and what the text
+    /// means. No I/O.
+    fn read(&self, from: &str, to: &str, text: &str) -> Result<Read, MoError> {
         let number = parse_sender(from).map_err(MoError::InvalidNumber)?;
         let unknown = || MoError::UnknownShortCode(to.chars().take(20).collect());
         let code = ShortCode::parse(to.trim().trim_start_matches('+')).map_err(|_| unknown())?;
@@ -140,6 +173,31 @@ impl Inbound {
         let tenant_keywords: BTreeSet<String> =
             on_code.iter().filter_map(|t| t.keyword.clone()).collect();
         let intent = keywords::classify(text, &rules.keywords, &tenant_keywords);
+        Ok(Read {
+            number,
+            code,
+            on_code,
+            intent,
+        })
+    }
+
+    /// What a reply does. With a replay record (a STOP or START only: see
+    /// [`Inbound::handle_mo_once`]), the record goes in the events' write
+    /// and a reply seen before does nothing.
+    async fn act(
+        &self,
+        read: Read,
+        text: &str,
+        via: ReplyVia,
+        once: Option<(&Replay, MoAnswer<'_>)>,
+    ) -> Result<Once<Outcome>, MoError> {
+        let Read {
+            number,
+            code,
+            on_code,
+            intent,
+        } = read;
+        let rules = self.rules.for_country(number.country());
         let store = self.store.as_ref();
         let kept_text: String = text.chars().take(MAX_KEPT_TEXT).collect();
 
@@ -253,29 +311,43 @@ impl Inbound {
             ReplyVia::Caller => None,
         };
         let mut queued = false;
+        let mut kept = Vec::new();
+        debug_assert!(
+            once.is_none() || to_record.is_some(),
+            "a replay record unused"
+        );
         if let Some(events) = to_record {
             let changes = self.with_notifications(events);
             // A change is always confirmed. A STOP or START that changes
             // nothing (the number was already in that state) is confirmed
             // again at most once per 24 h per number and short code, so two
             // auto-responders answering each other cannot run up a bill.
-            // The cap, the events and the confirmation are one write where
-            // the store can.
-            let confirmed = match &reply {
-                Some(body) => {
-                    let cap = format!("confirm:{}:{}", number.as_str(), code);
-                    let note = upstream(body);
-                    let (flags, confirmed) = store
-                        .record_confirming(&changes, &cap, note.as_ref())
+            // The cap, the events, the confirmation and the webhook's
+            // replay record are one write where the store can.
+            let confirm = reply.as_ref().map(|body| {
+                let cap = format!("confirm:{}:{}", number.as_str(), code);
+                (cap, upstream(body))
+            });
+            let confirm = confirm
+                .as_ref()
+                .map(|(cap, note)| (cap.as_str(), note.as_ref()));
+            let (flags, confirmed) = match once {
+                Some((replay, answer)) => {
+                    kept = answer(action, &attr.ids());
+                    let recorded = store
+                        .record_once(&changes, confirm, replay, kept.clone())
                         .await?;
-                    changed = flags.contains(&true);
-                    confirmed
+                    match recorded {
+                        Once::Done { value, .. } => value,
+                        Once::Seen(seen) => return Ok(Once::Seen(seen)),
+                    }
                 }
-                None => {
-                    changed = store.record_notifying(&changes).await?.contains(&true);
-                    false
-                }
+                None => match confirm {
+                    Some((cap, note)) => store.record_confirming(&changes, cap, note).await?,
+                    None => (store.record_notifying(&changes).await?, false),
+                },
             };
+            changed = flags.contains(&true);
             if reply.is_some() && !confirmed {
                 metrics::counter!("stopgate_inbound_replies_total", "status" => "capped")
                     .increment(1);
@@ -313,12 +385,28 @@ impl Inbound {
             possible_optout = intent == Intent::PossibleOptOut,
             "inbound reply handled"
         );
-        Ok(Outcome {
-            action,
-            tenants: attr.ids(),
-            reply,
+        Ok(Once::Done {
+            value: Outcome {
+                action,
+                tenants: attr.ids(),
+                reply,
+            },
+            answer: kept,
         })
     }
+}
+
+/// The answer a webhook keeps for a reply, from what it did (the action
+/// and the tenants): made before the reply's write, so that its replay
+/// record can go in that write.
+pub type MoAnswer<'a> = &'a (dyn Fn(MoAction, &[TenantId]) -> Vec<u8> + Send + Sync);
+
+/// A reply as [`Inbound::handle_mo`] reads it, before it does anything.
+struct Read {
+    number: PhoneNumber,
+    code: ShortCode,
+    on_code: Vec<Arc<Tenant>>,
+    intent: Intent,
 }
 
 /// Fills a reply template from the rules: `{tenants}` (or `{tenant}`, in

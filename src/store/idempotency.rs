@@ -1,8 +1,10 @@
 //! Idempotency records: a `reference` makes a send request safe to retry.
 
+use std::future::Future;
+
 use async_trait::async_trait;
 
-use super::Result;
+use super::{Result, StoreError};
 use crate::domain::{TenantId, UnixMillis};
 
 /// The fingerprint of a record kept by [`IdempotencyStore::mark_once`].
@@ -29,6 +31,62 @@ pub enum Once<T> {
     /// Not done: the record was in progress, done (with its first answer)
     /// or held by other content. Never [`Attempt::Fresh`].
     Seen(Attempt),
+}
+
+impl<T> Once<T> {
+    /// The value of work done without a replay record, which is never
+    /// [`Once::Seen`].
+    pub fn done(self) -> Result<T> {
+        match self {
+            Once::Done { value, .. } => Ok(value),
+            Once::Seen(_) => Err(StoreError::Corrupt(
+                "work without a replay record was not done".into(),
+            )),
+        }
+    }
+}
+
+/// Runs `work` under a webhook's replay record, one write after the
+/// other: the record is begun, and unless it was seen before (then
+/// nothing is done: [`Once::Seen`]) `work` runs and the answer it gives is
+/// kept. A failed `work` leaves no record: the sender's retry does it.
+/// (A backend keeps the record in the work's own transaction where it can:
+/// `Store::report_once`, `Store::record_once`.)
+pub async fn once<S, T, E, F, Fut>(
+    store: &S,
+    replay: &Replay,
+    work: F,
+) -> std::result::Result<Once<T>, E>
+where
+    S: IdempotencyStore + ?Sized,
+    E: From<StoreError>,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = std::result::Result<(T, Vec<u8>), E>>,
+{
+    let scope = TenantId::webhooks();
+    let (key, fingerprint) = (replay.key.as_str(), &replay.fingerprint);
+    match store.begin_request(&scope, key, fingerprint).await? {
+        Attempt::Fresh => {}
+        seen => return Ok(Once::Seen(seen)),
+    }
+    match work().await {
+        Ok((value, answer)) => {
+            if let Err(e) = store
+                .finish_request(&scope, key, fingerprint, &answer)
+                .await
+            {
+                // The work is done; a replay within the stale window gets 503.
+                tracing::error!(error = %e, "could not keep a webhook's answer");
+            }
+            Ok(Once::Done { value, answer })
+        }
+        Err(e) => {
+            if let Err(e) = store.abandon_request(&scope, key).await {
+                tracing::warn!(error = %e, "could not release a webhook's replay record");
+            }
+            Err(e)
+        }
+    }
 }
 
 /// What a request's idempotency `reference` says about a new attempt.

@@ -112,10 +112,10 @@ pub trait Store:
 
     /// A delivery report under a webhook's replay record: applied
     /// ([`MessageStore::report`]) only if `replay` is new, and then
-    /// `answer`'s answer for it is kept as the record's. The default begins
-    /// the record, reports and finishes it, all durable with the next
-    /// [`Store::durable`]; a backend may keep the record in the report's own
-    /// transaction.
+    /// `answer`'s answer for it is kept as the record's. The default is
+    /// [`idempotency::once`] (a begin, the report, a finish, all durable
+    /// with the next [`Store::durable`]); a backend may keep the record in
+    /// the report's own transaction.
     async fn report_once(
         &self,
         provider: &str,
@@ -125,31 +125,35 @@ pub trait Store:
         replay: &Replay,
         answer: ReportAnswer,
     ) -> Result<Once<Option<Reported>>> {
-        let scope = TenantId::webhooks();
-        let (key, fingerprint) = (replay.key.as_str(), &replay.fingerprint);
-        match self.begin_request(&scope, key, fingerprint).await? {
-            Attempt::Fresh => {}
-            seen => return Ok(Once::Seen(seen)),
-        }
-        let reported = match self.report(provider, provider_id, change, notify).await {
-            Ok(reported) => reported,
-            Err(e) => {
-                // Nothing was done: the provider's retry does the work.
-                if let Err(e) = self.abandon_request(&scope, key).await {
-                    tracing::warn!(error = %e, "could not release a webhook's replay record");
-                }
-                return Err(e);
-            }
-        };
-        let answer = answer(reported.as_ref().map(|r| r.applied));
-        if let Err(e) = self.finish_request(&scope, key, fingerprint, &answer).await {
-            // The report is applied; a replay within the stale window gets 503.
-            tracing::error!(error = %e, "could not keep a webhook's answer");
-        }
-        Ok(Once::Done {
-            value: reported,
-            answer,
+        idempotency::once(self, replay, || async {
+            let reported = self.report(provider, provider_id, change, notify).await?;
+            let answer = answer(reported.as_ref().map(|r| r.applied));
+            Ok((reported, answer))
         })
+        .await
+    }
+
+    /// A reply's events under its webhook's replay record, only if
+    /// `replay` is new: with `confirm` (a cap and a reply) as
+    /// [`Store::record_confirming`], else as
+    /// [`SuppressionStore::record_notifying`] (confirmed: false); `answer`
+    /// is kept as the record's answer. The default is [`idempotency::once`];
+    /// a backend may keep the record in the events' transaction.
+    async fn record_once(
+        &self,
+        changes: &[(Event, Vec<Notification>)],
+        confirm: Option<(&str, Option<&Notification>)>,
+        replay: &Replay,
+        answer: Vec<u8>,
+    ) -> Result<Once<(Vec<bool>, bool)>> {
+        idempotency::once(self, replay, || async {
+            let recorded = match confirm {
+                Some((cap, reply)) => self.record_confirming(changes, cap, reply).await?,
+                None => (self.record_notifying(changes).await?, false),
+            };
+            Ok((recorded, answer))
+        })
+        .await
     }
 }
 

@@ -576,6 +576,40 @@ async fn cluster_concurrent_sends_through_both_nodes_mint_one_link_and_run_one_r
     }
 }
 
+/// A STOP's replay record is kept in its events' transaction on
+/// PostgreSQL: the captured STOP sent to either node gets the first answer,
+/// and neither node records or confirms it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_a_stop_captured_on_one_node_is_not_acted_on_again_by_the_other() {
+    let (a, b, _) = two_nodes(|_| {}, |_| {}).await;
+    let n = "+33612345698";
+    let body = serde_json::to_vec(&json!({"from": n, "to": "36111", "text": "STOP"})).unwrap();
+    let sig = sign_at(INBOUND_SECRET, unix_now() - 10, &body);
+    let (status, first) = a
+        .post_inbound(body.clone(), Some(&sig), "application/json")
+        .await;
+    assert_eq!(
+        (status.as_u16(), first["action"].as_str()),
+        (200, Some("opted_out")),
+        "{first}"
+    );
+    for app in [&b, &a, &b] {
+        let (status, again) = app
+            .post_inbound(body.clone(), Some(&sig), "application/json")
+            .await;
+        assert_eq!((status.as_u16(), &again), (200, &first));
+    }
+    // Either node's dispatcher may send the one confirmation.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sent = || a.mock.received_for(n).len() + b.mock.received_for(n).len();
+    while sent() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sent(), 1, "one confirmation for one STOP");
+    assert_eq!(a.events("acme", n).await.len(), 1, "one opt-out recorded");
+}
+
 /// The replay record is kept in the report's transaction on PostgreSQL:
 /// a captured report sent to the other node gets the first node's answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

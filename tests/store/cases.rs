@@ -640,6 +640,108 @@ pub async fn a_confirmation_goes_with_a_change_or_a_new_cap(b: Backend) {
     assert_eq!(bodies, ["first", "changed", "new cap"]);
 }
 
+/// A reply's events under its webhook's replay record: recorded once, with
+/// its confirmation; a replay, a pending record or other content under the
+/// key records nothing; of concurrent attempts with one key exactly one
+/// records.
+pub async fn a_reply_under_a_replay_record_is_recorded_once(b: Backend) {
+    let s = b.store.as_ref();
+    let num = n("+33612345641");
+    let event = |action| vec![(Event::new(t("acme"), &num, action, Source::Sms), vec![])];
+    let key = |k: &str, content: u8| Replay {
+        key: k.to_string(),
+        fingerprint: [content; 32],
+    };
+    let confirmation = reply(num.as_str(), "confirmed");
+    let confirm = Some(("confirm:once", Some(&confirmation)));
+    let (stop, start) = (Action::OptOut, Action::OptIn);
+    let once = |action, confirm, k: Replay, answer: &str| {
+        let changes = event(action);
+        let answer = answer.as_bytes().to_vec();
+        async move { s.record_once(&changes, confirm, &k, answer).await.unwrap() }
+    };
+    assert_eq!(
+        once(stop, confirm, key("mo:1", 1), "stopped").await,
+        Once::Done {
+            value: (vec![true], true),
+            answer: b"stopped".to_vec()
+        }
+    );
+    // A replay (here with a START, to show it is not recorded), other
+    // content under the key, a key another attempt holds: nothing recorded.
+    assert_eq!(
+        once(start, confirm, key("mo:1", 1), "started").await,
+        Once::Seen(Attempt::Done(b"stopped".to_vec()))
+    );
+    assert_eq!(
+        once(start, confirm, key("mo:1", 2), "started").await,
+        Once::Seen(Attempt::Mismatch)
+    );
+    let scope = TenantId::webhooks();
+    assert_eq!(
+        s.begin_request(&scope, "mo:2", &[2; 32]).await.unwrap(),
+        Attempt::Fresh
+    );
+    assert_eq!(
+        once(start, None, key("mo:2", 2), "started").await,
+        Once::Seen(Attempt::InProgress)
+    );
+    s.durable().await.unwrap();
+    assert!(
+        s.suppression(&t("acme"), &num)
+            .await
+            .unwrap()
+            .unwrap()
+            .suppressed
+    );
+    // The answer is the replay record's: a begin finds it done.
+    assert_eq!(
+        s.begin_request(&scope, "mo:1", &[1; 32]).await.unwrap(),
+        Attempt::Done(b"stopped".to_vec())
+    );
+    // Without a confirmation: the events only.
+    match once(stop, None, key("mo:3", 3), "again").await {
+        Once::Done { value, .. } => assert_eq!(value, (vec![false], false)),
+        other => panic!("{other:?}"),
+    }
+
+    // Concurrent attempts with one key: one records its START.
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let s = b.store.clone();
+            let changes = event(start);
+            tokio::spawn(async move {
+                s.record_once(&changes, None, &key("mo:4", 4), b"started".to_vec())
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut done = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Once::Done { value, .. } => {
+                done += 1;
+                assert_eq!(value, (vec![true], false));
+            }
+            Once::Seen(Attempt::Done(answer)) => assert_eq!(answer, b"started"),
+            Once::Seen(Attempt::InProgress) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(done, 1);
+    s.durable().await.unwrap();
+    let history = s.events(&t("acme"), &num).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.action).collect::<Vec<_>>(),
+        [stop, start],
+        "one STOP, one START"
+    );
+    // One confirmation: the first STOP's.
+    let now = stopgate::domain::now_millis() + 1_000;
+    assert_eq!(s.claim(now, 10, 60_000).await.unwrap().len(), 1);
+}
+
 pub async fn bulk_imports_show_in_state_history_and_pages(b: Backend) {
     let s = b.store.as_ref();
     let resubscribed = n("+12125550001");

@@ -54,6 +54,7 @@ contract!(
     purged_requests_are_gone,
     marks_are_kept_once_until_purged,
     a_confirmation_goes_with_a_change_or_a_new_cap,
+    a_reply_under_a_replay_record_is_recorded_once,
     bulk_imports_show_in_state_history_and_pages,
     durable_data_survives_reopen,
     an_erased_opt_out_blocks_across_a_reopen_until_a_start,

@@ -1025,3 +1025,46 @@ async fn a_replay_in_a_batch_of_reports_leaves_the_others_answers_right() {
     let r = store.message(&t("acme"), &m).await.unwrap().unwrap();
     assert_eq!(r.history.len(), 2);
 }
+
+/// A reply's replay record left pending by a crash long ago is taken over
+/// in the events' transaction: the reply is recorded, and the record keeps
+/// its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_replay_record_of_a_reply_is_taken_over_in_its_events_write() {
+    use stopgate::store::{Attempt, IdempotencyStore, Once, Replay};
+
+    let url = Cluster::shared().database().await;
+    let store = PgStore::open(&pg::storage(&url)).await.unwrap();
+    let scope = TenantId::webhooks();
+    sql(&url)
+        .await
+        .execute(
+            "INSERT INTO requests (tenant, reference, done, at, fingerprint) VALUES ($1, 'mo:stale', false, 0, $2)",
+            &[&scope.as_str(), &&[7u8; 32][..]],
+        )
+        .await
+        .unwrap();
+    let stop = Event::new(t("acme"), &n("+33612345642"), Action::OptOut, Source::Sms);
+    let replay = Replay {
+        key: "mo:stale".into(),
+        fingerprint: [7; 32],
+    };
+    let recorded = store
+        .record_once(&[(stop, vec![])], None, &replay, b"stopped".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded,
+        Once::Done {
+            value: (vec![true], false),
+            answer: b"stopped".to_vec()
+        }
+    );
+    assert_eq!(
+        store
+            .begin_request(&scope, "mo:stale", &[7; 32])
+            .await
+            .unwrap(),
+        Attempt::Done(b"stopped".to_vec())
+    );
+}

@@ -81,8 +81,27 @@ FOR UPDATE";
 pub(crate) type Kept<'a> = (&'a str, &'a [u8; 32], &'a [u8]);
 
 /// Keeps `records` done, with their answers, in `tx`, where no record
-/// holds their key; the keys kept. The rest are for [`read_held`].
-pub(crate) async fn keep_many<'a>(
+/// holds their key; for the others (none, mostly), what the records that
+/// hold them say ([`read_held`]).
+pub(crate) async fn keep_answers(
+    tx: &deadpool_postgres::Transaction<'_>,
+    records: &[Kept<'_>],
+) -> PgResult<HashMap<String, Option<Attempt>>> {
+    let kept = keep_many(tx, records).await?;
+    let held: Vec<Kept<'_>> = records
+        .iter()
+        .filter(|r| !kept.contains(r.0))
+        .copied()
+        .collect();
+    if held.is_empty() {
+        return Ok(HashMap::new());
+    }
+    read_held(tx, &held).await
+}
+
+/// Keeps `records` done, with their answers, in `tx`, where no record
+/// holds their key; the keys kept.
+async fn keep_many<'a>(
     tx: &deadpool_postgres::Transaction<'_>,
     records: &[Kept<'a>],
 ) -> PgResult<HashSet<&'a str>> {
@@ -125,7 +144,7 @@ pub(crate) async fn keep_many<'a>(
 /// pending record of the same content, the caller's to take over (with
 /// [`overwrite_many`] in the same transaction). A key whose record is
 /// gone meanwhile is in progress: its sender's retry settles it.
-pub(crate) async fn read_held(
+async fn read_held(
     tx: &deadpool_postgres::Transaction<'_>,
     records: &[Kept<'_>],
 ) -> PgResult<HashMap<String, Option<Attempt>>> {

@@ -275,17 +275,11 @@ impl BatchWork for ReportWork {
                 Some((replay.key.as_str(), &replay.fingerprint, answer.as_deref()?))
             })
             .collect();
-        let taken = idempotency::keep_many(&tx, &records).await?;
-        let held: Vec<Kept<'_>> = records
-            .iter()
-            .filter(|r| !taken.contains(r.0))
-            .copied()
-            .collect();
-        if !held.is_empty() {
+        let said = idempotency::keep_answers(&tx, &records).await?;
+        if !said.is_empty() {
             // Rare: a replay, or the same report on another node at once.
             // What holds each key decides: not done (the batch is applied
             // again without it), or a stale record of ours to take over.
-            let said = idempotency::read_held(&tx, &held).await?;
             let mut overwrite: Vec<usize> = Vec::new();
             for (i, r) in reqs.iter().enumerate() {
                 let Some((replay, _)) = &r.once else { continue };
@@ -514,13 +508,7 @@ impl MessageStore for PgStore {
         notify: SharedNotify,
     ) -> Result<Option<Reported>> {
         let req = ReportReq::new(provider, provider_id, change, notify, None);
-        let done = self.reports.submit(req).await??;
-        match done {
-            Once::Done { value, .. } => Ok(value),
-            Once::Seen(_) => Err(StoreError::Corrupt(
-                "a report without a replay record was not applied".into(),
-            )),
-        }
+        self.reports.submit(req).await??.done()
     }
 
     async fn purge_messages(&self, before: UnixMillis, step: usize) -> Result<usize> {

@@ -410,6 +410,30 @@ impl Store for PgStore {
                     cap: cap.to_string(),
                     reply: reply.cloned(),
                 }),
+                replay: None,
+            })
+            .await?
+            .done()
+    }
+
+    /// The replay record goes in the events' batch too, before their rows
+    /// are locked: a STOP is one commit, not a begin's, its events' and a
+    /// finish's.
+    async fn record_once(
+        &self,
+        changes: &[(Event, Vec<Notification>)],
+        confirm: Option<(&str, Option<&Notification>)>,
+        replay: &Replay,
+        answer: Vec<u8>,
+    ) -> Result<Once<(Vec<bool>, bool)>> {
+        self.events
+            .submit(suppressions::RecordReq {
+                changes: changes.to_vec(),
+                confirm: confirm.map(|(cap, reply)| suppressions::Confirm {
+                    cap: cap.to_string(),
+                    reply: reply.cloned(),
+                }),
+                replay: Some((replay.clone(), answer)),
             })
             .await
     }

@@ -16,10 +16,11 @@ use futures::future::join_all;
 use tokio_postgres::Row;
 
 use super::batch::BatchWork;
+use super::idempotency::{self, Kept};
 use super::{corrupt, optout_counters, retrying, Failure, PgResult, PgStore};
 use crate::domain::{Action, Campaign, Event, Notification, PhoneNumber, Source, TenantId};
 use crate::store::subjects::SubjectKey;
-use crate::store::{BulkImport, Result, Suppression, SuppressionStore};
+use crate::store::{Attempt, BulkImport, Once, Replay, Result, Suppression, SuppressionStore};
 
 /// An opt-out: a new row, or a subscribed row that becomes suppressed. An
 /// erased opt-out of the number (`$8`, its hash) is suppressed already:
@@ -110,10 +111,12 @@ fn state(row: &Row, from: usize) -> PgResult<Suppression> {
 }
 
 /// One caller's events, each with the notifications written if it changes
-/// a state, and for a STOP or START its confirmation.
+/// a state, and for a STOP or START its confirmation; for a webhook's
+/// reply, its replay record and the answer it keeps.
 pub(crate) struct RecordReq {
     pub changes: Vec<(Event, Vec<Notification>)>,
     pub confirm: Option<Confirm>,
+    pub replay: Option<(Replay, Vec<u8>)>,
 }
 
 /// A confirmation: its cap marked in the batch, its reply written if that
@@ -130,18 +133,107 @@ pub(crate) struct RecordWork {
     pub key: SubjectKey,
 }
 
+/// Per event: whether it changed a state; whether the confirmation goes.
+type Recorded = (Vec<bool>, bool);
+
 #[async_trait]
 impl BatchWork for RecordWork {
     type Req = RecordReq;
-    /// Per event: whether it changed a state; whether the confirmation goes.
-    type Ans = (Vec<bool>, bool);
+    /// [`Recorded`]; `Seen` for a reply whose replay record says it was
+    /// handled (or is being handled) already.
+    type Ans = Once<Recorded>;
     const NAME: &'static str = "events";
 
     fn weight(req: &Self::Req) -> usize {
         req.changes.len().max(1)
     }
 
+    /// The replay records first, before any row of the events is locked:
+    /// a reply seen before records nothing. Then the events of the rest.
     async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // A replay key twice in one batch: the second is in progress until
+        // the first committed (its sender retries), as with a begin.
+        let mut seen: Vec<Option<Attempt>> = vec![None; reqs.len()];
+        let mut firsts: HashSet<&str> = HashSet::new();
+        for (r, seen) in reqs.iter().zip(seen.iter_mut()) {
+            if let Some((replay, _)) = &r.replay {
+                if !firsts.insert(replay.key.as_str()) {
+                    *seen = Some(Attempt::InProgress);
+                }
+            }
+        }
+        let records: Vec<Kept<'_>> = reqs
+            .iter()
+            .zip(&seen)
+            .filter(|(_, seen)| seen.is_none())
+            .filter_map(|(r, _)| {
+                let (replay, answer) = r.replay.as_ref()?;
+                Some((replay.key.as_str(), &replay.fingerprint, answer.as_slice()))
+            })
+            .collect();
+        let said = idempotency::keep_answers(&tx, &records).await?;
+        if !said.is_empty() {
+            // A replay, or the same reply on another node at that moment;
+            // or a stale record of ours (a crash), taken over here.
+            let mut stale: Vec<Kept<'_>> = Vec::new();
+            for (r, seen) in reqs.iter().zip(seen.iter_mut()) {
+                let Some((replay, answer)) = &r.replay else {
+                    continue;
+                };
+                match said.get(&replay.key) {
+                    Some(Some(attempt)) if seen.is_none() => *seen = Some(attempt.clone()),
+                    Some(None) if seen.is_none() => {
+                        stale.push((&replay.key, &replay.fingerprint, answer))
+                    }
+                    _ => {}
+                }
+            }
+            if !stale.is_empty() {
+                idempotency::overwrite_many(&tx, &stale).await?;
+            }
+        }
+        let doing: Vec<&RecordReq> = reqs
+            .iter()
+            .zip(&seen)
+            .filter(|(_, seen)| seen.is_none())
+            .map(|(r, _)| *r)
+            .collect();
+        let (recorded, changed) = self.apply(&tx, &doing).await?;
+        tx.commit().await?;
+        for e in changed {
+            count_change(e);
+        }
+        let mut recorded = recorded.into_iter();
+        reqs.iter()
+            .zip(seen)
+            .map(|(r, seen)| match seen {
+                Some(attempt) => Ok(Once::Seen(attempt)),
+                None => recorded
+                    .next()
+                    .map(|value| Once::Done {
+                        value,
+                        answer: r
+                            .replay
+                            .as_ref()
+                            .map(|(_, a)| a.clone())
+                            .unwrap_or_default(),
+                    })
+                    .ok_or_else(|| corrupt("a batch's answers", "too few")),
+            })
+            .collect()
+    }
+}
+
+impl RecordWork {
+    /// The events of `reqs` in `tx`: per request what it recorded, and the
+    /// events that changed a state (counted once committed).
+    async fn apply<'a>(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        reqs: &[&'a RecordReq],
+    ) -> PgResult<(Vec<Recorded>, Vec<&'a Event>)> {
         let changes: Vec<&(Event, Vec<Notification>)> =
             reqs.iter().flat_map(|r| r.changes.iter()).collect();
         let events: Vec<&Event> = changes.iter().map(|(e, _)| e).collect();
@@ -157,8 +249,6 @@ impl BatchWork for RecordWork {
             .iter()
             .map(|e| self.key.hash(&e.tenant, &e.number))
             .collect();
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
         let (opt_out, opt_in, lift) = futures::try_join!(
             tx.prepare_cached(OPT_OUT),
             tx.prepare_cached(OPT_IN),
@@ -171,7 +261,7 @@ impl BatchWork for RecordWork {
             .filter(|&&i| events[i].action == Action::OptIn)
             .map(|&i| {
                 let e = events[i];
-                let (tx, lift, hash) = (&tx, &lift, &hashes[i][..]);
+                let (lift, hash) = (&lift, &hashes[i][..]);
                 async move {
                     tx.execute(lift, &[&e.tenant.as_str(), &e.number.as_str(), &hash])
                         .await
@@ -184,7 +274,6 @@ impl BatchWork for RecordWork {
         let runs = order.iter().map(|&i| {
             let e = events[i];
             let campaign = e.campaign.as_ref().map(|c| c.as_str());
-            let tx = &tx;
             let hash = &hashes[i][..];
             let (opt_out, opt_in) = (&opt_out, &opt_in);
             async move {
@@ -266,7 +355,7 @@ impl BatchWork for RecordWork {
             .iter()
             .filter_map(|r| r.confirm.as_ref().map(|c| c.cap.as_str()))
             .collect();
-        let mut marked = super::idempotency::mark_many(&tx, &caps).await?;
+        let mut marked = idempotency::mark_many(tx, &caps).await?;
         // Each caller's answers, then its notifications in its order.
         let mut answers = Vec::with_capacity(reqs.len());
         let mut notes: Vec<&Notification> = Vec::new();
@@ -286,12 +375,14 @@ impl BatchWork for RecordWork {
             answers.push((mine.to_vec(), confirmed));
             at += r.changes.len();
         }
-        super::outbox::insert(&tx, &notes, crate::domain::now_millis()).await?;
-        tx.commit().await?;
-        for (e, _) in events.iter().zip(&changed).filter(|(_, c)| **c) {
-            count_change(e);
-        }
-        Ok(answers)
+        super::outbox::insert(tx, &notes, crate::domain::now_millis()).await?;
+        let changed = events
+            .iter()
+            .zip(&changed)
+            .filter(|(_, c)| **c)
+            .map(|(e, _)| *e)
+            .collect();
+        Ok((answers, changed))
     }
 }
 
@@ -376,14 +467,15 @@ impl SuppressionStore for PgStore {
         if changes.is_empty() {
             return Ok(Vec::new());
         }
-        let (changed, _) = self
+        let recorded = self
             .events
             .submit(RecordReq {
                 changes: changes.to_vec(),
                 confirm: None,
+                replay: None,
             })
             .await?;
-        Ok(changed)
+        Ok(recorded.done()?.0)
     }
 
     async fn events(&self, tenant: &TenantId, number: &PhoneNumber) -> Result<Vec<Event>> {
