@@ -1068,3 +1068,38 @@ async fn a_stale_replay_record_of_a_reply_is_taken_over_in_its_events_write() {
         Attempt::Done(b"stopped".to_vec())
     );
 }
+
+/// Send counters go through a batching writer: concurrent requests' increments
+/// of one campaign share transactions, and the sums are exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_send_counters_share_transactions_and_stay_exact() {
+    use stopgate::domain::Campaign;
+
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let bf = Campaign::parse("bf").unwrap();
+    let tasks: Vec<_> = (0..200u64)
+        .map(|i| {
+            let (s, bf) = (store.clone(), bf.clone());
+            tokio::spawn(async move {
+                if i % 4 == 0 {
+                    s.count_marketing_blocked(&t("acme"), Some(&bf), 1).await
+                } else {
+                    s.count_marketing_sent(&t("acme"), Some(&bf), 2, 3).await
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let c = store.campaign_counters(&t("acme")).await.unwrap();
+    let bf = c.iter().find(|c| c.campaign.is_some()).unwrap();
+    assert_eq!((bf.sent, bf.segments, bf.blocked), (300, 450, 50), "{bf:?}");
+    let stats = store.counter_writer_stats();
+    assert_eq!(stats.items, 200);
+    assert!(
+        stats.transactions < 200 / 4,
+        "200 increments took {stats:?}"
+    );
+}

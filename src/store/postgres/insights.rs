@@ -8,10 +8,63 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use super::suppressions::parse_campaign;
-use super::{corrupt, retrying, to_i64, PgStore};
+use super::batch::BatchWork;
+use super::suppressions::{parse_campaign, COUNT_MANY};
+use super::{corrupt, retrying, to_i64, PgResult, PgStore};
 use crate::domain::{Campaign, TenantId};
 use crate::store::{CampaignCounters, InsightStore, Result};
+
+/// A request's counter increments, for the batching writer.
+pub(crate) struct CountReq {
+    tenant: String,
+    /// `""` for no campaign.
+    campaign: String,
+    counts: Vec<(&'static str, i64)>,
+}
+
+/// The batching writer of send counters: a batch's increments summed per
+/// row, in one statement, in key order. Every request of a campaign adds to
+/// the same rows, and one statement per request held each row's lock until
+/// its own commit: concurrent sends queued behind each other's flush (3.5
+/// of a marketing request's 3.6 ms of statements, bench row 4pg, 2026-12-04).
+pub(crate) struct CountWork {
+    pub pool: deadpool_postgres::Pool,
+}
+
+#[async_trait]
+impl BatchWork for CountWork {
+    type Req = CountReq;
+    type Ans = ();
+    const NAME: &'static str = "counters";
+
+    fn weight(_: &Self::Req) -> usize {
+        1
+    }
+
+    async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<()>> {
+        let mut sums: BTreeMap<(&str, &str, &str), i64> = BTreeMap::new();
+        for r in reqs {
+            for (counter, n) in &r.counts {
+                *sums
+                    .entry((r.tenant.as_str(), r.campaign.as_str(), counter))
+                    .or_default() += n;
+            }
+        }
+        let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((tenant, campaign, counter), n) in sums {
+            columns.0.push(tenant);
+            columns.1.push(campaign);
+            columns.2.push(counter);
+            columns.3.push(n);
+        }
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(COUNT_MANY).await?;
+        client
+            .execute(&stmt, &[&columns.0, &columns.1, &columns.2, &columns.3])
+            .await?;
+        Ok(vec![(); reqs.len()])
+    }
+}
 
 #[async_trait]
 impl InsightStore for PgStore {
@@ -22,25 +75,13 @@ impl InsightStore for PgStore {
         messages: u64,
         segments: u64,
     ) -> Result<()> {
-        let pool = self.pool();
-        let campaign = campaign.map_or("", |c| c.as_str());
-        let (messages, segments) = (to_i64(messages), to_i64(segments));
-        retrying(|| async move {
-            let client = pool.get().await?;
-            // Both rows in one statement, in key order ("segments" < "sent").
-            let stmt = client
-                .prepare_cached(
-                    "INSERT INTO insights (tenant, campaign, counter, n)
-                     VALUES ($1, $2, 'segments', $4), ($1, $2, 'sent', $3)
-                     ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = insights.n + EXCLUDED.n",
-                )
-                .await?;
-            client
-                .execute(&stmt, &[&tenant.as_str(), &campaign, &messages, &segments])
-                .await?;
-            Ok(())
-        })
-        .await
+        self.counters
+            .submit(CountReq {
+                tenant: tenant.to_string(),
+                campaign: campaign.map_or("", |c| c.as_str()).to_string(),
+                counts: vec![("segments", to_i64(segments)), ("sent", to_i64(messages))],
+            })
+            .await
     }
 
     async fn count_marketing_blocked(
@@ -49,23 +90,13 @@ impl InsightStore for PgStore {
         campaign: Option<&Campaign>,
         messages: u64,
     ) -> Result<()> {
-        let pool = self.pool();
-        let campaign = campaign.map_or("", |c| c.as_str());
-        let messages = to_i64(messages);
-        retrying(|| async move {
-            let client = pool.get().await?;
-            let stmt = client
-                .prepare_cached(
-                    "INSERT INTO insights (tenant, campaign, counter, n) VALUES ($1, $2, 'blocked', $3)
-                     ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = insights.n + EXCLUDED.n",
-                )
-                .await?;
-            client
-                .execute(&stmt, &[&tenant.as_str(), &campaign, &messages])
-                .await?;
-            Ok(())
-        })
-        .await
+        self.counters
+            .submit(CountReq {
+                tenant: tenant.to_string(),
+                campaign: campaign.map_or("", |c| c.as_str()).to_string(),
+                counts: vec![("blocked", to_i64(messages))],
+            })
+            .await
     }
 
     async fn campaign_counters(&self, tenant: &TenantId) -> Result<Vec<CampaignCounters>> {

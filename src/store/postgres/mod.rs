@@ -86,6 +86,7 @@ pub struct PgStore {
     finishes: batch::Batcher<idempotency::FinishWork>,
     enqueues: batch::Batcher<outbox::EnqueueWork>,
     completions: batch::Batcher<outbox::CompleteWork>,
+    counters: batch::Batcher<insights::CountWork>,
     /// This process's row in `heartbeat`.
     node: String,
     /// Keys the hashes of erased opt-outs (`subjects.rs`).
@@ -239,6 +240,7 @@ impl PgStore {
             finishes: batch::Batcher::start(idempotency::FinishWork { pool: pool.clone() }),
             enqueues: batch::Batcher::start(outbox::EnqueueWork { pool: pool.clone() }),
             completions: batch::Batcher::start(outbox::CompleteWork { pool: pool.clone() }),
+            counters: batch::Batcher::start(insights::CountWork { pool: pool.clone() }),
             node: node_id(),
             import_round: import_round.max(1),
             pool,
@@ -278,6 +280,11 @@ impl PgStore {
     /// notifications, completed deliveries.
     pub fn outbox_writer_stats(&self) -> (WriterStats, WriterStats) {
         (self.enqueues.stats(), self.completions.stats())
+    }
+
+    /// The same for the batching writer of send counters.
+    pub fn counter_writer_stats(&self) -> WriterStats {
+        self.counters.stats()
     }
 
     pub(crate) fn pool(&self) -> &Pool {

@@ -62,7 +62,7 @@ SELECT $1, $2, true, since, source, 0 FROM lifted
 ON CONFLICT (tenant, number) DO NOTHING";
 
 /// Counter increments of a batch, one statement, in key order.
-const COUNT: &str = "
+pub(super) const COUNT_MANY: &str = "
 INSERT INTO insights (tenant, campaign, counter, n)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
 ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = insights.n + EXCLUDED.n";
@@ -344,7 +344,7 @@ impl RecordWork {
                 columns.2.push(counter);
                 columns.3.push(n);
             }
-            let count = tx.prepare_cached(COUNT).await?;
+            let count = tx.prepare_cached(COUNT_MANY).await?;
             tx.execute(&count, &[&columns.0, &columns.1, &columns.2, &columns.3])
                 .await?;
         }
