@@ -1096,10 +1096,64 @@ async fn concurrent_send_counters_share_transactions_and_stay_exact() {
     let c = store.campaign_counters(&t("acme")).await.unwrap();
     let bf = c.iter().find(|c| c.campaign.is_some()).unwrap();
     assert_eq!((bf.sent, bf.segments, bf.blocked), (300, 450, 50), "{bf:?}");
-    let stats = store.counter_writer_stats();
+    let (stats, _) = store.counter_writer_stats();
     assert_eq!(stats.items, 200);
     assert!(
         stats.transactions < 200 / 4,
         "200 increments took {stats:?}"
     );
+}
+
+/// Marketing sends through short codes go through a batching writer: a
+/// number sent to by two concurrent requests keeps one row (the last
+/// queued), and the requests share transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_marketing_sends_share_transactions_and_keep_one_row_per_number() {
+    use stopgate::domain::{Campaign, ShortCode};
+    use stopgate::store::AttributionStore;
+
+    let url = Cluster::shared().database().await;
+    let store = Arc::new(PgStore::open(&pg::storage(&url)).await.unwrap());
+    let code = ShortCode::parse("36111").unwrap();
+    let tasks: Vec<_> = (0..100i64)
+        .map(|i| {
+            let (s, code) = (store.clone(), code.clone());
+            tokio::spawn(async move {
+                // Every request sends to +33612340000 and to a number of its own.
+                let sends = [
+                    (n("+33612340000"), code.clone()),
+                    (n(&format!("+3361235{i:04}")), code.clone()),
+                    (n(&format!("+3361235{i:04}")), code),
+                ];
+                let campaign = Campaign::parse(&format!("c{i}")).unwrap();
+                s.note_marketing_sends(&t("acme"), Some(&campaign), 1_000 + i, &sends)
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let shared = store
+        .last_marketing_send(&n("+33612340000"), &code, &t("acme"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!((1_000..1_100).contains(&shared.at), "{shared:?}");
+    assert_eq!(
+        shared.campaign.as_ref().map(|c| c.as_str().to_string()),
+        Some(format!("c{}", shared.at - 1_000)),
+        "the row is one request's send, whole"
+    );
+    for i in [0, 57, 99] {
+        let own = store
+            .last_marketing_send(&n(&format!("+3361235{i:04}")), &code, &t("acme"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(own.at, 1_000 + i);
+    }
+    let (_, stats) = store.counter_writer_stats();
+    assert_eq!(stats.items, 300);
+    assert!(stats.transactions < 100 / 4, "100 requests took {stats:?}");
 }

@@ -87,6 +87,7 @@ pub struct PgStore {
     enqueues: batch::Batcher<outbox::EnqueueWork>,
     completions: batch::Batcher<outbox::CompleteWork>,
     counters: batch::Batcher<insights::CountWork>,
+    sends: batch::Batcher<attribution::SendsWork>,
     /// This process's row in `heartbeat`.
     node: String,
     /// Keys the hashes of erased opt-outs (`subjects.rs`).
@@ -241,6 +242,7 @@ impl PgStore {
             enqueues: batch::Batcher::start(outbox::EnqueueWork { pool: pool.clone() }),
             completions: batch::Batcher::start(outbox::CompleteWork { pool: pool.clone() }),
             counters: batch::Batcher::start(insights::CountWork { pool: pool.clone() }),
+            sends: batch::Batcher::start(attribution::SendsWork { pool: pool.clone() }),
             node: node_id(),
             import_round: import_round.max(1),
             pool,
@@ -282,9 +284,10 @@ impl PgStore {
         (self.enqueues.stats(), self.completions.stats())
     }
 
-    /// The same for the batching writer of send counters.
-    pub fn counter_writer_stats(&self) -> WriterStats {
-        self.counters.stats()
+    /// The same for the batching writers of send counters and of
+    /// marketing sends through short codes.
+    pub fn counter_writer_stats(&self) -> (WriterStats, WriterStats) {
+        (self.counters.stats(), self.sends.stats())
     }
 
     pub(crate) fn pool(&self) -> &Pool {
