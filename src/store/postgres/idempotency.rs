@@ -52,14 +52,6 @@ ON CONFLICT (tenant, reference) DO UPDATE
 SET done = true, at = EXCLUDED.at, fingerprint = EXCLUDED.fingerprint,
     response = EXCLUDED.response";
 
-/// Marks references of the webhooks' scope done where no record holds
-/// them (`$3`, sorted); returns the ones marked.
-const MARK_MANY: &str = "
-INSERT INTO requests (tenant, reference, done, at, fingerprint)
-SELECT $1, u.reference, true, $2, $4 FROM unnest($3::text[]) AS u(reference)
-ON CONFLICT (tenant, reference) DO NOTHING
-RETURNING reference";
-
 /// Keeps done records with their answers in the webhooks' scope where no
 /// record holds the reference (`$3`, sorted); returns the ones kept.
 const KEEP_MANY: &str = "
@@ -79,6 +71,20 @@ FOR UPDATE";
 /// A webhook's replay record kept in the transaction of its work
 /// (`Store::report_once`): its key, fingerprint and answer.
 pub(crate) type Kept<'a> = (&'a str, &'a [u8; 32], &'a [u8]);
+
+/// Per request of a batch, by its replay key if it has one: a key an
+/// earlier request of the batch has is in progress (the first may do the
+/// work; the repeat's sender retries once it committed, as after a begin
+/// of its own).
+pub(crate) fn repeats<'a>(keys: impl IntoIterator<Item = Option<&'a str>>) -> Vec<Option<Attempt>> {
+    let mut firsts = HashSet::new();
+    keys.into_iter()
+        .map(|key| {
+            key.filter(|k| !firsts.insert(*k))
+                .map(|_| Attempt::InProgress)
+        })
+        .collect()
+}
 
 /// Keeps `records` done, with their answers, in `tx`, where no record
 /// holds their key; for the others (none, mostly), what the records that
@@ -202,29 +208,9 @@ pub(crate) async fn mark_many<'a>(
     tx: &deadpool_postgres::Transaction<'_>,
     references: &[&'a str],
 ) -> PgResult<HashSet<&'a str>> {
-    if references.is_empty() {
-        return Ok(HashSet::new());
-    }
-    // Index entries are locked in key order, in every batch.
-    let mut sorted: Vec<&str> = references.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let stmt = tx.prepare_cached(MARK_MANY).await?;
-    let scope = TenantId::webhooks();
-    let rows = tx
-        .query(
-            &stmt,
-            &[&scope.as_str(), &now_millis(), &sorted, &&MARK[..]],
-        )
-        .await?;
-    let wanted: HashSet<&'a str> = references.iter().copied().collect();
-    let mut marked = HashSet::with_capacity(rows.len());
-    for row in rows {
-        if let Some(r) = wanted.get(row.try_get::<_, &str>(0)?) {
-            marked.insert(*r);
-        }
-    }
-    Ok(marked)
+    // A mark is a done record with the empty answer, as `mark_once` keeps.
+    let marks: Vec<Kept<'a>> = references.iter().map(|r| (*r, &MARK, &b""[..])).collect();
+    keep_many(tx, &marks).await
 }
 
 /// A begun or finished request, for the batching writers.

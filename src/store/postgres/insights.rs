@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
 
 use super::batch::BatchWork;
-use super::suppressions::{parse_campaign, COUNT_MANY};
+use super::suppressions::parse_campaign;
 use super::{corrupt, retrying, to_i64, PgResult, PgStore};
 use crate::domain::{Campaign, TenantId};
 use crate::store::{CampaignCounters, InsightStore, Result};
@@ -50,20 +51,39 @@ impl BatchWork for CountWork {
                     .or_default() += n;
             }
         }
-        let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((tenant, campaign, counter), n) in sums {
-            columns.0.push(tenant);
-            columns.1.push(campaign);
-            columns.2.push(counter);
-            columns.3.push(n);
-        }
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(COUNT_MANY).await?;
-        client
-            .execute(&stmt, &[&columns.0, &columns.1, &columns.2, &columns.3])
-            .await?;
+        add_counts(&client, sums).await?;
         Ok(vec![(); reqs.len()])
     }
+}
+
+/// Counter increments, one statement for all of them.
+const COUNT_MANY: &str = "
+INSERT INTO insights (tenant, campaign, counter, n)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
+ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = insights.n + EXCLUDED.n";
+
+/// Adds `counts` ((tenant, campaign, counter), n), each row once and in key
+/// order (every batch locks the rows in one order), in one statement of
+/// `client`'s: a batch's transaction, or a statement of its own.
+pub(super) async fn add_counts<'a>(
+    client: &impl GenericClient,
+    counts: impl IntoIterator<Item = ((&'a str, &'a str, &'a str), i64)>,
+) -> PgResult<()> {
+    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((tenant, campaign, counter), n) in counts {
+        columns.0.push(tenant);
+        columns.1.push(campaign);
+        columns.2.push(counter);
+        columns.3.push(n);
+    }
+    if columns.0.is_empty() {
+        return Ok(());
+    }
+    let stmt = client.prepare_cached(COUNT_MANY).await?;
+    let c = &columns;
+    client.execute(&stmt, &[&c.0, &c.1, &c.2, &c.3]).await?;
+    Ok(())
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@
 //! reports: each one's record under its row lock, the campaigns' delivery
 //! counters and the reports' notifications, in one transaction per batch.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 
@@ -253,18 +253,10 @@ impl BatchWork for ReportWork {
         let find = tx.prepare_cached(FIND_REPORTED).await?;
         let rows = tx.query(&find, &[&providers, &provider_ids]).await?;
 
-        // A replay key twice in one batch: the first may do the work, the
-        // second is in progress until the first committed (its sender
-        // retries), as with a begin of its own.
-        let mut skip: Vec<Option<Attempt>> = vec![None; reqs.len()];
-        let mut firsts: HashSet<&str> = HashSet::new();
-        for (r, skip) in reqs.iter().zip(skip.iter_mut()) {
-            if let Some((replay, _)) = &r.once {
-                if !firsts.insert(replay.key.as_str()) {
-                    *skip = Some(Attempt::InProgress);
-                }
-            }
-        }
+        let mut skip = idempotency::repeats(
+            reqs.iter()
+                .map(|r| r.once.as_ref().map(|(replay, _)| replay.key.as_str())),
+        );
         let mut applying = apply(reqs, &rows, &skip)?;
         let mut kept = answers(reqs, &applying);
         let records: Vec<Kept<'_>> = reqs

@@ -20,7 +20,7 @@ use super::idempotency::{self, Kept};
 use super::{corrupt, optout_counters, retrying, Failure, PgResult, PgStore};
 use crate::domain::{Action, Campaign, Event, Notification, PhoneNumber, Source, TenantId};
 use crate::store::subjects::SubjectKey;
-use crate::store::{Attempt, BulkImport, Once, Replay, Result, Suppression, SuppressionStore};
+use crate::store::{BulkImport, Once, Replay, Result, Suppression, SuppressionStore};
 
 /// An opt-out: a new row, or a subscribed row that becomes suppressed. An
 /// erased opt-out of the number (`$8`, its hash) is suppressed already:
@@ -60,12 +60,6 @@ WITH lifted AS (DELETE FROM erased WHERE tenant = $1 AND hash = $3 RETURNING sin
 INSERT INTO suppressions (tenant, number, suppressed, updated, source, seq)
 SELECT $1, $2, true, since, source, 0 FROM lifted
 ON CONFLICT (tenant, number) DO NOTHING";
-
-/// Counter increments of a batch, one statement, in key order.
-pub(super) const COUNT_MANY: &str = "
-INSERT INTO insights (tenant, campaign, counter, n)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[])
-ON CONFLICT (tenant, campaign, counter) DO UPDATE SET n = insights.n + EXCLUDED.n";
 
 pub(crate) fn parse_source(s: &str) -> PgResult<Source> {
     Ok(match s {
@@ -153,17 +147,10 @@ impl BatchWork for RecordWork {
     async fn run(&self, reqs: &[&Self::Req]) -> PgResult<Vec<Self::Ans>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // A replay key twice in one batch: the second is in progress until
-        // the first committed (its sender retries), as with a begin.
-        let mut seen: Vec<Option<Attempt>> = vec![None; reqs.len()];
-        let mut firsts: HashSet<&str> = HashSet::new();
-        for (r, seen) in reqs.iter().zip(seen.iter_mut()) {
-            if let Some((replay, _)) = &r.replay {
-                if !firsts.insert(replay.key.as_str()) {
-                    *seen = Some(Attempt::InProgress);
-                }
-            }
-        }
+        let mut seen = idempotency::repeats(
+            reqs.iter()
+                .map(|r| r.replay.as_ref().map(|(replay, _)| replay.key.as_str())),
+        );
         let records: Vec<Kept<'_>> = reqs
             .iter()
             .zip(&seen)
@@ -336,18 +323,10 @@ impl RecordWork {
                     .or_default() += 1;
             }
         }
-        if !counters.is_empty() {
-            let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((tenant, campaign, counter), n) in counters {
-                columns.0.push(tenant);
-                columns.1.push(campaign);
-                columns.2.push(counter);
-                columns.3.push(n);
-            }
-            let count = tx.prepare_cached(COUNT_MANY).await?;
-            tx.execute(&count, &[&columns.0, &columns.1, &columns.2, &columns.3])
-                .await?;
-        }
+        let counts = counters
+            .iter()
+            .map(|((t, campaign, counter), n)| ((*t, campaign.as_str(), counter.as_str()), *n));
+        super::insights::add_counts(tx, counts).await?;
         // The confirmation caps, after every row lock above (in the same
         // order in every batch); the first caller of a cap in the batch
         // takes a new mark.
